@@ -1,0 +1,86 @@
+"""Coalescing streamed text into comm messages: at most one message every `interval` seconds.
+
+jupyter_server drops IOPub messages above 1000/s (comm messages count), so per-token sends lose text
+at high token rates (notebook-platform.md §6). Time-based flushing also covers slow models: a timer
+makes sure a lone delta never waits for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["DeltaBatcher"]
+
+
+class DeltaBatcher:
+    """Collects text/reasoning for one answer (`mid`) and sends `{"type": "delta", mid, seq, …}` messages.
+
+    Runs on one event loop; not thread-safe by design (one producer per stream keeps `seq` ordered).
+    """
+
+    def __init__(self, send: Callable[[dict[str, Any]], None], mid: int, interval: float = 0.04,
+                 max_pending_chars: int = 16384) -> None:
+        self._send = send
+        self.mid = mid
+        self.interval = interval
+        self.max_pending_chars = max_pending_chars
+        self.seq = 0
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self._pending_text: list[str] = []
+        self._pending_reasoning: list[str] = []
+        self._pending_chars = 0
+        self._last_flush = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self.messages_sent = 0
+
+    def add(self, text: str = "", reasoning: str = "") -> None:
+        if text:
+            self.text.append(text)
+            self._pending_text.append(text)
+        if reasoning:
+            self.reasoning.append(reasoning)
+            self._pending_reasoning.append(reasoning)
+        self._pending_chars += len(text) + len(reasoning)
+        now = time.monotonic()
+        if now - self._last_flush >= self.interval or self._pending_chars >= self.max_pending_chars:
+            self.flush()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.interval - (now - self._last_flush), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what is pending now (always called at the end, on error and on stop)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._last_flush = time.monotonic()
+        if not self._pending_text and not self._pending_reasoning:
+            return
+        msg: dict[str, Any] = {"type": "delta", "mid": self.mid, "seq": self.seq}  # never a key named "id"
+        if self._pending_text:
+            msg["text"] = "".join(self._pending_text)
+            self._pending_text.clear()
+        if self._pending_reasoning:
+            msg["reasoning"] = "".join(self._pending_reasoning)
+            self._pending_reasoning.clear()
+        self._pending_chars = 0
+        self.seq += 1
+        self.messages_sent += 1
+        self._send(msg)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The in-flight answer so far, for a view that (re)connects: everything sent, with the next seq."""
+        self.flush()
+        return {"type": "resync", "mid": self.mid, "seq": self.seq, "text": "".join(self.text),
+                "reasoning": "".join(self.reasoning)}
+
+    def close(self) -> None:
+        self.flush()

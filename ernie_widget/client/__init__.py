@@ -1,0 +1,47 @@
+"""The streaming ERNIE client: providers, events, errors. Nothing outside this package touches httpx2."""
+
+from __future__ import annotations
+
+from .core import AsyncErnie, AsyncStream
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ContentFilterError,
+    ContextLengthError,
+    ErnieError,
+    IncompleteStreamError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from .events import Metrics, Reply, Safety, StreamEvent, Usage
+from .messages import image
+from .sync import Ernie, Stream
+
+__all__ = [
+    "APIConnectionError",
+    "APITimeoutError",
+    "AsyncErnie",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ContentFilterError",
+    "ContextLengthError",
+    "Ernie",
+    "ErnieError",
+    "IncompleteStreamError",
+    "Metrics",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Reply",
+    "Safety",
+    "ServerError",
+    "Stream",
+    "StreamEvent",
+    "Usage",
+    "image",
+]

@@ -1,0 +1,109 @@
+"""Normalized stream events and the assembled reply: the one shape every provider produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventType = Literal["text", "reasoning", "usage", "search_results", "safety", "finish"]
+
+__all__ = ["Metrics", "Reply", "Safety", "StreamEvent", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the service reports them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            p = int(data.get("prompt_tokens") or 0)
+            c = int(data.get("completion_tokens") or 0)
+            t = int(data.get("total_tokens") or (p + c))
+        except (TypeError, ValueError):
+            return None
+        return cls(p, c, t)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True, slots=True)
+class Safety:
+    """ERNIE's content-safety signals (see ernie-api.md §5.3–5.5).
+
+    flag: 0 safe, 1 low risk, 2 no further turns, 3 must not be displayed, 4 withdraw shown text.
+    """
+
+    flag: int = 0
+    ban_round: int | None = None
+    need_clear_history: bool = False
+
+    @property
+    def withdraws_text(self) -> bool:
+        return self.flag in (3, 4)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flag": self.flag, "ban_round": self.ban_round, "need_clear_history": self.need_clear_history}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One normalized piece of a streamed answer."""
+
+    type: EventType
+    text: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    safety: Safety | None = None
+    results: tuple[dict[str, Any], ...] | None = None
+    request_id: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Timing of one request, in seconds unless named otherwise."""
+
+    ttft: float | None = None
+    duration: float = 0.0
+    chunks: int = 0
+    tokens_per_s: float | None = None
+    retries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ttft_ms": None if self.ttft is None else round(self.ttft * 1000, 1),
+            "duration_ms": round(self.duration * 1000, 1),
+            "chunks": self.chunks,
+            "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 1),
+            "retries": self.retries,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole answer, assembled from its stream."""
+
+    text: str = ""
+    reasoning: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    request_id: str | None = None
+    truncated: bool = False
+    safety: Safety | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    search_results: tuple[dict[str, Any], ...] = ()
+    trimmed_turns: int = 0
+    provider: str | None = None
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,0 +1,10 @@
+"""AI Studio (星河) v3: OpenAI-compatible with the personal access token as bearer (ernie-api.md §3)."""
+
+from __future__ import annotations
+
+from .openai_style import OpenAIStyleProvider
+
+
+class AIStudioProvider(OpenAIStyleProvider):
+    name = "aistudio"
+    max_tokens_field = "max_completion_tokens"

@@ -1,0 +1,113 @@
+"""What a provider is: an HTTP surface (build a request, read a chunk) or a direct in-process source."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..events import Safety, StreamEvent, Usage
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from ..config import ProviderConfig
+    from ..messages import Message
+
+__all__ = ["Chunk", "DirectProvider", "HTTPProvider", "HTTPRequest"]
+
+
+@dataclass(slots=True)
+class HTTPRequest:
+    method: str
+    url: str
+    json: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Chunk:
+    """What one parsed data event says, in provider-neutral terms."""
+
+    text: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    safety: Safety | None = None
+    search_results: tuple[dict[str, Any], ...] | None = None
+    request_id: str | None = None
+    model: str | None = None
+    is_end: bool = False
+    truncated: bool = False
+
+
+#: Baidu says "normal" where OpenAI says "stop"; FastDeploy adds "recover_stop".
+_FINISH = {"normal": "stop", "stop": "stop", "recover_stop": "stop", "length": "length",
+           "content_filter": "content_filter", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+
+
+def normalize_finish(reason: Any) -> str | None:
+    if not reason:
+        return None
+    return _FINISH.get(str(reason), str(reason))
+
+
+class HTTPProvider:
+    """Base of the HTTP surfaces. Subclasses override `build_request` and `parse_data`."""
+
+    name: str = "http"
+    kind = "http"
+    #: whether the stream ends with `data: [DONE]` (v1 ends with is_end instead)
+    done_sentinel = True
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    @property
+    def model(self) -> str | None:
+        return self.config.model
+
+    def secrets(self) -> tuple[str, ...]:
+        return self.config.secrets
+
+    async def authenticate(self, http: httpx2.AsyncClient, *, force: bool = False) -> None:
+        """Obtain or refresh a derived token (Qianfan v1 OAuth). Most surfaces need nothing."""
+
+    def needs_reauth(self, code: Any) -> bool:
+        return False
+
+    def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
+        raise NotImplementedError
+
+    def parse_data(self, obj: dict[str, Any]) -> Chunk:
+        raise NotImplementedError
+
+    def parse_body(self, obj: dict[str, Any]) -> Chunk:
+        """A non-streamed answer; by default the same reader as a chunk."""
+        chunk = self.parse_data(obj)
+        chunk.is_end = True
+        return chunk
+
+
+class DirectProvider:
+    """A provider that produces events itself, in process (the local model, cassette replay)."""
+
+    name: str = "direct"
+    kind = "direct"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    @property
+    def model(self) -> str | None:
+        return self.config.model
+
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+    def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release resources held for this client (shared model weights stay loaded)."""

@@ -1,0 +1,10 @@
+"""Any OpenAI-compatible server: FastDeploy, vLLM, llama.cpp serving open ERNIE-4.5 weights (ernie-api.md §4)."""
+
+from __future__ import annotations
+
+from .openai_style import OpenAIStyleProvider
+
+
+class OpenAICompatProvider(OpenAIStyleProvider):
+    name = "openai"
+    max_tokens_field = "max_tokens"

@@ -1,0 +1,10 @@
+"""Qianfan v2: OpenAI-compatible, `Authorization: Bearer bce-v3/ALTAK-…` (ernie-api.md §1)."""
+
+from __future__ import annotations
+
+from .openai_style import OpenAIStyleProvider
+
+
+class QianfanV2Provider(OpenAIStyleProvider):
+    name = "qianfan"
+    max_tokens_field = "max_completion_tokens"

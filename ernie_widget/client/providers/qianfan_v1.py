@@ -1,0 +1,150 @@
+"""Qianfan v1 ("wenxinworkshop"): AK/SK → OAuth access_token, Baidu body, `is_end` (ernie-api.md §2)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..classify import TOKEN_EXPIRED_CODES, error_from_body, error_in
+from ..errors import APIConnectionError, AuthenticationError
+from ..events import Safety, Usage
+from ..messages import Message, v1_messages
+from ..redact import register_secret
+from .base import Chunk, HTTPProvider, HTTPRequest, normalize_finish
+
+if TYPE_CHECKING:
+    import httpx2
+
+#: model name (case-insensitive) → endpoint suffix; kept as data (langchain-ai/langchain#13116)
+V1_ENDPOINTS: dict[str, str] = {
+    "ernie-4.0-8k": "completions_pro",
+    "ernie-bot-4": "completions_pro",
+    "ernie-4.0-8k-latest": "ernie-4.0-8k-latest",
+    "ernie-4.0-8k-0613": "ernie-4.0-8k-0613",
+    "ernie-4.0-8k-preview": "ernie-4.0-8k-preview",
+    "ernie-4.0-turbo-8k": "ernie-4.0-turbo-8k",
+    "ernie-4.0-turbo-8k-latest": "ernie-4.0-turbo-8k-latest",
+    "ernie-4.0-turbo-8k-preview": "ernie-4.0-turbo-8k-preview",
+    "ernie-3.5-8k": "completions",
+    "ernie-bot": "completions",
+    "ernie-3.5-128k": "ernie-3.5-128k",
+    "ernie-speed-8k": "ernie_speed",
+    "ernie-speed-128k": "ernie-speed-128k",
+    "ernie-speed-pro-128k": "ernie-speed-pro-128k",
+    "ernie-lite-8k": "ernie-lite-8k",
+    "ernie-lite-8k-0922": "eb-instant",
+    "ernie-bot-turbo": "eb-instant",
+    "ernie-lite-pro-8k": "ernie-lite-pro-8k",
+    "ernie-tiny-8k": "ernie-tiny-8k",
+    "ernie-character-8k": "ernie-char-8k",
+    "ernie-char-8k": "ernie-char-8k",
+    "ernie-novel-8k": "ernie-novel-8k",
+    "ernie-speed-appbuilder": "ai_apaas",
+}
+
+
+def endpoint_for(model: str) -> str:
+    """The v1 endpoint suffix for a model name; an unknown name is used as a custom endpoint."""
+    return V1_ENDPOINTS.get(model.lower(), model)
+
+
+class QianfanV1Provider(HTTPProvider):
+    name = "qianfan-v1"
+    done_sentinel = False
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self._token: str | None = None
+        self._token_at = 0.0
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: Any = None
+
+    def secrets(self) -> tuple[str, ...]:
+        return (*self.config.secrets, *((self._token,) if self._token else ()))
+
+    def needs_reauth(self, code: Any) -> bool:
+        try:
+            return int(code) in TOKEN_EXPIRED_CODES
+        except (TypeError, ValueError):
+            return False
+
+    async def authenticate(self, http: httpx2.AsyncClient, *, force: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        stale = self._token
+        async with self._lock:
+            if self._token and not (force and self._token == stale):
+                return
+            import httpx2 as _httpx2
+
+            url = f"{self.config.base_url}/oauth/2.0/token"
+            params = {"grant_type": "client_credentials", "client_id": self.config.api_key or "",
+                      "client_secret": self.config.secret_key or ""}
+            try:
+                response = await http.post(url, params=params)
+                body = response.json()
+            except _httpx2.HTTPError as exc:
+                raise APIConnectionError(
+                    f"获取访问令牌失败 / could not reach the OAuth token endpoint: {type(exc).__name__}"
+                ) from None
+            except ValueError:
+                raise AuthenticationError("令牌接口返回了无效内容 / the OAuth endpoint returned no JSON",
+                                          status_code=response.status_code) from None
+            token = body.get("access_token") if isinstance(body, dict) else None
+            if not token:
+                err = error_in(body) or {"message": "no access_token"}
+                if isinstance(err, dict) and err.get("error_description"):
+                    err = {"code": body.get("error"), "message": err["error_description"]}
+                cls_err = error_from_body(err, status=response.status_code)
+                raise AuthenticationError(
+                    f"AK/SK 无效 / the Qianfan AK/SK were rejected: {cls_err.message.split(': ', 1)[-1]}",
+                    status_code=response.status_code, code=body.get("error") if isinstance(body, dict) else None,
+                )
+            register_secret(token)
+            self._token, self._token_at = token, time.monotonic()
+
+    def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
+        system, turns = v1_messages(messages)
+        model = params.pop("model", None) or self.model or "ERNIE-Speed-8K"
+        body: dict[str, Any] = {"messages": turns}
+        if system:
+            body["system"] = system
+        if stream:
+            body["stream"] = True
+        max_tokens = params.pop("max_tokens", None)
+        if max_tokens is not None:
+            body["max_output_tokens"] = max_tokens
+        body.update({k: v for k, v in params.items() if v is not None})
+        url = f"{self.config.base_url}/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/{endpoint_for(model)}"
+        return HTTPRequest("POST", url, body, {}, {"access_token": self._token or ""})
+
+    def parse_data(self, obj: dict[str, Any]) -> Chunk:
+        chunk = Chunk(request_id=obj.get("id"), model=None)
+        result = obj.get("result")
+        if result:
+            chunk.text = result
+        if obj.get("usage"):
+            chunk.usage = Usage.from_dict(obj["usage"])
+        chunk.truncated = bool(obj.get("is_truncated"))
+        chunk.is_end = bool(obj.get("is_end"))
+        reason = normalize_finish(obj.get("finish_reason"))
+        if chunk.is_end or reason not in (None, "stop"):
+            chunk.finish_reason = "length" if chunk.truncated else reason
+        flag = obj.get("flag") or 0
+        clear = bool(obj.get("need_clear_history"))
+        if flag or clear:
+            ban = obj.get("ban_round")
+            chunk.safety = Safety(int(flag), ban if isinstance(ban, int) else None, clear)
+        info = obj.get("search_info")
+        if isinstance(info, dict) and isinstance(info.get("search_results"), list):
+            chunk.search_results = tuple(r for r in info["search_results"] if isinstance(r, dict)) or None
+        return chunk
+
+    def parse_body(self, obj: dict[str, Any]) -> Chunk:
+        chunk = self.parse_data(obj)
+        chunk.is_end = True
+        if chunk.finish_reason is None:
+            chunk.finish_reason = "length" if chunk.truncated else "stop"
+        return chunk

@@ -1,0 +1,216 @@
+"""`Ernie`: the thread-safe synchronous facade. The same async core runs on the private loop."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from .._loop import background_loop, in_background_loop, run_sync, submit
+from .core import AsyncErnie, AsyncStream
+from .events import Reply, StreamEvent
+
+__all__ = ["Ernie", "Stream"]
+
+_END = object()
+_HIGH_WATER = 512  # events buffered ahead of a slow consumer before the producer waits
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class Stream:
+    """A synchronous iterator over an answer's `StreamEvent`s; ``close()`` or ``with`` stops it."""
+
+    def __init__(self, astream: AsyncStream) -> None:
+        self._astream = astream
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._space: asyncio.Event | None = None
+        self._finished = threading.Event()
+        self._exhausted = False
+        self._future = submit(self._pump())
+
+    @property
+    def reply(self) -> Reply | None:
+        return self._astream.reply
+
+    @property
+    def partial_text(self) -> str:
+        return self._astream.partial_text
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self._astream.messages
+
+    async def _pump(self) -> None:
+        space = self._space = asyncio.Event()
+        q = self._queue
+        try:
+            async for ev in self._astream:
+                q.put(ev)
+                if q.qsize() > _HIGH_WATER:
+                    space.clear()
+                    await space.wait()
+            q.put(_END)
+        except asyncio.CancelledError:
+            q.put(_END)
+            raise
+        except BaseException as exc:
+            q.put(_Failure(exc))
+        finally:
+            await self._astream.close()
+            self._finished.set()
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        if self._exhausted:
+            raise StopIteration
+        try:
+            item = self._queue.get()
+        except KeyboardInterrupt:
+            self.close()
+            raise
+        if self._space is not None and not self._space.is_set() and self._queue.qsize() < _HIGH_WATER // 2:
+            background_loop().call_soon_threadsafe(self._space.set)
+        if item is _END:
+            self._exhausted = True
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self._exhausted = True
+            raise item.error
+        return item
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the answer and wait until its HTTP response is closed."""
+        self._exhausted = True
+        if not self._finished.is_set():
+            self._future.cancel()
+            if not in_background_loop():
+                self._finished.wait(timeout)
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not self._finished.is_set():
+                self._future.cancel()
+        except Exception:
+            pass
+
+
+class Ernie:
+    """Synchronous ERNIE client for every surface; safe to share between threads.
+
+    >>> client = Ernie()                       # provider from the environment, or the local model
+    >>> for ev in client.stream("你好"):        # doctest: +SKIP
+    ...     print(ev.text, end="")
+    """
+
+    def __init__(
+        self,
+        provider: str | None = None,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        stream_idle_timeout: float | None = 60.0,
+        max_stream_seconds: float | None = 600.0,
+        max_retries: int = 2,
+        max_concurrency: int = 8,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rate_limit_backend: str | None = None,
+        cassette: str | None = None,
+    ) -> None:
+        self._async = AsyncErnie(
+            provider, model=model, api_key=api_key, secret_key=secret_key, base_url=base_url, timeout=timeout,
+            stream_idle_timeout=stream_idle_timeout, max_stream_seconds=max_stream_seconds,
+            max_retries=max_retries, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
+            rate_limit_backend=rate_limit_backend, cassette=cassette,
+        )
+
+    @property
+    def aio(self) -> AsyncErnie:
+        """The async core; use it only from the private loop (the widget and magics do)."""
+        return self._async
+
+    @property
+    def provider(self) -> str:
+        return self._async.provider
+
+    @property
+    def model(self) -> str | None:
+        return self._async.model
+
+    @property
+    def base_url(self) -> str | None:
+        return self._async.base_url
+
+    @property
+    def config(self) -> Any:
+        return self._async.config
+
+    def __repr__(self) -> str:
+        return f"Ernie(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+    def stream(
+        self,
+        prompt_or_messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        **extra: Any,
+    ) -> Stream:
+        """Stream an answer as `StreamEvent`s on the private loop; iterate, then read ``.reply``."""
+        astream = self._async.stream(prompt_or_messages, model=model, system=system, temperature=temperature,
+                                     top_p=top_p, max_tokens=max_tokens, **extra)
+        return Stream(astream)
+
+    def chat(
+        self,
+        prompt_or_messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        **extra: Any,
+    ) -> Reply:
+        """The whole answer as a `Reply`. A KeyboardInterrupt stops the request and closes the connection."""
+        return run_sync(self._async.chat(prompt_or_messages, model=model, system=system, temperature=temperature,
+                                         top_p=top_p, max_tokens=max_tokens, **extra))
+
+    def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Any) -> Any:
+        """Run many prompts with bounded concurrency and progress; see `ernie_widget.batch`."""
+        from ..batch import map_sync
+
+        return map_sync(self, prompts_or_template, rows, **kwargs)
+
+    def close(self) -> None:
+        """Close the connection pool on the private loop."""
+        if not in_background_loop():
+            run_sync(self._async.aclose())
+
+    def __enter__(self) -> Ernie:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
