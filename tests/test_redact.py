@@ -35,6 +35,11 @@ def test_qianfan_v2_key_keeps_its_kind_visible():
     assert out.endswith(" end")
 
 
+def test_v2_key_assignment_keeps_the_readable_prefix():
+    assert redact(f"api_key = {V2_KEY}") == "api_key = bce-v3/ALTAK-***"
+    assert redact(f"QIANFAN_API_KEY={V2_KEY}") == "QIANFAN_API_KEY=bce-v3/ALTAK-***"
+
+
 def test_bearer_header_with_v2_key_keeps_scheme_and_kind():
     out = redact(f"Authorization: Bearer {V2_KEY}")
     assert out == "Authorization: Bearer bce-v3/ALTAK-***"

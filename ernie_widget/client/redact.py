@@ -115,10 +115,11 @@ _SHAPES: list[tuple[re.Pattern[str], str]] = [
     # OpenAI-style keys (sk-…, sk-proj-…), also used by OpenAI-compatible gateways.
     (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), "sk-" + MASK),
     # AK / SK (and *_KEY / *_SECRET / *_TOKEN) assignments: QIANFAN_AK=…, ak: "…", AISTUDIO_ACCESS_TOKEN=….
+    # The atomic group + (?!\*) skip values an earlier rule already masked (api_key=bce-v3/ALTAK-***).
     (
         re.compile(
             r"(?i)\b((?:[A-Z0-9_]*_)?(?:AK|SK|ACCESS_KEY|SECRET_KEY|API_KEY|SECRET|ACCESS_TOKEN|TOKEN|PASSWORD)"
-            r"[\"']?\s*[=:]\s*[\"']?)(?=[A-Za-z0-9._/+=-]*[0-9])[A-Za-z0-9._/+=-]{12,}"
+            r"[\"']?\s*[=:]\s*[\"']?)(?=[A-Za-z0-9._/+=-]*[0-9])(?>[A-Za-z0-9._/+=-]{12,})(?!\*)"
         ),
         r"\1" + MASK,
     ),
