@@ -21,7 +21,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ._loop import background_loop, in_background_loop, submit
+from ._loop import background_loop, submit
 from .batcher import DeltaBatcher
 from .client.errors import ErnieError
 from .client.messages import image as image_part

@@ -1,0 +1,484 @@
+"""`%ernie` / `%%ernie`: generate code, markdown or text inline, streamed into the cell output.
+
+The stream runs on the package's private loop; the main thread drains it and updates one display
+handle at ≤ 20 Hz, so the cell blocks like any other and a kernel interrupt cancels the request
+(notebook-platform.md §5.4). Model text is untrusted: it is rendered to sanitized HTML in the kernel,
+never emitted as raw text/markdown or text/html (JupyterLab trusts live outputs).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import queue
+import sys
+import time
+import traceback
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
+
+from ._loop import submit
+from .client.errors import ErnieError
+from .client.messages import estimate_tokens
+from .threads import DEFAULT_THREAD, Conversation, ThreadBusyError, get_thread
+
+__all__ = ["FORMAT_INSTRUCTIONS", "ErnieMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+FORMATS = ("code", "markdown", "text", "json", "html", "math")
+
+#: what each output format asks of the model (appended to the system prompt)
+FORMAT_INSTRUCTIONS = {
+    "code": ("Answer with source code only, in a single fenced code block (Python unless another language is "
+             "asked for). Put any explanation in code comments, not outside the block."),
+    "markdown": None,
+    "text": "Answer in plain text without markdown formatting.",
+    "json": "Answer with valid JSON only: no prose and no code fences.",
+    "html": "Answer with an HTML fragment only.",
+    "math": "Answer with a LaTeX math expression only, without $ delimiters and without prose.",
+}
+
+_DONE = object()
+_clients: dict[tuple[Any, ...], Any] = {}
+_session_credentials: dict[str, dict[str, str]] = {}
+
+
+def _client_for(provider: str | None, model: str | None) -> Any:
+    """One `Ernie` per (provider, model, session credentials), so connection pools are reused."""
+    from .client import Ernie
+
+    creds = _session_credentials.get(provider or "", {}) if provider else {}
+    if provider is None and _session_credentials:
+        provider, creds = next(iter(_session_credentials.items()))
+    key = (provider, model, tuple(sorted(creds.items())))
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = Ernie(provider, model=model, **creds)  # type: ignore[arg-type]
+    return client
+
+
+@magics_class
+class ErnieMagics(Magics):
+    """ERNIE in IPython. Configure with ``%config ErnieMagics.model = "ernie-4.5-turbo-32k"``."""
+
+    provider = Unicode(None, allow_none=True, help="Provider: qianfan, qianfan-v1, aistudio, openai, local, replay").tag(config=True)
+    model = Unicode(None, allow_none=True, help="Default model name").tag(config=True)
+    format = CaselessStrEnum(FORMATS, default_value="markdown", help="Default output format").tag(config=True)
+    max_history = Int(2, help="Exchanges of the thread sent with each prompt").tag(config=True)
+    stream = Bool(True, help="Update the output while the answer streams (ERNIE_STREAM=0 turns it off)").tag(config=True)
+    system = Unicode(None, allow_none=True, help="Default system prompt").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Default temperature").tag(config=True)
+    token_budget = Int(0, help="Tokens this session may spend through the magics (0 = no limit)").tag(config=True)
+    update_interval = Float(0.05, help="Seconds between display updates (≤ 20 Hz)").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        if os.environ.get("ERNIE_STREAM", "").strip() in ("0", "false", "no"):
+            self.stream = False
+        self.tokens_used = 0
+
+    # -- the magic -------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("prompt", nargs="*", help="the prompt (line magic); the cell body is the prompt for %%ernie")
+    @argument("-m", "--model", help="model name")
+    @argument("-p", "--provider", help="qianfan, qianfan-v1, aistudio, openai, local, replay")
+    @argument("-f", "--format", choices=FORMATS, help="output format (default markdown)")
+    @argument("-s", "--system", help="system prompt")
+    @argument("-t", "--temperature", type=float, help="sampling temperature")
+    @argument("--max-tokens", type=int, help="maximum answer tokens")
+    @argument("--params", help="JSON object of extra request parameters")
+    @argument("-o", "--out", help="store the final text (for -f code: the code) in this variable")
+    @argument("--no-stream", action="store_true", help="show only the final answer")
+    @argument("--image", action="append", default=[], metavar="VAR",
+              help="attach an image variable (figure, PIL image, bytes or path); repeatable")
+    @argument("--thread", help=f"conversation to use (default {DEFAULT_THREAD!r}), shared with ErnieChat")
+    @argument("--reset", action="store_true", help="forget the thread's history first")
+    @argument("--dry-run", action="store_true", help="print the exact messages and token estimate; send nothing")
+    @argument("--trust-html", action="store_true", help="with -f html: render the model's HTML (sanitized)")
+    @argument("--over", metavar="DF", help="run the cell as a template over every row of a DataFrame/list")
+    @argument("--list", action="store_true", help="providers, models and configured credentials")
+    @argument("--fix", action="store_true", help="explain the last exception and propose a fix")
+    @argument("--paste", type=int, metavar="N", help="put code block N of the thread's last answer in the next cell")
+    @argument("--login", action="store_true", help="enter a key for this session (never echoed or saved)")
+    @argument("--doctor", action="store_true", help="check configuration, network and key")
+    @line_cell_magic
+    def ernie(self, line: str, cell: str | None = None) -> Any:
+        """Ask ERNIE. ``%ernie 你好`` or ``%%ernie -f code`` with the prompt in the cell body.
+
+        ``{name}``, ``{In[n]}``, ``{Out[n]}`` and ``{Err[n]}`` are filled in from the notebook;
+        every other brace stays literal (``{{`` / ``}}`` escape).
+        """
+        try:
+            args = parse_argstring(self.ernie, line)
+        except UsageError:
+            raise
+        except SystemExit:  # argparse on a bad option
+            raise UsageError("参数错误，见 %ernie? / invalid options, see %ernie?") from None
+        if args.list:
+            return self._list()
+        if args.login:
+            return self._login(args.provider)
+        if args.doctor:
+            return self._doctor(args.provider)
+        if args.paste is not None:
+            return self._paste(args.paste, args.thread)
+        prompt = cell if cell is not None else " ".join(args.prompt)
+        if args.fix:
+            prompt = self._fix_prompt(prompt)
+        if not prompt or not prompt.strip():
+            raise UsageError("请提供问题 / give a prompt: %ernie 你好, or %%ernie with the prompt in the cell")
+        if args.over:
+            return self._over(args, prompt)
+        return self._generate(args, prompt)
+
+    # -- generation ------------------------------------------------------------------------------
+
+    def _request_params(self, args: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if args.params:
+            try:
+                extra = json.loads(args.params)
+            except ValueError as exc:
+                raise UsageError(f"--params 不是有效 JSON / --params is not valid JSON: {exc}") from None
+            if not isinstance(extra, dict):
+                raise UsageError("--params 必须是 JSON 对象 / --params must be a JSON object")
+            params.update(extra)
+        temperature = args.temperature if args.temperature is not None else self.temperature
+        if temperature is not None:
+            params["temperature"] = temperature
+        if args.max_tokens is not None:
+            params["max_tokens"] = args.max_tokens
+        return params
+
+    def _system_prompt(self, args: Any, fmt: str) -> str | None:
+        parts = [p for p in (args.system or self.system, FORMAT_INSTRUCTIONS.get(fmt)) if p]
+        return "\n\n".join(parts) or None
+
+    def _build_messages(self, conv: Conversation, args: Any, prompt: str, fmt: str) -> list[dict[str, Any]]:
+        from .interpolate import interpolate
+
+        ns = self.shell.user_ns if self.shell is not None else {}
+        text = interpolate(prompt, ns, warn=lambda msg: print(msg, file=sys.stderr))
+        history = conv.history(self.max_history)
+        content: Any = text
+        if args.image:
+            from .client.messages import image
+
+            parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+            for name in args.image:
+                if name not in ns:
+                    raise UsageError(f"找不到变量 / no variable named {name!r} for --image")
+                try:
+                    parts.append(image(ns[name]))
+                except ErnieError as err:
+                    raise UsageError(err.message) from None
+            content = parts
+        messages: list[dict[str, Any]] = []
+        system = self._system_prompt(args, fmt)
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.extend(history)
+        if messages and messages[-1]["role"] == "user":
+            messages.pop()  # an unanswered question left by a failed turn
+        messages.append({"role": "user", "content": content})
+        return messages
+
+    def _generate(self, args: Any, prompt: str) -> Any:
+        fmt = (args.format or self.format).lower()
+        thread = args.thread or DEFAULT_THREAD
+        conv = get_thread(thread)
+        if args.reset:
+            conv.clear()
+        messages = self._build_messages(conv, args, prompt, fmt)
+        params = self._request_params(args)
+        estimate = estimate_tokens(messages) + int(params.get("max_tokens") or 1024)
+        if args.dry_run:
+            return self._show_dry_run(messages, params, estimate)
+        if self.token_budget and self.tokens_used + estimate > self.token_budget:
+            raise UsageError(
+                f"超出本会话的 token 预算 / this would exceed the session token budget: used {self.tokens_used}, "
+                f"estimate {estimate}, budget {self.token_budget} (raise ErnieMagics.token_budget)"
+            )
+        try:
+            client = _client_for(args.provider or self.provider, args.model or self.model)
+        except ErnieError as err:
+            raise UsageError(err.message) from None
+        try:
+            conv.begin_or_raise()
+        except ThreadBusyError as err:
+            raise UsageError(err.message) from None
+        last = messages[-1]["content"]
+        try:
+            conv.append({"role": "user", "content": last if isinstance(last, str) else last[0]["text"]})
+            streaming = self.stream and not args.no_stream
+            text, reply, error, interrupted = self._drain(client, messages, params, fmt, streaming, args.trust_html)
+            answer: dict[str, Any] = {"role": "assistant", "content": text, "status": "ok"}
+            if reply is not None:
+                answer.update(finish_reason=reply.finish_reason, request_id=reply.request_id,
+                              metrics=reply.metrics.to_dict())
+                if reply.usage:
+                    answer["usage"] = reply.usage.to_dict()
+                if reply.truncated:
+                    answer["truncated"] = True
+                if reply.trimmed_turns:
+                    print(f"历史过长，已省略最早的 {reply.trimmed_turns} 条消息 / the history was trimmed "
+                          f"({reply.trimmed_turns} oldest messages left out)", file=sys.stderr)
+            if error is not None:
+                answer["status"], answer["error"] = "error", str(error)
+            if interrupted:
+                answer["status"] = "stopped"
+            conv.append(answer)
+        finally:
+            conv.end_turn()
+        used = reply.usage.total_tokens if reply is not None and reply.usage else estimate_tokens(messages) + estimate_tokens(text)
+        self.tokens_used += used
+        self._after(args, fmt, text)
+        if interrupted:
+            raise KeyboardInterrupt
+        if error is not None:
+            raise UsageError(str(error)) from None
+        return None
+
+    def _drain(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any], fmt: str,
+               streaming: bool, trust_html: bool) -> tuple[str, Any, ErnieError | None, bool]:
+        """Stream on the private loop, render on this thread; an interrupt cancels the request."""
+        from .render import bundle
+
+        q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        aio = client.aio
+
+        async def pump() -> Any:
+            stream = aio.stream(messages, **params)
+            try:
+                async with stream:
+                    async for ev in stream:
+                        if ev.type == "text":
+                            q.put(ev.text)
+                    return stream.reply
+            finally:
+                q.put(_DONE)
+
+        future = submit(pump())
+        parts: list[str] = []
+        handle = display(bundle("", fmt, trust_html=trust_html, streaming=True), raw=True,
+                         display_id=True) if streaming else None
+        last = 0.0
+        dirty = False
+        interrupted = False
+        try:
+            while True:
+                try:
+                    item = q.get(timeout=self.update_interval)
+                except queue.Empty:
+                    item = None
+                if item is _DONE:
+                    break
+                if item is not None:
+                    parts.append(item)
+                    dirty = True
+                now = time.monotonic()
+                if handle is not None and dirty and now - last >= self.update_interval:
+                    handle.update(bundle("".join(parts), fmt, trust_html=trust_html, streaming=True), raw=True)
+                    last, dirty = now, False
+        except KeyboardInterrupt:
+            interrupted = True
+            future.cancel()
+            # wait (briefly) until the pump has closed the response, so no socket is left behind
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                try:
+                    if q.get(timeout=0.05) is _DONE:
+                        break
+                except queue.Empty:
+                    continue
+        text = "".join(parts)
+        reply, error = None, None
+        if not interrupted:
+            try:
+                reply = future.result()
+            except ErnieError as err:
+                error = err
+                text = err.partial_text or text
+        if reply is not None:
+            text = reply.text
+        final = bundle(text, fmt, trust_html=trust_html, streaming=False)
+        meta = {"ernie_widget": _provenance(client, reply)}
+        if handle is not None:
+            handle.update(final, raw=True, metadata=meta)
+        elif text or error is None:
+            display(final, raw=True, metadata=meta)
+        if interrupted:
+            print("已中断，保留了部分回答 / interrupted: the partial answer is kept", file=sys.stderr)
+        return text, reply, error, interrupted
+
+    def _after(self, args: Any, fmt: str, text: str) -> None:
+        from .render import extract_code
+
+        value = extract_code(text) if fmt == "code" else text
+        if args.out:
+            self.shell.user_ns[args.out] = value
+        if fmt == "code" and value.strip() and self.shell is not None:
+            self.shell.set_next_input(value, replace=False)
+
+    def _show_dry_run(self, messages: list[dict[str, Any]], params: dict[str, Any], estimate: int) -> None:
+        from .client.redact import redact
+
+        shown = json.dumps({"messages": messages, **params}, ensure_ascii=False, indent=2)
+        budget = f" / budget {self.token_budget - self.tokens_used} left" if self.token_budget else ""
+        print(redact(shown))
+        print(f"# 估计 token / estimated tokens: {estimate}{budget} — 未发送 / nothing was sent")
+
+    def _over(self, args: Any, template: str) -> Any:
+        ns = self.shell.user_ns
+        if args.over not in ns:
+            raise UsageError(f"找不到变量 / no variable named {args.over!r} for --over")
+        try:
+            client = _client_for(args.provider or self.provider, args.model or self.model)
+            fmt = (args.format or self.format).lower()
+            result = client.map(template, ns[args.over], system=self._system_prompt(args, fmt),
+                                namespace=ns, **self._request_params(args))
+        except ErnieError as err:
+            raise UsageError(err.message) from None
+        if args.out:
+            ns[args.out] = result
+        return result
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def _list(self) -> None:
+        from .client.config import DEFAULT_MODELS, PROVIDERS, environment, local_available
+
+        env = environment()
+        need = {"qianfan": ["QIANFAN_API_KEY"], "qianfan-v1": ["QIANFAN_AK", "QIANFAN_SK"],
+                "aistudio": ["AISTUDIO_ACCESS_TOKEN"], "openai": ["ERNIE_BASE_URL"], "replay": ["ERNIE_CASSETTE"]}
+        rows = []
+        for p in PROVIDERS:
+            if p == "local":
+                ok = local_available()
+                how = "pip install 'ernie-widget[local]'"
+            else:
+                ok = all(env.get(v) for v in need[p]) or p in _session_credentials
+                how = " + ".join(need[p]) + (" (--login)" if p in _session_credentials else "")
+            model = DEFAULT_MODELS.get(p, "(GGUF)" if p == "local" else "")
+            rows.append(f"  {'✓' if ok else '✗'} {p:<11} {model:<24} {how}")
+        print("服务 / providers (✓ = configured; keys are never shown):")
+        print("\n".join(rows))
+        current = self.provider or env.get("ERNIE_PROVIDER") or "(auto)"
+        print(f"当前 / current: provider={current}, model={self.model or env.get('ERNIE_MODEL') or '(default)'}")
+
+    def _login(self, provider: str | None) -> None:
+        import getpass
+
+        provider = provider or "qianfan"
+        if provider == "qianfan-v1":
+            ak = getpass.getpass("千帆 API Key (AK): ")
+            sk = getpass.getpass("千帆 Secret Key (SK): ")
+            creds = {"api_key": ak.strip(), "secret_key": sk.strip()}
+        elif provider in ("qianfan", "aistudio", "openai"):
+            label = {"qianfan": "千帆 API Key (bce-v3/ALTAK-…)", "aistudio": "星河 access token",
+                     "openai": "API key"}[provider]
+            creds = {"api_key": getpass.getpass(f"{label}: ").strip()}
+        else:
+            raise UsageError(f"{provider} 不需要密钥 / provider {provider} needs no key")
+        if not all(creds.values()):
+            raise UsageError("未输入密钥 / no key entered")
+        from .client.redact import register_secret
+
+        for v in creds.values():
+            register_secret(v)
+        _session_credentials.clear()
+        _session_credentials[provider] = creds
+        _clients.clear()
+        if self.provider is None:
+            self.provider = provider
+        print(f"✓ 已保存到本会话（不写入磁盘）/ key kept for this session only (provider={provider})")
+
+    def _doctor(self, provider: str | None) -> None:
+        from .doctor import run_checks
+
+        creds = _session_credentials.get(provider or self.provider or "", {})
+        for check in run_checks(provider or self.provider, model=self.model, **creds):
+            print(check)
+
+    def _paste(self, n: int, thread: str | None) -> None:
+        from .render import extract_code_blocks
+
+        conv = get_thread(thread or DEFAULT_THREAD)
+        last = conv.last_answer()
+        blocks = extract_code_blocks(last["content"]) if last else []
+        if not blocks:
+            raise UsageError(f"线程 {thread or DEFAULT_THREAD!r} 的上一个回答没有代码块 / the last answer in thread "
+                             f"{thread or DEFAULT_THREAD!r} has no code blocks")
+        if not 1 <= n <= len(blocks):
+            raise UsageError(f"没有第 {n} 个代码块 / there is no code block {n} (the answer has {len(blocks)})")
+        self.shell.set_next_input(blocks[n - 1][1], replace=False)
+
+    def _fix_prompt(self, extra: str) -> str:
+        err = self.shell.user_ns.get("Err") or {}
+        if not err:
+            raise UsageError("没有可解释的错误 / there is no exception to explain yet")
+        n = max(err)
+        cell = ""
+        inputs = self.shell.user_ns.get("In") or []
+        if 0 <= n < len(inputs):
+            cell = inputs[n]
+        prompt = ("This notebook cell raised an exception. Explain the cause briefly, then give the corrected "
+                  f"code in one fenced block.\n\nCell:\n```python\n{cell}\n```\n\nTraceback:\n```\n{err[n]}\n```")
+        if extra and extra.strip():
+            prompt += "\n\n" + extra
+        # braces in code and tracebacks are literal: escape them for interpolate()
+        return prompt.replace("{", "{{").replace("}", "}}")
+
+
+def _provenance(client: Any, reply: Any) -> dict[str, Any]:
+    """Where an output came from: recorded in the output's metadata."""
+    return {"provider": client.provider, "model": (reply.model if reply is not None else None) or client.model,
+            "request_id": reply.request_id if reply is not None else None,
+            "usage": reply.usage.to_dict() if reply is not None and reply.usage else None,
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+
+
+def _record_error(shell: Any) -> Any:
+    """A post_run_cell hook filling `Err[n]` with the traceback text of cells that failed."""
+
+    def hook(result: Any) -> None:
+        exc = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+        if exc is None:
+            return
+        n = getattr(getattr(result, "info", None), "cell_id", None)
+        count = getattr(result, "execution_count", None) or shell.execution_count
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-8:])
+        from .client.redact import redact
+
+        shell.user_ns.setdefault("Err", {})[count] = redact(text)
+        del n
+
+    return hook
+
+
+_hooks: dict[int, Any] = {}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register %ernie / %%ernie and the Err[n] recorder."""
+    magics = ErnieMagics(shell=ipython)
+    ipython.register_magics(magics)
+    ipython.user_ns.setdefault("Err", {})
+    hook = _record_error(ipython)
+    _hooks[id(ipython)] = hook
+    ipython.events.register("post_run_cell", hook)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    hook = _hooks.pop(id(ipython), None)
+    if hook is not None:
+        try:
+            ipython.events.unregister("post_run_cell", hook)
+        except ValueError:
+            pass

@@ -1,0 +1,37 @@
+"""Shared test setup: the protocol simulator fixture, and an environment with no real credentials."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = ["ernie_widget.testing.fixtures"]
+
+_CREDENTIAL_VARS = (
+    "QIANFAN_API_KEY", "QIANFAN_BASE_URL", "QIANFAN_AK", "QIANFAN_SK", "QIANFAN_V1_BASE_URL",
+    "AISTUDIO_ACCESS_TOKEN", "AISTUDIO_BASE_URL", "ERNIE_BASE_URL", "ERNIE_API_KEY", "ERNIE_PROVIDER",
+    "ERNIE_MODEL", "ERNIE_CASSETTE", "ERNIE_CASSETTE_MODE", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY",
+    "https_proxy", "http_proxy", "all_proxy",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's keys, proxies or .env file; the local-model notice stays quiet."""
+    for var in _CREDENTIAL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ERNIE_QUIET", "1")
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture
+def sim_env(ernie_simulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Point the default client at the simulator as Qianfan v2 with a fake key."""
+    for key, value in ernie_simulator.env("qianfan", api_key="bce-v3/ALTAK-testkey123/secretpart456").items():
+        monkeypatch.setenv(key, value)
+    return ernie_simulator
+
+
+def pytest_report_header() -> str:
+    return f"ernie-widget tests (pid {os.getpid()})"
