@@ -1,0 +1,252 @@
+"""Write the notebooks in notebooks/ from the cell lists below (run, then execute them to store outputs).
+
+    .venv/bin/python scripts/make_notebooks.py && scripts/execute-notebooks
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NB = Path(__file__).resolve().parent.parent / "notebooks"
+
+CHECK = "# NBVAL_CHECK_OUTPUT\n"
+IGNORE = "# NBVAL_IGNORE_OUTPUT\n"
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
+    cell = new_code_cell(text.strip())
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+SIM_SETUP = """
+# NBVAL_IGNORE_OUTPUT
+# The protocol simulator stands in for ERNIE cloud here: a real HTTP server on 127.0.0.1 that speaks
+# the Qianfan/AI Studio/OpenAI-compatible wire formats. Against the real service, skip this cell.
+import os
+from ernie_widget.testing import ErnieSimulator
+
+sim = ErnieSimulator().start()
+os.environ.update(sim.env("qianfan", api_key="bce-v3/ALTAK-demo/not-a-real-key"))
+print("simulator at", sim.url)
+"""
+
+QUICKSTART = [
+    md("""
+# ernie-widget quickstart · 快速上手
+
+Chat with ERNIE (文心一言) in the notebook, and generate code into the next cell.
+
+* **No key?** The embedded offline model (SmolLM2-135M, or any GGUF such as ERNIE-4.5-0.3B via `ERNIE_LOCAL_MODEL`)
+  answers. 未设置密钥时使用离线本地模型。
+* **ERNIE cloud:** `export QIANFAN_API_KEY=bce-v3/ALTAK-…` before starting Jupyter, or run `%ernie --login`.
+"""),
+    code("""
+from ernie_widget import Ernie, ErnieChat
+
+# No key configured -> the embedded offline model. With QIANFAN_API_KEY set -> ERNIE cloud.
+client = Ernie()
+client.provider in ("local", "qianfan", "qianfan-v1", "aistudio", "openai", "replay")
+""", ),
+    md("## The chat widget · 聊天组件\n\nType below and press **Enter** (Shift+Enter for a new line). **Stop** ends an answer at once."),
+    code(CHECK + """
+chat = ErnieChat(client, temperature=0)
+chat
+"""),
+    md("The same chat from code: `ask()` returns at once; `await` it to wait for the answer."),
+    code(CHECK + """
+answer = await chat.ask("Say hello in one short sentence.")
+print(answer["status"], bool(answer["content"]), chat)
+"""),
+    md("## `%%ernie`: generate code into the next cell · 生成代码到下一个单元格\n\n"
+       "The answer streams into the output; with `-f code` the code (without fences or prose) lands in a new cell below."),
+    code("%load_ext ernie_widget"),
+    code(IGNORE + """
+%%ernie -f code --max-tokens 80 -t 0
+Write a Python function add(a, b) that returns the sum of a and b.
+"""),
+    md("Everything is kept: the widget's transcript as a static copy for GitHub and nbviewer."),
+    code(IGNORE + "chat.transcript()"),
+]
+
+CODEGEN = [
+    md("""
+# Code generation with `%ernie` / `%%ernie`
+
+Prompts can use notebook values: `{name}`, `{In[n]}`, `{Out[n]}`, `{Err[n]}`. Every other brace stays literal
+(dicts, JSON, comprehensions), and `{{`/`}}` escape. `--dry-run` shows exactly what would be sent.
+"""),
+    code("%load_ext ernie_widget"),
+    code("""
+scores = {"alice": 91, "bob": 78}
+threshold = 80
+"""),
+    code(CHECK + """
+%%ernie --dry-run --reset
+Which names in {scores} are above {threshold}? Answer as JSON like {"names": [...]}.
+Also keep {x for x in range(3)} and {missing} as they are.
+"""),
+    md("Key-shaped values are redacted before sending:"),
+    code(CHECK + """
+token = "bce-v3/ALTAK-abcdef123456/0123456789abcdef"
+%ernie --dry-run --reset Is this a key: {token}?
+"""),
+    md("## Threads share memory with the chat widget\n\n`%%ernie --thread NAME` and `ErnieChat(thread=NAME)` continue the same conversation."),
+    code(IGNORE + """
+%%ernie --thread demo --max-tokens 60 -t 0
+Give a one-line Python expression that squares the numbers 1 to 5.
+"""),
+    code(CHECK + """
+from ernie_widget.threads import get_thread
+[m["role"] for m in get_thread("demo").messages]
+"""),
+    md("## `--fix`: explain the last error\n\nRun a failing cell, then ask for a fix."),
+    code("""
+# NBVAL_RAISES_EXCEPTION
+values = [1, 2, 3]
+values[10]
+""", tags=["raises-exception"]),
+    code(CHECK + """
+%ernie --fix --dry-run
+"""),
+    code(IGNORE + "%ernie --fix --max-tokens 80 -t 0"),
+    md("`%ernie --paste N` puts code block N of the thread's last answer in the next cell (also for `ErnieChat` threads)."),
+    code(IGNORE + """
+try:
+    get_ipython().run_line_magic("ernie", "--paste 1")
+except Exception as err:   # the tiny offline model may answer without a code block
+    print(err)
+"""),
+]
+
+CLIENT = [
+    md("""
+# The client API · 客户端
+
+`Ernie` (sync) and `AsyncErnie` (async) talk to every ERNIE surface with one set of names. Here the protocol
+simulator stands in for the cloud; the code is the same against the real service.
+"""),
+    code(SIM_SETUP),
+    code(CHECK + """
+from ernie_widget import Ernie
+
+client = Ernie()          # provider and key from the environment
+print(client)
+for event in client.stream("你好"):
+    if event.type == "text":
+        print(event.text, end="|")
+"""),
+    md("## A whole reply, with usage and metrics"),
+    code(CHECK + """
+reply = client.chat("What is ERNIE?", system="Answer briefly.")
+print(reply.text)
+print(reply.usage, reply.finish_reason)
+"""),
+    code(IGNORE + "reply.metrics"),
+    md("## Reasoning models keep their thinking apart · 思考过程"),
+    code(CHECK + """
+sim.set_answer(text="答案是 42。", reasoning="先想一想……")
+reply = client.chat("What is the answer?", model="ernie-x1-turbo-32k")
+print("reasoning:", reply.reasoning)
+print("answer:", reply.text)
+"""),
+    md("## Errors and retries\n\n429 and 5xx are retried with backoff before any text arrives; errors after text keep the partial answer."),
+    code(CHECK + """
+from ernie_widget.testing import Answer, Fault
+from ernie_widget import AuthenticationError, IncompleteStreamError
+
+sim.push(Fault.status(429, retry_after=0.2), Answer(text="retried fine"))
+reply = client.chat("hello")
+print(reply.text, "| retries:", reply.metrics.retries)
+
+sim.push(Fault.cut(after_chunks=2, answer=Answer(text="this answer is cut off", chunk_size=5)))
+try:
+    client.chat("hello")
+except IncompleteStreamError as err:
+    print(type(err).__name__, "| partial:", repr(err.partial_text))
+
+sim.push(Fault.status(401))
+try:
+    client.chat("hello")
+except AuthenticationError as err:
+    print(type(err).__name__, "| key shown?", "not-a-real-key" in str(err))
+"""),
+    md("## Async"),
+    code(CHECK + """
+from ernie_widget import AsyncErnie
+
+sim.set_answer(text="async works")
+aclient = AsyncErnie()
+async with aclient.stream("hi") as stream:
+    async for event in stream:
+        pass
+print(stream.reply.text)
+await aclient.aclose()
+"""),
+    code(IGNORE + "sim.stop()"),
+]
+
+CONNECT = [
+    md("""
+# Connect to ERNIE · 连接文心一言
+
+| provider | what you set | base URL |
+|---|---|---|
+| `qianfan` (v2) | `QIANFAN_API_KEY=bce-v3/ALTAK-…` | `https://qianfan.baidubce.com/v2` |
+| `qianfan-v1` | `QIANFAN_AK`, `QIANFAN_SK` | `https://aip.baidubce.com` |
+| `aistudio` | `AISTUDIO_ACCESS_TOKEN` | `https://aistudio.baidu.com/llm/lmapi/v3` |
+| `openai` | `ERNIE_BASE_URL` (+ `ERNIE_API_KEY`) | FastDeploy / vLLM / llama.cpp |
+| `local` | nothing (`pip install 'ernie-widget[local]'`) | in process |
+
+In a notebook, `%ernie --login` asks for a key with a hidden prompt and keeps it for this session only.
+Keys never appear in outputs, widget state, logs or error messages.
+
+In this notebook the protocol simulator stands in for the cloud: only the base URL differs.
+"""),
+    code(SIM_SETUP),
+    code("%load_ext ernie_widget"),
+    code(CHECK + "%ernie --list"),
+    code(IGNORE + "%ernie --doctor"),
+    md("Qianfan v1 uses AK/SK to get an OAuth token (cached, refreshed once when it expires):"),
+    code(CHECK + """
+from ernie_widget import Ernie
+
+v1 = Ernie("qianfan-v1", api_key="demo-ak", secret_key="demo-sk", base_url=sim.base_url("qianfan-v1"))
+print(v1)
+print(v1.chat("你好").text)
+"""),
+    md("Any OpenAI-compatible server (FastDeploy, vLLM, llama.cpp serving ERNIE-4.5 weights):"),
+    code(CHECK + """
+local_server = Ernie("openai", base_url=sim.base_url("openai"), model="ERNIE-4.5-0.3B")
+print(local_server.chat("hi").text)
+"""),
+    code(CHECK + """
+%ernie -p qianfan hello from the magic
+"""),
+    code(IGNORE + "sim.stop()"),
+]
+
+
+def write(name: str, cells: list[nbformat.NotebookNode]) -> None:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    path = NB / name
+    nbformat.write(nb, path)
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    NB.mkdir(exist_ok=True)
+    write("01-quickstart.ipynb", QUICKSTART)
+    write("02-code-generation.ipynb", CODEGEN)
+    write("03-client-api.ipynb", CLIENT)
+    write("04-connect-to-ernie.ipynb", CONNECT)
