@@ -1,0 +1,296 @@
+/**
+ * Safe, incremental Markdown rendering for model output.
+ *
+ * `renderFull(text)` renders a whole answer in one pass. `IncrementalRenderer` renders the same text as it
+ * streams: it splits it into top-level blocks with markdown-it's own block parser, renders each finished
+ * block once and keeps (freezes) its DOM nodes, and re-renders only the open tail, at most once per
+ * scheduled frame. Cost is linear in the answer; whole re-renders are quadratic (notebook-platform.md §9.3).
+ * Invariant (tested over random Markdown and random chunkings): after every flush the container's
+ * `innerHTML` equals `renderFull(text so far)`.
+ *
+ * Safety (model output is untrusted, and so is a transcript restored from a saved notebook):
+ * - markdown-it with `html: false`: raw HTML is shown as text;
+ * - links only to http(s), mailto and `#` (others stay literal text), with rel/target set;
+ * - images are never loaded: a placeholder button carries the URL, the widget loads it on click (http(s) only);
+ * - each block's HTML then goes through DOMPurify with an allowlist (sanitize.ts).
+ */
+import MarkdownItCallable, { type MarkdownIt, type Token } from "markdown-it";
+import cjkFriendly from "markdown-it-cjk-friendly";
+import { highlightCode } from "./highlight";
+import { mathPlugin } from "./math";
+import { LINK_REL, LOADABLE_IMAGE, SAFE_HREF, sanitizeHtml } from "./sanitize";
+
+function createMarkdown(): MarkdownIt {
+  const md = MarkdownItCallable({ html: false, linkify: false, breaks: true, typographer: false });
+  // Reference-style definitions resolve links anywhere in the document: a late `[x]: url` would change
+  // blocks that were already rendered and frozen. Without the rule, `[x]: url` is shown as text.
+  md.disable("reference");
+  md.validateLink = (url: string) => SAFE_HREF.test(url.trim());
+  md.use(cjkFriendly).use(mathPlugin);
+
+  const escape = md.utils.escapeHtml;
+  const rules = md.renderer.rules;
+
+  rules.link_open = (tokens, idx, options, _env, self) => {
+    tokens[idx].attrSet("rel", LINK_REL);
+    tokens[idx].attrSet("target", "_blank");
+    return self.renderToken(tokens, idx, options);
+  };
+
+  rules.image = (tokens, idx, options, env, self) => {
+    const token = tokens[idx];
+    const src = token.attrGet("src") ?? "";
+    const alt = self.renderInlineAsText(token.children ?? [], options, env);
+    if (LOADABLE_IMAGE.test(src)) {
+      return `<button type="button" class="ernie-image-blocked" data-src="${escape(src)}" title="${escape(src)}">${escape(alt)}</button>`;
+    }
+    return `<span class="ernie-image-blocked">${escape(alt)}</span>`;
+  };
+
+  rules.fence = (tokens, idx) => {
+    const token = tokens[idx];
+    const lang = md.utils.unescapeAll(token.info).trim().split(/\s+/)[0] ?? "";
+    const safeLang = lang.replace(/[^\w+#.-]/g, "").slice(0, 32);
+    const highlighted = highlightCode(token.content, safeLang);
+    const cls = safeLang ? ` class="language-${escape(safeLang)}${highlighted === null ? "" : " hljs"}"` : "";
+    return `<pre class="ernie-code"><code${cls}>${highlighted ?? escape(token.content)}</code></pre>\n`;
+  };
+
+  rules.code_block = (tokens, idx) =>
+    `<pre class="ernie-code"><code>${escape(tokens[idx].content)}</code></pre>\n`;
+
+  // Tables carry alignment as `style="text-align:…"`; styles are stripped, so use classes.
+  const align = (token: Token): void => {
+    const style = token.attrGet("style");
+    if (style === null) return;
+    const match = /text-align:(left|right|center)/.exec(style);
+    token.attrs = (token.attrs ?? []).filter(([name]) => name !== "style");
+    if (match) token.attrJoin("class", `ernie-align-${match[1]}`);
+  };
+  rules.th_open = (tokens, idx, options, _env, self) => (align(tokens[idx]), self.renderToken(tokens, idx, options));
+  rules.td_open = rules.th_open;
+  return md;
+}
+
+let shared: MarkdownIt | null = null;
+
+/** The one configured markdown-it instance (created on first use: keeps the widget's `initialize` cheap). */
+export function markdown(): MarkdownIt {
+  return (shared ??= createMarkdown());
+}
+
+/** Normalize line endings as markdown-it does, so offsets into our text match its line map. */
+export function normalizeText(text: string): string {
+  return text.replace(/\r\n?/g, "\n").replace(/\0/g, "\uFFFD");
+}
+
+interface Block {
+  /** token range [start, end) */
+  start: number;
+  end: number;
+  /** first source line of the block */
+  line: number;
+}
+
+/** Split a token stream into top-level blocks (a block ends where the nesting level returns to 0). */
+function topLevelBlocks(tokens: Token[]): Block[] {
+  const blocks: Block[] = [];
+  let i = 0;
+  while (i < tokens.length) {
+    const start = i;
+    let level = 0;
+    do {
+      level += tokens[i].nesting;
+      i++;
+    } while (level > 0 && i < tokens.length);
+    blocks.push({ start, end: i, line: tokens[start].map?.[0] ?? 0 });
+  }
+  return blocks;
+}
+
+function renderBlock(md: MarkdownIt, tokens: Token[], block: Block, env: object): string {
+  return sanitizeHtml(md.renderer.render(tokens.slice(block.start, block.end), md.options, env));
+}
+
+/** Offsets of the start of every line of `src` (lines split on "\n"), plus `src.length` at the end. */
+function lineStarts(src: string): number[] {
+  const starts = [0];
+  for (let i = src.indexOf("\n"); i >= 0; i = src.indexOf("\n", i + 1)) starts.push(i + 1);
+  starts.push(src.length);
+  return starts;
+}
+
+/** Sanitized HTML of a whole text, rendered in one pass. */
+export function renderFull(text: string): string {
+  const md = markdown();
+  const env = {};
+  const tokens = md.parse(normalizeText(text), env);
+  return topLevelBlocks(tokens)
+    .map((block) => renderBlock(md, tokens, block, env))
+    .join("");
+}
+
+export interface IncrementalRendererOptions {
+  /** Run `flush` later (default: the next animation frame). Pass `(f) => f()` to render synchronously. */
+  schedule?: (flush: () => void) => void;
+  /** Called with the top-level nodes of each block when it is frozen (e.g. to add code-block buttons). */
+  onCommit?: (nodes: Element[]) => void;
+}
+
+const defaultSchedule = (flush: () => void): void => {
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => flush());
+  else setTimeout(flush, 16);
+};
+
+/** Parse an HTML string into nodes owned by `doc` (a <template> keeps scripts inert, not that any survive). */
+function parseHtml(doc: Document, html: string): ChildNode[] {
+  const template = doc.createElement("template");
+  template.innerHTML = html;
+  return Array.from(template.content.childNodes);
+}
+
+/**
+ * Renders streamed Markdown into `container`, freezing finished blocks.
+ *
+ * A block is frozen once another block follows it *and* the first line of that next block is complete:
+ * until its newline arrives a line can still change what ends the block before it (`#` is an empty
+ * heading, `#x` a paragraph continuation; `- |` becomes a table delimiter row with one more `-`).
+ */
+export class IncrementalRenderer {
+  readonly container: HTMLElement;
+  private readonly schedule: (flush: () => void) => void;
+  private readonly onCommit?: (nodes: Element[]) => void;
+  private src = "";
+  private heldCR = false;
+  private frozenAt = 0;
+  private tail: ChildNode[] = [];
+  private tailHtml = "";
+  private pending = false;
+  private finished = false;
+  private generation = 0;
+
+  constructor(container: HTMLElement, options: IncrementalRendererOptions = {}) {
+    this.container = container;
+    this.schedule = options.schedule ?? defaultSchedule;
+    this.onCommit = options.onCommit;
+  }
+
+  /** All text received so far (line endings normalized). */
+  get text(): string {
+    return this.heldCR ? this.src + "\n" : this.src;
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  /** Append streamed text; rendering happens on the next scheduled flush. */
+  push(chunk: string): void {
+    if (!chunk) return;
+    if (this.finished) {
+      // More text after finish (e.g. an answer that was continued): the last block may change, start over.
+      this.replace(this.text + chunk);
+      return;
+    }
+    let text = (this.heldCR ? "\r" : "") + chunk;
+    // A "\r\n" may be split across chunks: hold a trailing "\r" until we see what follows it.
+    this.heldCR = text.endsWith("\r");
+    if (this.heldCR) text = text.slice(0, -1);
+    this.src += normalizeText(text);
+    this.request();
+  }
+
+  /** Make the rendered text equal `text`: append when it extends what we have, otherwise re-render. */
+  replace(text: string): void {
+    const next = normalizeText(text);
+    if (!this.finished && next.startsWith(this.text)) {
+      if (this.heldCR) {
+        this.src += "\n";
+        this.heldCR = false;
+        this.request();
+      }
+      this.push(next.slice(this.src.length));
+      return;
+    }
+    if (this.finished && next === this.src) return;
+    this.reset();
+    this.src = next;
+    this.request();
+  }
+
+  /** Render everything now and freeze the last block: the answer is complete. */
+  finish(): void {
+    if (this.heldCR) {
+      this.src += "\n";
+      this.heldCR = false;
+    }
+    this.finished = true;
+    this.flush();
+  }
+
+  /** Drop everything rendered so far. */
+  reset(): void {
+    this.generation++;
+    this.container.replaceChildren();
+    this.src = "";
+    this.heldCR = false;
+    this.frozenAt = 0;
+    this.tail = [];
+    this.tailHtml = "";
+    this.pending = false;
+    this.finished = false;
+  }
+
+  private request(): void {
+    if (this.pending) return;
+    this.pending = true;
+    const generation = this.generation;
+    this.schedule(() => {
+      if (generation === this.generation && this.pending) this.flush();
+    });
+  }
+
+  /** Render the tail now (normally called by the scheduler). */
+  flush(): void {
+    this.pending = false;
+    const md = markdown();
+    const tailSrc = this.src.slice(this.frozenAt);
+    const env = {};
+    const tokens = md.parse(tailSrc, env);
+    const blocks = topLevelBlocks(tokens);
+
+    let frozen = 0;
+    const starts = lineStarts(tailSrc);
+    // Line n is complete when line n + 1 starts within the text (i.e. a newline ends line n).
+    const complete = (line: number): boolean => line + 1 < starts.length - 1;
+    if (this.finished) frozen = blocks.length;
+    else {
+      while (frozen + 1 < blocks.length && complete(blocks[frozen + 1].line)) frozen++;
+    }
+
+    const doc = this.container.ownerDocument;
+    if (frozen > 0 || this.finished) {
+      for (const node of this.tail) node.remove();
+      this.tail = [];
+      this.tailHtml = "";
+    }
+    for (let k = 0; k < frozen; k++) {
+      const nodes = parseHtml(doc, renderBlock(md, tokens, blocks[k], env));
+      this.container.append(...nodes);
+      this.onCommit?.(nodes.filter((n): n is Element => n.nodeType === 1));
+    }
+    if (this.finished) {
+      this.frozenAt = this.src.length;
+      return;
+    }
+    if (frozen > 0) this.frozenAt += starts[blocks[frozen].line];
+
+    const open = blocks[frozen];
+    const html = open ? renderBlock(md, tokens, open, env) : "";
+    if (html === this.tailHtml) return;
+    for (const node of this.tail) node.remove();
+    this.tail = parseHtml(doc, html);
+    this.tailHtml = html;
+    this.container.append(...this.tail);
+  }
+}
