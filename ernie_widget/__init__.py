@@ -37,7 +37,6 @@ _LAZY = {
     "IncompleteStreamError": "ernie_widget.client",
     "ContentFilterError": "ernie_widget.client",
     "ErnieChat": "ernie_widget.widget",
-    "interpolate": "ernie_widget.interpolate",
 }
 
 __all__ = [
@@ -63,7 +62,6 @@ __all__ = [
     "Usage",
     "__version__",
     "image",
-    "interpolate",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
@@ -91,7 +89,6 @@ if TYPE_CHECKING:
         Usage,
         image,
     )
-    from .interpolate import interpolate
     from .widget import ErnieChat
 
 
