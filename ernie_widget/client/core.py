@@ -599,6 +599,7 @@ class AsyncStream:
                  concurrency: asyncio.Semaphore | None = None) -> None:
         trimmed_messages, trimmed = trim_to_limit(messages, params.get("model") or client.model,
                                                   int(params.get("max_tokens") or 0))
+        client._provider.check_messages(trimmed_messages)
         self.messages = trimmed_messages
         self.params = params
         self.state = StreamState(client.provider, params.get("model") or client.model, trimmed)

@@ -77,6 +77,9 @@ class HTTPProvider:
     def needs_reauth(self, code: Any) -> bool:
         return False
 
+    def check_messages(self, messages: list[Message]) -> None:
+        """Raise BadRequestError for a history this surface cannot take, before anything is sent."""
+
     def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
         raise NotImplementedError
 
@@ -105,6 +108,9 @@ class DirectProvider:
 
     def secrets(self) -> tuple[str, ...]:
         return ()
+
+    def check_messages(self, messages: list[Message]) -> None:
+        """Raise BadRequestError for a history this provider cannot take (default: any history)."""
 
     def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncIterator[StreamEvent]:
         raise NotImplementedError

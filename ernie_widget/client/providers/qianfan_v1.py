@@ -105,6 +105,9 @@ class QianfanV1Provider(HTTPProvider):
             register_secret(token)
             self._token, self._token_at = token, time.monotonic()
 
+    def check_messages(self, messages: list[Message]) -> None:
+        v1_messages(messages)  # raises before the OAuth token is fetched or anything is sent
+
     def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
         system, turns = v1_messages(messages)
         model = params.pop("model", None) or self.model or "ERNIE-Speed-8K"
