@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from .client.errors import ErnieError
 __all__ = ["DEFAULT_THREAD", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
 
 DEFAULT_THREAD = "default"
+
+logger = logging.getLogger("ernie_widget")
 
 Message = dict[str, Any]
 Listener = Callable[["Conversation"], None]
@@ -86,13 +89,18 @@ class Conversation:
     def busy(self) -> bool:
         return self._turn.locked()
 
+    def busy_error(self) -> ThreadBusyError:
+        """The error that says an answer is already streaming here (bilingual, names the thread)."""
+        label = f"“{self.name}”" if self.name else ""
+        return ThreadBusyError(
+            f"对话{label}中已有回答正在生成，请稍候或先停止 / an answer is already streaming in thread "
+            f"{self.name or '(private)'}; wait for it or stop it first"
+        )
+
     def begin_or_raise(self) -> None:
+        """Take the turn lock or raise `ThreadBusyError` (never waits: a second ask is refused)."""
         if not self.try_begin_turn():
-            label = f"“{self.name}”" if self.name else ""
-            raise ThreadBusyError(
-                f"对话{label}中已有回答正在生成，请稍候或先停止 / an answer is already streaming in thread "
-                f"{self.name or '(private)'}; wait for it or stop it first"
-            )
+            raise self.busy_error()
 
     # -- data ------------------------------------------------------------------------------------
 
@@ -123,22 +131,31 @@ class Conversation:
         self._changed()
 
     def delete_turn(self, index: int) -> None:
-        """Delete the user message at *index* and the answer that follows it."""
+        """Delete the exchange holding message *index*: the question and the answer that follows it."""
         with self._data_lock:
-            if not (0 <= index < len(self._messages)):
+            msgs = self._messages
+            if not (0 <= index < len(msgs)):
                 return
-            end = index + 1
-            if end < len(self._messages) and self._messages[end]["role"] == "assistant":
+            start = index
+            if msgs[index]["role"] == "assistant" and index > 0 and msgs[index - 1]["role"] == "user":
+                start = index - 1
+            end = start + 1
+            if end < len(msgs) and msgs[end]["role"] == "assistant" and msgs[start]["role"] == "user":
                 end += 1
-            del self._messages[index:end]
+            del msgs[start:end]
         self._changed()
 
-    def exclude_before(self, index: int) -> None:
-        """Keep messages visible but stop sending them (ERNIE's need_clear_history)."""
+    def exclude_before(self, index: int, *, notify: bool = True) -> None:
+        """Keep messages visible but stop sending them (ERNIE's need_clear_history).
+
+        ``notify=False`` skips listeners and the store: the caller is about to change the
+        conversation again (the widget appends the answer), which saves and notifies once.
+        """
         with self._data_lock:
             for m in self._messages[:index]:
                 m["excluded"] = True
-        self._changed()
+        if notify:
+            self._changed()
 
     def clear(self) -> None:
         with self._data_lock:
@@ -150,7 +167,7 @@ class Conversation:
         with self._data_lock:
             msgs = list(self._messages)
         out: list[Message] = []
-        for i, m in enumerate(msgs):
+        for m in msgs:
             if m.get("excluded") or m.get("withdrawn"):
                 continue
             if m["role"] == "assistant":
@@ -161,12 +178,11 @@ class Conversation:
                     continue
                 out.append({"role": "assistant", "content": m["content"]})
             else:
-                nxt = msgs[i + 1] if i + 1 < len(msgs) else None
                 content: Any = m.get("content", "")
                 if m.get("images"):
                     content = [{"type": "text", "text": content},
                                *({"type": "image_url", "image_url": {"url": u}} for u in m["images"])]
-                if out and out[-1]["role"] == "user" and nxt is not None:
+                if out and out[-1]["role"] == "user":
                     out.pop()  # a question whose answer was lost: keep only the newer one
                 out.append({"role": "user", "content": content})
         if max_exchanges is not None and max_exchanges >= 0:
@@ -197,14 +213,28 @@ class Conversation:
 
     def _changed(self) -> None:
         if self._store is not None and self.name:
-            self._store.save(self.name, self.messages)
+            # under the data lock, so two threads cannot save their snapshots in the wrong order
+            with self._data_lock:
+                self._store.save(self.name, self.messages)
         for listener in list(self._listeners):
             try:
                 listener(self)
             except Exception:  # a broken view must not break the conversation
-                import logging
+                logger.exception("conversation listener failed")
 
-                logging.getLogger("ernie_widget").exception("conversation listener failed")
+    def _attach_store(self, store: _Store) -> None:
+        """Persist this conversation from now on: load what the store has, or save what we have."""
+        if self._store is not None or not self.name:
+            return
+        with self._data_lock:
+            self._store = store
+            stored = store.load(self.name)
+            if stored and not self._messages:
+                self._messages = stored
+            else:
+                store.save(self.name, self.messages)
+        if stored:
+            self._changed()
 
 
 _registry: dict[str, Conversation] = {}
@@ -213,7 +243,10 @@ _registry_lock = threading.Lock()
 
 
 def get_thread(name: str | None, store: str | Path | None = None) -> Conversation:
-    """The shared conversation called *name* (created on first use); None gives a new private one."""
+    """The shared conversation called *name* (created on first use); None gives a new private one.
+
+    With *store* (an SQLite path) a named conversation is loaded from and saved to it, per change.
+    """
     st = None
     if store is not None:
         key = str(Path(store).resolve())
@@ -223,13 +256,12 @@ def get_thread(name: str | None, store: str | Path | None = None) -> Conversatio
         return Conversation(None, None)
     with _registry_lock:
         conv = _registry.get(name)
-        if conv is None or (st is not None and conv._store is None):
-            fresh = Conversation(name, st)
-            if conv is not None and not fresh._messages:
-                fresh._messages = conv._messages
-                fresh._listeners = conv._listeners
-            conv = _registry[name] = fresh
-        return conv
+        if conv is None:
+            conv = _registry[name] = Conversation(name, st)
+            return conv
+    if st is not None:
+        conv._attach_store(st)  # the same object: widgets and magics already holding it stay in sync
+    return conv
 
 
 def thread_names() -> list[str]:

@@ -1,9 +1,20 @@
 """`ErnieChat`: the streaming chat widget. Traits, the delta protocol, no HTTP.
 
-State: the transcript lives in the `messages` trait, written once per turn. The answer in flight
-travels as custom messages `{"type": "delta", "mid", "seq", "text", "reasoning"}` coalesced every
-40 ms (notebook-platform.md §0, §6). Streams run on the package's private loop, so the kernel never
-blocks and Stop works while the shell is idle.
+State: the transcript lives in the `messages` trait. It is written when a question is added and
+when its answer is complete (one `update` message each, together with `status`), never per delta.
+The answer in flight travels as custom messages, coalesced every 40 ms (notebook-platform.md §0, §6):
+
+    kernel → browser   {"type": "start", "mid"}
+                       {"type": "delta", "mid", "seq", "text"?, "reasoning"?}    seq 0, 1, 2… per mid
+                       {"type": "resync", "mid", "seq", "text", "reasoning"}     all so far; next delta is seq
+                       {"type": "done", "mid", "status", "error"?}               status ok | stopped | error
+                       {"type": "notice", "text"}
+                       {"type": "withdraw", "mid", "notice"}
+    browser → kernel   ask {text, images?} · stop · retry · clear · continue · delete {index} · edit {text}
+                       · resync {mid} · hello
+
+No field is ever named `id` (ipykernel 7.4 keeps a routing entry per outgoing `id`, §2.7). Streams run
+on the package's private loop, so the kernel never blocks and Stop works while the shell is idle.
 """
 
 from __future__ import annotations
@@ -15,19 +26,20 @@ import itertools
 import logging
 import pathlib
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
 import anywidget
 import traitlets
 
-from ._loop import background_loop, submit
+from ._loop import background_loop, in_background_loop, submit
 from .batcher import DeltaBatcher
-from .client.errors import ErnieError
+from .client.errors import ContentFilterError, ErnieError
 from .client.messages import image as image_part
-from .threads import Conversation, ThreadBusyError, get_thread
+from .threads import DEFAULT_THREAD, Conversation, get_thread
 
-__all__ = ["AskHandle", "ErnieChat"]
+__all__ = ["AskHandle", "ErnieChat", "Transcript"]
 
 logger = logging.getLogger("ernie_widget")
 
@@ -39,9 +51,40 @@ export default { render({ el }) {
 } };
 """
 
+WITHDRAWN_NOTICE = "该回答已因安全原因撤回 / this answer was withdrawn for safety reasons"
+CLEARED_NOTICE = "因安全原因，之前的对话不再发送给模型 / earlier turns are no longer sent to the model (safety)"
+_IMAGE_URL_PREFIXES = tuple(f"data:image/{t};base64," for t in ("png", "jpeg", "jpg", "gif", "webp"))
+
 _mids = itertools.count(1)
 
 Backend = Callable[[list[dict[str, Any]]], Any]
+
+
+class _Turn:
+    """One answer in flight: its id, batcher, task, and a stop request that may arrive before the task runs."""
+
+    def __init__(self, mid: int, batcher: DeltaBatcher) -> None:
+        self.mid = mid
+        self.batcher = batcher
+        self.future: concurrent.futures.Future[dict[str, Any]] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._stop = False
+        self._lock = threading.Lock()
+
+    def attach(self, task: asyncio.Task[Any]) -> bool:
+        """Called first thing on the loop; False when Stop came before the task started."""
+        with self._lock:
+            self._task = task
+            return not self._stop
+
+    def request_stop(self) -> None:
+        # Cancel the task, not the concurrent future: the coroutine then finishes normally with
+        # status "stopped", so the partial answer is stored and `wait()` returns it.
+        with self._lock:
+            self._stop = True
+            task = self._task
+        if task is not None:
+            background_loop().call_soon_threadsafe(task.cancel)
 
 
 class AskHandle:
@@ -63,6 +106,7 @@ class AskHandle:
         return self._future.done()
 
     def cancel(self) -> None:
+        """Stop the answer (the partial text is kept)."""
         self._chat.stop()
 
     def __await__(self) -> Generator[Any, None, dict[str, Any]]:
@@ -78,6 +122,11 @@ class ErnieChat(anywidget.AnyWidget):
     >>> chat = ErnieChat()                     # Ernie() from the environment, or the offline model
     >>> chat                                   # doctest: +SKIP
     >>> await chat.ask("用一句话介绍你自己")     # doctest: +SKIP
+
+    ``thread="name"`` shares the conversation with ``%%ernie --thread name`` and other widgets;
+    ``store="chat.sqlite"`` keeps it across kernel restarts (a store without a thread name uses the
+    default thread). ``backend=fn`` replaces the client: ``fn(history)`` may return a string, an
+    iterable or a generator of text pieces, an async generator, or an awaitable of any of these.
     """
 
     _esm = STATIC / "widget.js" if (STATIC / "widget.js").is_file() else _FALLBACK_ESM
@@ -108,20 +157,21 @@ class ErnieChat(anywidget.AnyWidget):
         if backend is None and client is None:
             from .client import Ernie
 
-            client = Ernie(model=model) if model and not model.endswith(".gguf") else Ernie()
+            client = Ernie("local", model=model) if model and model.endswith(".gguf") else Ernie(model=model)
         self._client = client
         self._backend = backend
         self._model = model
         self._system = system
         self._temperature = temperature
         self._max_tokens = max_tokens
+        if store is not None and thread is None:
+            thread = DEFAULT_THREAD  # a private conversation has no name to store it under
         self._conv: Conversation = get_thread(thread, store=store)
-        self._state_lock = threading.Lock()
-        self._future: concurrent.futures.Future[dict[str, Any]] | None = None
-        self._batcher: DeltaBatcher | None = None
+        # RLock: a trait write under the lock can call back into `_sync_messages` (a listener)
+        self._state_lock = threading.RLock()
+        self._turn: _Turn | None = None
         self._reply_callbacks: list[Callable[[dict[str, Any]], Any]] = []
-        label = self._label()
-        super().__init__(lang=lang, send_mode=send_mode, model_label=label, **kwargs)
+        super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), **kwargs)
         self._sync_messages()
         self._conv.subscribe(self._on_conversation_change)
         self.on_msg(self._on_custom)
@@ -130,6 +180,7 @@ class ErnieChat(anywidget.AnyWidget):
 
     @property
     def thread(self) -> str | None:
+        """The shared conversation's name (None for a private one)."""
         return self._conv.name
 
     @property
@@ -137,63 +188,71 @@ class ErnieChat(anywidget.AnyWidget):
         return self._client
 
     def ask(self, text: str, images: list[Any] | None = None) -> AskHandle:
-        """Send *text* (optionally with images for vision models). Returns at once; the answer streams."""
+        """Send *text* (optionally with images for vision models). Returns at once; the answer streams.
+
+        Raises `ThreadBusyError` while another answer streams in the same conversation.
+        """
         if not isinstance(text, str) or not text.strip():
             raise ErnieError("问题不能为空 / the question is empty")
+        user: dict[str, Any] = {"role": "user", "content": text}
+        if images:
+            user["images"] = [image_part(x)["image_url"]["url"] for x in images]
         self._conv.begin_or_raise()
-        try:
-            user: dict[str, Any] = {"role": "user", "content": text}
-            if images:
-                user["images"] = [image_part(x)["image_url"]["url"] for x in images]
-            self._conv.append(user)
-            return self._start_turn(self._conv.history())
-        except BaseException:
-            self._conv.end_turn()
-            raise
+        return self._start_turn(lambda: self._conv.append(user))
 
     def stop(self) -> None:
-        """Stop the answer in flight; its partial text is kept."""
-        future = self._future
-        if future is not None and not future.done():
-            future.cancel()
+        """Stop the answer in flight; its partial text is kept (status "stopped")."""
+        turn = self._turn
+        if turn is not None:
+            turn.request_stop()
 
     def retry(self) -> AskHandle:
         """Ask the last question again, replacing its answer."""
         self._conv.begin_or_raise()
-        try:
-            msgs = self._conv.messages
-            last_user = max((i for i, m in enumerate(msgs) if m["role"] == "user"), default=None)
-            if last_user is None:
-                raise ErnieError("没有可以重试的问题 / there is no question to retry")
-            self._conv.truncate(last_user + 1)
-            return self._start_turn(self._conv.history())
-        except BaseException:
+        msgs = self._conv.messages
+        last_user = _last_user_index(msgs)
+        if last_user is None:
             self._conv.end_turn()
-            raise
+            raise ErnieError("没有可以重试的问题 / there is no question to retry")
+        return self._start_turn(lambda: self._conv.truncate(last_user + 1))
 
     def continue_answer(self) -> AskHandle:
-        """Continue an answer cut by the length limit (ERNIE's `is_truncated`)."""
+        """Continue an answer cut by the length limit (ERNIE's `is_truncated`): asks "继续"."""
         last = self._conv.last_answer()
         if last is None or not last.get("truncated"):
             raise ErnieError("上一个回答没有被截断 / the last answer was not cut off")
         return self.ask("继续")
 
     def clear(self) -> None:
-        """Forget the conversation (stops an answer in flight)."""
-        self.stop()
+        """Forget the conversation (an answer of this widget in flight is stopped first)."""
+        self._stop_and_wait()
+        if self._conv.busy:
+            raise self._conv.busy_error()
         self._conv.clear()
 
+    def delete(self, index: int) -> None:
+        """Delete the exchange (question and answer) that contains ``messages[index]``."""
+        if self._conv.busy:
+            raise self._conv.busy_error()
+        self._conv.delete_turn(index)
+
     def edit_last(self, text: str) -> AskHandle:
-        """Replace the last question with *text* and ask again."""
-        self.stop()
-        msgs = self._conv.messages
-        last_user = max((i for i, m in enumerate(msgs) if m["role"] == "user"), default=None)
-        if last_user is not None:
-            self._conv.truncate(last_user)
-        return self.ask(text)
+        """Replace the last question with *text* and ask again (stops an answer in flight first)."""
+        if not isinstance(text, str) or not text.strip():
+            raise ErnieError("问题不能为空 / the question is empty")
+        self._stop_and_wait()
+        self._conv.begin_or_raise()
+        last_user = _last_user_index(self._conv.messages)
+
+        def change() -> None:
+            if last_user is not None:
+                self._conv.truncate(last_user)
+            self._conv.append({"role": "user", "content": text})
+
+        return self._start_turn(change)
 
     def on_reply(self, callback: Callable[[dict[str, Any]], Any]) -> None:
-        """Call *callback(answer_dict)* after every finished answer (on the stream thread)."""
+        """Call *callback(answer_dict)* after every finished answer (on the stream thread; keep it short)."""
         self._reply_callbacks.append(callback)
 
     @property
@@ -202,18 +261,22 @@ class ErnieChat(anywidget.AnyWidget):
         from .render import extract_code_blocks
 
         last = self._conv.last_answer()
-        return [code for _lang, code in extract_code_blocks(last["content"])] if last else []
+        if not last or last.get("withdrawn"):
+            return []
+        return [code for _lang, code in extract_code_blocks(last.get("content", ""))]
 
     def to_markdown(self) -> str:
-        """The conversation as markdown (questions quoted, answers as written)."""
+        """The conversation as markdown (questions marked, answers as written)."""
         parts = []
         for m in self._conv.messages:
             if m["role"] == "user":
-                parts.append("**You:** " + m.get("content", ""))
+                parts.append("**You:** " + str(m.get("content", "")))
             else:
-                body = "*(withdrawn)*" if m.get("withdrawn") else m.get("content", "")
+                body = "*(withdrawn)*" if m.get("withdrawn") else str(m.get("content", ""))
                 if m.get("error"):
                     body += f"\n\n> ⚠ {m['error']}"
+                elif m.get("status") == "stopped":
+                    body += "\n\n> *(stopped)*"
                 parts.append("**ERNIE:**\n\n" + body)
         return "\n\n---\n\n".join(parts)
 
@@ -223,11 +286,11 @@ class ErnieChat(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         provider = getattr(self._client, "provider", "custom") if self._backend is None else "custom"
-        return (f"ErnieChat(provider={provider!r}, thread={self.thread!r}, "
-                f"turns={sum(1 for m in self.messages if m.get('role') == 'user')}, status={self.status!r})")
+        turns = sum(1 for m in self.messages if m.get("role") == "user")
+        return f"ErnieChat(provider={provider!r}, thread={self.thread!r}, turns={turns}, status={self.status!r})"
 
     def close(self) -> None:
-        """Close the widget; a stream in flight is cancelled."""
+        """Close the widget; an answer in flight is stopped and its connection closed."""
         self.stop()
         self._conv.unsubscribe(self._on_conversation_change)
         super().close()
@@ -236,23 +299,45 @@ class ErnieChat(anywidget.AnyWidget):
 
     def _label(self) -> str:
         if self._backend is not None:
-            return getattr(self._backend, "__name__", "custom")
+            return str(getattr(self._backend, "__name__", "custom"))
         provider = getattr(self._client, "provider", "")
         model = self._model or getattr(self._client, "model", "") or ""
-        if model and model.endswith(".gguf"):
+        if model.endswith(".gguf"):
             model = pathlib.Path(model).name
         return f"{provider} · {model}" if provider else str(model)
 
-    def _start_turn(self, history: list[dict[str, Any]]) -> AskHandle:
-        mid = next(_mids)
-        with self._state_lock:
-            self.status = "streaming"
-        self._send({"type": "start", "mid": mid})
-        future = submit(self._run_turn(mid, history))
-        self._future = future
-        return AskHandle(future, self)
+    def _stop_and_wait(self, timeout: float = 3.0) -> None:
+        """Stop this widget's answer and wait until it is stored (not on the loop thread: that would deadlock)."""
+        turn = self._turn
+        if turn is None:
+            return
+        turn.request_stop()
+        if turn.future is not None and not in_background_loop():
+            try:
+                turn.future.result(timeout)
+            except BaseException:  # the answer's own outcome does not matter here
+                pass
 
-    def _send(self, msg: dict[str, Any]) -> None:
+    def _start_turn(self, change: Callable[[], Any]) -> AskHandle:
+        """Apply *change* to the conversation and start streaming. The caller holds the turn lock."""
+        try:
+            mid = next(_mids)
+            with self._state_lock, self.hold_sync():  # messages + status in one update message
+                change()
+                self.status = "streaming"
+            history = self._conv.history()
+            turn = _Turn(mid, DeltaBatcher(self._emit, mid))
+            self._turn = turn
+            self._emit({"type": "start", "mid": mid})
+            turn.future = submit(self._run_turn(turn, history))
+        except BaseException:
+            self._conv.end_turn()
+            with self._state_lock:
+                self.status = "idle"
+            raise
+        return AskHandle(turn.future, self)
+
+    def _emit(self, msg: dict[str, Any]) -> None:
         try:
             self.send(msg)
         except Exception:  # a closed comm must not break the stream
@@ -264,86 +349,103 @@ class ErnieChat(anywidget.AnyWidget):
             async for text in _backend_texts(self._backend, history):
                 yield "text", text
             return
-        client = self._client
-        aio = getattr(client, "aio", client)
-        stream = aio.stream(history, model=self._model if not (self._model or "").endswith(".gguf") else None,
-                            system=self._system, temperature=self._temperature, max_tokens=self._max_tokens)
-        async with stream:
+        aio = getattr(self._client, "aio", self._client)
+        model = None if not self._model or self._model.endswith(".gguf") else self._model
+        stream = aio.stream(history, model=model, system=self._system, temperature=self._temperature,
+                            max_tokens=self._max_tokens)
+        async with stream:  # leaving it (also on cancel) closes the HTTP response
             async for ev in stream:
                 if ev.type in ("text", "reasoning"):
                     yield ev.type, ev.text
-                elif ev.type == "safety":
+                elif ev.type == "safety" and ev.safety is not None:
                     yield "safety", ev.safety
             yield "reply", stream.reply
 
-    async def _run_turn(self, mid: int, history: list[dict[str, Any]]) -> dict[str, Any]:
-        batcher = DeltaBatcher(self._send, mid)
-        self._batcher = batcher
+    async def _run_turn(self, turn: _Turn, history: list[dict[str, Any]]) -> dict[str, Any]:
+        mid, batcher = turn.mid, turn.batcher
+        task = asyncio.current_task()
+        assert task is not None
         answer: dict[str, Any] = {"role": "assistant", "content": "", "mid": mid, "status": "ok"}
-        notice = None
+        notices: list[str] = []
+        started = time.monotonic()
+        first: float | None = None
+        pieces = 0
+
+        def notice(text: str) -> None:
+            notices.append(text)
+            self._emit({"type": "notice", "text": text})
+
+        def withdraw() -> None:
+            if not answer.get("withdrawn"):
+                answer["withdrawn"] = True
+                self._emit({"type": "withdraw", "mid": mid, "notice": WITHDRAWN_NOTICE})
+
         try:
+            if not turn.attach(task):
+                raise asyncio.CancelledError
             async for kind, value in self._events(history):
-                if kind == "text":
-                    batcher.add(text=value)
-                elif kind == "reasoning":
-                    batcher.add(reasoning=value)
-                elif kind == "safety" and value is not None:
+                if kind in ("text", "reasoning"):
+                    if answer.get("withdrawn"):
+                        continue  # never show more of an answer that was withdrawn
+                    first = first or time.monotonic()
+                    pieces += 1
+                    batcher.add(**{kind: value})
+                elif kind == "safety":
                     if value.need_clear_history:
-                        self._conv.exclude_before(len(self._conv))
-                        notice = "因安全原因已清除之前的对话 / earlier turns were cleared for safety"
-                        self._send({"type": "notice", "text": notice})
+                        answer["excluded"] = True
+                        self._conv.exclude_before(len(self._conv), notify=False)
+                        notice(CLEARED_NOTICE)
                     if value.withdraws_text:
-                        answer["withdrawn"] = True
-                        self._send({"type": "withdraw", "mid": mid,
-                                    "notice": "该回答已被撤回 / this answer was withdrawn for safety"})
+                        withdraw()
                 elif kind == "reply" and value is not None:
-                    reply = value
-                    if reply.usage:
-                        answer["usage"] = reply.usage.to_dict()
-                    answer["metrics"] = reply.metrics.to_dict()
-                    answer["finish_reason"] = reply.finish_reason
-                    if reply.truncated:
-                        answer["truncated"] = True
-                    if reply.model:
-                        answer["model"] = reply.model
-                    if reply.request_id:
-                        answer["request_id"] = reply.request_id
-                    if reply.trimmed_turns:
-                        notice = (f"历史过长，已省略最早的 {reply.trimmed_turns} 条消息 / the history was too long: "
-                                  f"the oldest {reply.trimmed_turns} messages were left out")
-                        self._send({"type": "notice", "text": notice})
+                    _merge_reply(answer, value)
+                    if value.trimmed_turns:
+                        notice(f"历史过长，已省略最早的 {value.trimmed_turns} 条消息 / the history was too "
+                               f"long: the oldest {value.trimmed_turns} messages were left out")
         except asyncio.CancelledError:
             answer["status"] = "stopped"
+            task.uncancel()  # the stop is handled: the turn ends normally with what it has
+        except ContentFilterError as err:  # flag 3: the text must not be displayed
+            answer["status"], answer["error"] = "error", str(err)
+            withdraw()
         except ErnieError as err:
-            answer["status"] = "error"
-            answer["error"] = str(err)
+            answer["status"], answer["error"] = "error", str(err)
         except Exception as err:  # a custom backend's bug: show it, keep the conversation
+            logger.debug("backend failed", exc_info=True)
             answer["status"] = "error"
             answer["error"] = f"后端出错 / the backend failed: {type(err).__name__}: {err}"
         finally:
             batcher.close()
-            self._batcher = None
-            answer["content"] = "".join(batcher.text)
-            if batcher.reasoning:
-                answer["reasoning"] = "".join(batcher.reasoning)
-            if answer.get("withdrawn"):
-                answer["content"] = ""
-            if notice:
-                answer["notice"] = notice
-            self._conv.append(answer)
-            with self._state_lock:
-                self.status = "idle"
-            done: dict[str, Any] = {"type": "done", "mid": mid, "status": answer["status"]}
-            if "error" in answer:
-                done["error"] = answer["error"]
-            self._send(done)
-            self._conv.end_turn()
-            for cb in list(self._reply_callbacks):
-                try:
-                    cb(dict(answer))
-                except Exception:
-                    logger.exception("on_reply callback failed")
+        answer["content"] = WITHDRAWN_NOTICE if answer.get("withdrawn") else "".join(batcher.text)
+        if batcher.reasoning and not answer.get("withdrawn"):
+            answer["reasoning"] = "".join(batcher.reasoning)
+        if "metrics" not in answer:
+            answer["metrics"] = {"ttft_ms": None if first is None else round((first - started) * 1000, 1),
+                                 "duration_ms": round((time.monotonic() - started) * 1000, 1), "chunks": pieces}
+        if notices:
+            answer["notice"] = "\n".join(notices)
+        self._finish_turn(turn, answer)
         return answer
+
+    def _finish_turn(self, turn: _Turn, answer: dict[str, Any]) -> None:
+        """Store the answer (the one trait write for it), release the conversation, tell the front end."""
+        try:
+            with self._state_lock, self.hold_sync():
+                self._conv.append(answer)
+                self.status = "idle"
+        finally:
+            if self._turn is turn:
+                self._turn = None
+            self._conv.end_turn()
+        done: dict[str, Any] = {"type": "done", "mid": turn.mid, "status": answer["status"]}
+        if "error" in answer:
+            done["error"] = answer["error"]
+        self._emit(done)
+        for cb in list(self._reply_callbacks):
+            try:
+                cb(_public(answer))
+            except Exception:
+                logger.exception("on_reply callback failed")
 
     # -- front end and conversation events -------------------------------------------------------
 
@@ -356,13 +458,14 @@ class ErnieChat(anywidget.AnyWidget):
         self._sync_messages()
 
     def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        # May run on the main thread or a subshell thread: keep it tiny and hand work to the loop.
+        # May run on the main thread or a subshell thread: keep it short and hand work to the loop.
         if not isinstance(content, dict):
             return
         kind = content.get("type")
         try:
             if kind == "ask":
-                images = [u for u in content.get("images") or [] if isinstance(u, str) and u.startswith("data:image/")]
+                images = [u for u in content.get("images") or []
+                          if isinstance(u, str) and u.startswith(_IMAGE_URL_PREFIXES)]
                 self.ask(str(content.get("text", "")), images=images or None)
             elif kind == "stop":
                 self.stop()
@@ -373,22 +476,41 @@ class ErnieChat(anywidget.AnyWidget):
             elif kind == "continue":
                 self.continue_answer()
             elif kind == "delete":
-                if not self._conv.busy:
-                    self._conv.delete_turn(int(content.get("index", -1)))
+                self.delete(int(content.get("index", -1)))
             elif kind == "edit":
                 self.edit_last(str(content.get("text", "")))
             elif kind in ("hello", "resync"):
                 background_loop().call_soon_threadsafe(self._send_resync)
-        except ThreadBusyError as err:
-            self._send({"type": "notice", "text": err.message})
-        except ErnieError as err:
-            self._send({"type": "notice", "text": err.message})
+        except ErnieError as err:  # ThreadBusyError included: tell the user, do not raise into the kernel
+            self._emit({"type": "notice", "text": err.message})
+        except (TypeError, ValueError) as err:
+            self._emit({"type": "notice", "text": f"无效的请求 / invalid request from the front end: {err}"})
 
     def _send_resync(self) -> None:
-        """On the loop thread: the in-flight buffer, so a reloaded view shows the partial answer."""
-        batcher = self._batcher
-        if batcher is not None:
-            self._send(batcher.snapshot())
+        """On the loop thread (where the batcher lives): the in-flight answer, for a (re)connecting view."""
+        turn = self._turn
+        if turn is not None:
+            self._emit(turn.batcher.snapshot())
+
+
+def _last_user_index(msgs: list[dict[str, Any]]) -> int | None:
+    return max((i for i, m in enumerate(msgs) if m.get("role") == "user"), default=None)
+
+
+def _merge_reply(answer: dict[str, Any], reply: Any) -> None:
+    """Copy what the front end shows from a `Reply` into the answer message."""
+    if reply.usage:
+        answer["usage"] = reply.usage.to_dict()
+    answer["metrics"] = reply.metrics.to_dict()
+    answer["finish_reason"] = reply.finish_reason
+    if reply.truncated:
+        answer["truncated"] = True
+    if reply.model:
+        answer["model"] = reply.model
+    if reply.request_id:
+        answer["request_id"] = reply.request_id
+    if reply.search_results:
+        answer["search_results"] = [dict(r) for r in reply.search_results]
 
 
 def _public(m: dict[str, Any]) -> dict[str, Any]:
@@ -397,10 +519,21 @@ def _public(m: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _backend_texts(backend: Backend, history: list[dict[str, Any]]) -> AsyncIterator[str]:
-    """Adapt any callable, generator or async generator into an async stream of text pieces."""
-    result = backend(history)
+    """Adapt any callable, generator or async generator into an async stream of text pieces.
+
+    Anything that may block (a plain function, each step of a sync generator) runs in a worker
+    thread, so a slow model never stalls the loop other streams share.
+    """
+    loop = asyncio.get_running_loop()
+    if inspect.isasyncgenfunction(backend) or inspect.iscoroutinefunction(backend) \
+            or inspect.isgeneratorfunction(backend):
+        result = backend(history)  # cheap: creates the generator / coroutine
+    else:
+        result = await loop.run_in_executor(None, backend, history)
     if inspect.isawaitable(result):
         result = await result
+    if result is None:
+        return
     if isinstance(result, str):
         yield result
         return
@@ -408,9 +541,7 @@ async def _backend_texts(backend: Backend, history: list[dict[str, Any]]) -> Asy
         async for piece in result:
             yield str(piece)
         return
-    # a sync generator: run each step in a worker thread so a slow model never blocks the loop
     iterator = iter(result)
-    loop = asyncio.get_running_loop()
     sentinel = object()
     try:
         while True:
@@ -421,7 +552,10 @@ async def _backend_texts(backend: Backend, history: list[dict[str, Any]]) -> Asy
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
-            close()
+            try:
+                close()
+            except ValueError:  # "generator already executing": a worker is still inside next()
+                pass
 
 
 class Transcript:
@@ -438,5 +572,3 @@ class Transcript:
 
     def __repr__(self) -> str:
         return self.markdown
-
-
