@@ -15,6 +15,7 @@ import queue
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -24,9 +25,16 @@ from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
 from ._loop import submit
-from .client.errors import ErnieError
+from .client.errors import ContentFilterError, ErnieError
 from .client.messages import estimate_tokens
-from .threads import DEFAULT_THREAD, Conversation, ThreadBusyError, get_thread
+from .threads import (
+    CLEARED_NOTICE,
+    DEFAULT_THREAD,
+    WITHDRAWN_NOTICE,
+    Conversation,
+    ThreadBusyError,
+    get_thread,
+)
 
 __all__ = ["FORMAT_INSTRUCTIONS", "ErnieMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -44,18 +52,66 @@ FORMAT_INSTRUCTIONS = {
 }
 
 _DONE = object()
+
+
+@dataclass
+class _Outcome:
+    """How one answer ended: its text, the `Reply` (on success), the error, whether it was interrupted."""
+
+    text: str = ""
+    reply: Any = None
+    error: ErnieError | None = None
+    interrupted: bool = False
+    withdrawn: bool = False
+
+    def answer(self) -> dict[str, Any]:
+        """The assistant message stored in the thread."""
+        answer: dict[str, Any] = {"role": "assistant", "content": self.text, "status": "ok"}
+        reply = self.reply
+        if reply is not None:
+            answer.update(finish_reason=reply.finish_reason, request_id=reply.request_id,
+                          metrics=reply.metrics.to_dict())
+            if reply.usage:
+                answer["usage"] = reply.usage.to_dict()
+            if reply.truncated:
+                answer["truncated"] = True
+            if reply.reasoning:
+                answer["reasoning"] = reply.reasoning
+            if reply.safety is not None and reply.safety.need_clear_history:
+                answer["excluded"] = True
+        if self.error is not None:
+            answer["status"], answer["error"] = "error", str(self.error)
+        if self.interrupted:
+            answer["status"] = "stopped"
+        if self.withdrawn:
+            answer["content"], answer["withdrawn"] = WITHDRAWN_NOTICE, True
+            answer.pop("reasoning", None)
+        return answer
+
+
+def _stream_disabled_by_env() -> bool:
+    """ERNIE_STREAM=0: one final display per cell (nbval/papermill record only the first display)."""
+    return os.environ.get("ERNIE_STREAM", "").strip().lower() in ("0", "false", "no", "off")
+
+
 _clients: dict[tuple[Any, ...], Any] = {}
 _session_credentials: dict[str, dict[str, str]] = {}
 
 
 def _client_for(provider: str | None, model: str | None) -> Any:
-    """One `Ernie` per (provider, model, session credentials), so connection pools are reused."""
+    """One `Ernie` per (provider, model, credentials, configuration), so connection pools are reused.
+
+    The key includes the configuration variables, so changing QIANFAN_API_KEY or a base URL in the
+    notebook takes effect at the next cell instead of reusing a stale client.
+    """
     from .client import Ernie
+    from .client.config import ENV_VARS, environment
 
     creds = _session_credentials.get(provider or "", {}) if provider else {}
     if provider is None and _session_credentials:
         provider, creds = next(iter(_session_credentials.items()))
-    key = (provider, model, tuple(sorted(creds.items())))
+    env = environment()
+    key = (provider, model, tuple(sorted(creds.items())), tuple(env.get(v) for v in ENV_VARS))
     client = _clients.get(key)
     if client is None:
         client = _clients[key] = Ernie(provider, model=model, **creds)  # type: ignore[arg-type]
@@ -78,9 +134,12 @@ class ErnieMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        if os.environ.get("ERNIE_STREAM", "").strip() in ("0", "false", "no"):
-            self.stream = False
         self.tokens_used = 0
+
+    @property
+    def _ns(self) -> dict[str, Any]:
+        """The user namespace (empty when the magics run without a shell)."""
+        return self.shell.user_ns if self.shell is not None else {}
 
     # -- the magic -------------------------------------------------------------------------------
 
@@ -129,13 +188,22 @@ class ErnieMagics(Magics):
         if args.paste is not None:
             return self._paste(args.paste, args.thread)
         prompt = cell if cell is not None else " ".join(args.prompt)
-        if args.fix:
-            prompt = self._fix_prompt(prompt)
-        if not prompt or not prompt.strip():
-            raise UsageError("请提供问题 / give a prompt: %ernie 你好, or %%ernie with the prompt in the cell")
         if args.over:
+            if not prompt.strip():
+                raise UsageError("请提供模板 / give a prompt template for --over")
             return self._over(args, prompt)
-        return self._generate(args, prompt)
+        text = self._interpolate(prompt) if prompt.strip() else ""
+        if args.fix:
+            # the cell and traceback go in verbatim: their braces are code, not prompt fields
+            text = self._fix_prompt() + ("\n\n" + text if text.strip() else "")
+        if not text.strip():
+            raise UsageError("请提供问题 / give a prompt: %ernie 你好, or %%ernie with the prompt in the cell")
+        return self._generate(args, text)
+
+    def _interpolate(self, prompt: str) -> str:
+        from .interpolate import interpolate
+
+        return interpolate(prompt, self._ns, warn=lambda msg: print(msg, file=sys.stderr))
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -160,11 +228,8 @@ class ErnieMagics(Magics):
         parts = [p for p in (args.system or self.system, FORMAT_INSTRUCTIONS.get(fmt)) if p]
         return "\n\n".join(parts) or None
 
-    def _build_messages(self, conv: Conversation, args: Any, prompt: str, fmt: str) -> list[dict[str, Any]]:
-        from .interpolate import interpolate
-
-        ns = self.shell.user_ns if self.shell is not None else {}
-        text = interpolate(prompt, ns, warn=lambda msg: print(msg, file=sys.stderr))
+    def _build_messages(self, conv: Conversation, args: Any, text: str, fmt: str) -> list[dict[str, Any]]:
+        ns = self._ns
         history = conv.history(self.max_history)
         content: Any = text
         if args.image:
@@ -189,13 +254,15 @@ class ErnieMagics(Magics):
         messages.append({"role": "user", "content": content})
         return messages
 
-    def _generate(self, args: Any, prompt: str) -> Any:
+    def _generate(self, args: Any, text: str) -> Any:
         fmt = (args.format or self.format).lower()
         thread = args.thread or DEFAULT_THREAD
         conv = get_thread(thread)
         if args.reset:
+            if conv.busy:
+                raise UsageError(conv.busy_error().message)
             conv.clear()
-        messages = self._build_messages(conv, args, prompt, fmt)
+        messages = self._build_messages(conv, args, text, fmt)
         params = self._request_params(args)
         estimate = estimate_tokens(messages) + int(params.get("max_tokens") or 1024)
         if args.dry_run:
@@ -213,40 +280,37 @@ class ErnieMagics(Magics):
             conv.begin_or_raise()
         except ThreadBusyError as err:
             raise UsageError(err.message) from None
-        last = messages[-1]["content"]
+        streaming = self.stream and not args.no_stream and not _stream_disabled_by_env()
+        outcome = _Outcome()
         try:
-            conv.append({"role": "user", "content": last if isinstance(last, str) else last[0]["text"]})
-            streaming = self.stream and not args.no_stream
-            text, reply, error, interrupted = self._drain(client, messages, params, fmt, streaming, args.trust_html)
-            answer: dict[str, Any] = {"role": "assistant", "content": text, "status": "ok"}
-            if reply is not None:
-                answer.update(finish_reason=reply.finish_reason, request_id=reply.request_id,
-                              metrics=reply.metrics.to_dict())
-                if reply.usage:
-                    answer["usage"] = reply.usage.to_dict()
-                if reply.truncated:
-                    answer["truncated"] = True
-                if reply.trimmed_turns:
-                    print(f"历史过长，已省略最早的 {reply.trimmed_turns} 条消息 / the history was trimmed "
-                          f"({reply.trimmed_turns} oldest messages left out)", file=sys.stderr)
-            if error is not None:
-                answer["status"], answer["error"] = "error", str(error)
-            if interrupted:
-                answer["status"] = "stopped"
+            conv.append({"role": "user", "content": text})
+            outcome = self._drain(client, messages, params, fmt, streaming, args.trust_html)
+            answer = outcome.answer()
+            if answer.get("excluded"):
+                conv.exclude_before(len(conv), notify=False)
+                print(CLEARED_NOTICE, file=sys.stderr)
             conv.append(answer)
         finally:
             conv.end_turn()
-        used = reply.usage.total_tokens if reply is not None and reply.usage else estimate_tokens(messages) + estimate_tokens(text)
-        self.tokens_used += used
-        self._after(args, fmt, text)
-        if interrupted:
+        reply = outcome.reply
+        if reply is not None and reply.trimmed_turns:
+            print(f"历史过长，已省略最早的 {reply.trimmed_turns} 条消息 / the history was trimmed "
+                  f"({reply.trimmed_turns} oldest messages left out)", file=sys.stderr)
+        if reply is not None and reply.usage:
+            self.tokens_used += reply.usage.total_tokens
+        else:
+            self.tokens_used += estimate_tokens(messages) + estimate_tokens(outcome.text)
+        if outcome.interrupted:
+            # a real interrupt: "Run all" must stop here too; the partial answer is already shown
             raise KeyboardInterrupt
-        if error is not None:
-            raise UsageError(str(error)) from None
+        if outcome.error is not None:
+            raise UsageError(str(outcome.error)) from None
+        if not outcome.withdrawn:
+            self._after(args, fmt, outcome.text)
         return None
 
     def _drain(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any], fmt: str,
-               streaming: bool, trust_html: bool) -> tuple[str, Any, ErnieError | None, bool]:
+               streaming: bool, trust_html: bool) -> _Outcome:
         """Stream on the private loop, render on this thread; an interrupt cancels the request."""
         from .render import bundle
 
@@ -254,9 +318,9 @@ class ErnieMagics(Magics):
         aio = client.aio
 
         async def pump() -> Any:
-            stream = aio.stream(messages, **params)
             try:
-                async with stream:
+                stream = aio.stream(messages, **params)
+                async with stream:  # leaving it (also on cancel) closes the HTTP response
                     async for ev in stream:
                         if ev.type == "text":
                             q.put(ev.text)
@@ -266,11 +330,11 @@ class ErnieMagics(Magics):
 
         future = submit(pump())
         parts: list[str] = []
+        out = _Outcome()
         handle = display(bundle("", fmt, trust_html=trust_html, streaming=True), raw=True,
                          display_id=True) if streaming else None
         last = 0.0
         dirty = False
-        interrupted = False
         try:
             while True:
                 try:
@@ -287,7 +351,7 @@ class ErnieMagics(Magics):
                     handle.update(bundle("".join(parts), fmt, trust_html=trust_html, streaming=True), raw=True)
                     last, dirty = now, False
         except KeyboardInterrupt:
-            interrupted = True
+            out.interrupted = True
             future.cancel()
             # wait (briefly) until the pump has closed the response, so no socket is left behind
             deadline = time.monotonic() + 2.0
@@ -297,32 +361,34 @@ class ErnieMagics(Magics):
                         break
                 except queue.Empty:
                     continue
-        text = "".join(parts)
-        reply, error = None, None
-        if not interrupted:
+        out.text = "".join(parts)
+        if not out.interrupted:
             try:
-                reply = future.result()
+                out.reply = future.result()
             except ErnieError as err:
-                error = err
-                text = err.partial_text or text
-        if reply is not None:
-            text = reply.text
-        final = bundle(text, fmt, trust_html=trust_html, streaming=False)
-        meta = {"ernie_widget": _provenance(client, reply)}
+                out.error = err
+                out.text = err.partial_text or out.text
+        if out.reply is not None:
+            out.text = out.reply.text
+        out.withdrawn = isinstance(out.error, ContentFilterError) or bool(
+            out.reply is not None and out.reply.safety is not None and out.reply.safety.withdraws_text)
+        shown = WITHDRAWN_NOTICE if out.withdrawn else out.text
+        final = bundle(shown, "text" if out.withdrawn else fmt, trust_html=trust_html, streaming=False)
+        meta = {"ernie_widget": _provenance(client, out.reply)}
         if handle is not None:
             handle.update(final, raw=True, metadata=meta)
-        elif text or error is None:
+        elif shown or out.error is None:
             display(final, raw=True, metadata=meta)
-        if interrupted:
+        if out.interrupted:
             print("已中断，保留了部分回答 / interrupted: the partial answer is kept", file=sys.stderr)
-        return text, reply, error, interrupted
+        return out
 
     def _after(self, args: Any, fmt: str, text: str) -> None:
         from .render import extract_code
 
         value = extract_code(text) if fmt == "code" else text
         if args.out:
-            self.shell.user_ns[args.out] = value
+            self._ns[args.out] = value
         if fmt == "code" and value.strip() and self.shell is not None:
             self.shell.set_next_input(value, replace=False)
 
@@ -335,7 +401,7 @@ class ErnieMagics(Magics):
         print(f"# 估计 token / estimated tokens: {estimate}{budget} — 未发送 / nothing was sent")
 
     def _over(self, args: Any, template: str) -> Any:
-        ns = self.shell.user_ns
+        ns = self._ns
         if args.over not in ns:
             raise UsageError(f"找不到变量 / no variable named {args.over!r} for --over")
         try:
@@ -403,7 +469,8 @@ class ErnieMagics(Magics):
         from .doctor import run_checks
 
         creds = _session_credentials.get(provider or self.provider or "", {})
-        for check in run_checks(provider or self.provider, model=self.model, **creds):
+        for check in run_checks(provider or self.provider, model=self.model, api_key=creds.get("api_key"),
+                                secret_key=creds.get("secret_key")):
             print(check)
 
     def _paste(self, n: int, thread: str | None) -> None:
@@ -417,23 +484,20 @@ class ErnieMagics(Magics):
                              f"{thread or DEFAULT_THREAD!r} has no code blocks")
         if not 1 <= n <= len(blocks):
             raise UsageError(f"没有第 {n} 个代码块 / there is no code block {n} (the answer has {len(blocks)})")
-        self.shell.set_next_input(blocks[n - 1][1], replace=False)
+        if self.shell is not None:
+            self.shell.set_next_input(blocks[n - 1][1], replace=False)
 
-    def _fix_prompt(self, extra: str) -> str:
-        err = self.shell.user_ns.get("Err") or {}
+    def _fix_prompt(self) -> str:
+        """The last failed cell and its traceback, as a request for an explanation and a fix."""
+        ns = self._ns
+        err = ns.get("Err") or {}
         if not err:
             raise UsageError("没有可解释的错误 / there is no exception to explain yet")
         n = max(err)
-        cell = ""
-        inputs = self.shell.user_ns.get("In") or []
-        if 0 <= n < len(inputs):
-            cell = inputs[n]
-        prompt = ("This notebook cell raised an exception. Explain the cause briefly, then give the corrected "
-                  f"code in one fenced block.\n\nCell:\n```python\n{cell}\n```\n\nTraceback:\n```\n{err[n]}\n```")
-        if extra and extra.strip():
-            prompt += "\n\n" + extra
-        # braces in code and tracebacks are literal: escape them for interpolate()
-        return prompt.replace("{", "{{").replace("}", "}}")
+        inputs = ns.get("In") or []
+        cell = inputs[n] if 0 <= n < len(inputs) else ""
+        return ("This notebook cell raised an exception. Explain the cause briefly, then give the corrected "
+                f"code in one fenced block.\n\nCell:\n```python\n{cell}\n```\n\nTraceback:\n```\n{err[n]}\n```")
 
 
 def _provenance(client: Any, reply: Any) -> dict[str, Any]:
@@ -451,13 +515,11 @@ def _record_error(shell: Any) -> Any:
         exc = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
         if exc is None:
             return
-        n = getattr(getattr(result, "info", None), "cell_id", None)
         count = getattr(result, "execution_count", None) or shell.execution_count
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-8:])
         from .client.redact import redact
 
         shell.user_ns.setdefault("Err", {})[count] = redact(text)
-        del n
 
     return hook
 

@@ -17,11 +17,16 @@ from typing import Any
 
 from .client.errors import ErnieError
 
-__all__ = ["DEFAULT_THREAD", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
+__all__ = ["CLEARED_NOTICE", "DEFAULT_THREAD", "WITHDRAWN_NOTICE", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
 
 DEFAULT_THREAD = "default"
 
 logger = logging.getLogger("ernie_widget")
+
+#: what replaces an answer ERNIE's safety system withdrew (flag 3/4), in the widget and the magics
+WITHDRAWN_NOTICE = "该回答已因安全原因撤回 / this answer was withdrawn for safety reasons"
+#: shown when ERNIE asks for the history to be cleared (need_clear_history)
+CLEARED_NOTICE = "因安全原因，之前的对话不再发送给模型 / earlier turns are no longer sent to the model (safety)"
 
 Message = dict[str, Any]
 Listener = Callable[["Conversation"], None]

@@ -37,7 +37,7 @@ from ._loop import background_loop, in_background_loop, submit
 from .batcher import DeltaBatcher
 from .client.errors import ContentFilterError, ErnieError
 from .client.messages import image as image_part
-from .threads import DEFAULT_THREAD, Conversation, get_thread
+from .threads import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
 
 __all__ = ["AskHandle", "ErnieChat", "Transcript"]
 
@@ -51,8 +51,6 @@ export default { render({ el }) {
 } };
 """
 
-WITHDRAWN_NOTICE = "该回答已因安全原因撤回 / this answer was withdrawn for safety reasons"
-CLEARED_NOTICE = "因安全原因，之前的对话不再发送给模型 / earlier turns are no longer sent to the model (safety)"
 _IMAGE_URL_PREFIXES = tuple(f"data:image/{t};base64," for t in ("png", "jpeg", "jpg", "gif", "webp"))
 
 _mids = itertools.count(1)
