@@ -133,6 +133,15 @@ def test_v2_non_stream_envelope_and_rate_limit_headers(sim: ErnieSimulator, clie
     assert r.headers["x-request-id"] == r.headers["x-baidu-request-id"] == "my-id-1"
 
 
+def test_aistudio_non_stream_envelope(sim: ErnieSimulator, client: httpx2.Client) -> None:
+    r = client.post(**request_kwargs(sim, "aistudio", stream=False, model="ernie-4.5-21b-a3b"))
+    body = r.json()
+    assert r.status_code == 200 and body["model"] == "ernie-4.5-21b-a3b"
+    assert body["choices"][0]["message"]["content"] == "你好！You said: hi"
+    assert body["choices"][0]["finish_reason"] == "normal"
+    assert sim.chat_requests[-1].path == "/llm/lmapi/v3/chat/completions"
+
+
 def test_v2_reasoning_chunks_come_before_text(sim: ErnieSimulator, client: httpx2.Client) -> None:
     sim.set_answer(text="结论", reasoning="先想想", chunk_size=2)
     objs = data_objects(stream_lines(client, sim, "qianfan"))[:-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 from typing import Any
 
 from ._server import ErnieSimulator
@@ -28,18 +28,20 @@ def main(argv: list[str] | None = None) -> int:
 
     sim = ErnieSimulator(args.host, args.port, latency=args.latency)
     sim.set_answer(text=args.text, reasoning=args.reasoning, chunk_size=args.chunk_size, delay=args.delay)
-    stop = threading.Event()
+    stopping: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
+        # Only a plain append here: Event.set() from a signal handler can deadlock on the lock that
+        # Event.wait() in the interrupted main thread is holding.
+        stopping.append(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sim.start()
     try:
         print(f"ERNIE_SIMULATOR_URL={sim.url}", flush=True)  # first stdout line: what launchers parse
-        while not stop.wait(0.2):
-            pass
+        while not stopping:
+            time.sleep(0.05)
     finally:
         sim.stop()
         print(f"served {len(sim.chat_requests)} chat requests", file=sys.stderr, flush=True)

@@ -202,6 +202,7 @@ class Connection:
     async def pause(self, seconds: float) -> None:
         """Sleep `seconds`, waking at once (with ClientGone) if the client disconnects."""
         if seconds <= 0:
+            await asyncio.sleep(0)  # still yield, so an endless zero-interval stream cannot starve the loop
             self.check()
             return
         if seconds == float("inf"):
@@ -328,6 +329,8 @@ class ResponseWriter:
             self._buf.clear()
             await self.conn.write(data)
             self.record.writes += 1
+            # drain() does not yield while the socket keeps up; yield so concurrent streams interleave
+            await asyncio.sleep(0)
         else:
             self.conn.check()
 
