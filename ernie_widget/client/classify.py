@@ -20,9 +20,11 @@ __all__ = ["TOKEN_EXPIRED_CODES", "error_from_body", "error_from_status", "error
 #: v1 codes that mean "refresh the OAuth token once and resend" (not counted as a retry)
 TOKEN_EXPIRED_CODES = frozenset({110, 111})
 _V1_RETRY = frozenset({1, 2, 15, 18, 336100, 336501, 336502})
-_V1_RATE = frozenset({4, 17, 18, 19, 40410})
+_V1_RATE = frozenset({4, 17, 18, 19, 40410, 336501, 336502})
+#: daily / total request quotas: a RateLimitError, but waiting seconds cannot help (ernie-api.md §2.5)
+_V1_QUOTA = frozenset({17, 19})
 _V1_AUTH = frozenset({6, 13, 14, 100, 110, 111, 40401})
-_V1_SERVER = frozenset({1, 2, 15, 336000, 336100, 336501, 336502})
+_V1_SERVER = frozenset({1, 2, 15, 336000, 336100})
 _V1_CONTEXT = frozenset({336007, 336103, 336104, 336105})
 
 
@@ -101,7 +103,10 @@ def error_from_body(
         return AuthenticationError(f"认证失败，请检查密钥 / authentication failed, check your key{detail}", **kw)
     if s.endswith("rate_limit_exceeded") or s == "offline_batch_reasoning_refused" or n in _V1_RATE \
             or etype == "rate_limit_exceeded" or status == 429:
-        return RateLimitError(f"请求过于频繁 / rate limit reached{detail}", **kw)
+        rate = RateLimitError(f"请求过于频繁 / rate limit reached{detail}", **kw)
+        if n in _V1_QUOTA:
+            rate.retryable = False
+        return rate
     if s in ("characters_too_long", "tokens_too_long") or n in _V1_CONTEXT or etype == "exceed_context_size_error":
         return ContextLengthError(f"输入过长 / the prompt is too long for this model{detail}", **kw)
     if s.endswith("_unsafe") or etype in ("unsafe_request", "permission_error") or status == 403:
