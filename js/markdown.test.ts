@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { IncrementalRenderer, renderFull } from "./markdown";
+import { renderFull } from "./markdown";
 
 function dom(html: string): HTMLElement {
   const div = document.createElement("div");

@@ -14,7 +14,7 @@
  * - images are never loaded: a placeholder button carries the URL, the widget loads it on click (http(s) only);
  * - each block's HTML then goes through DOMPurify with an allowlist (sanitize.ts).
  */
-import MarkdownItCallable, { type MarkdownIt, type Token } from "markdown-it";
+import MarkdownItCallable, { type Env, type MarkdownIt, type Token } from "markdown-it";
 import cjkFriendly from "markdown-it-cjk-friendly";
 import { highlightCode } from "./highlight";
 import { mathPlugin } from "./math";
@@ -39,7 +39,7 @@ function createMarkdown(): MarkdownIt {
 
   rules.image = (tokens, idx, options, env, self) => {
     const token = tokens[idx];
-    const src = token.attrGet("src") ?? "";
+    const src = String(token.attrGet("src") ?? "");
     const alt = self.renderInlineAsText(token.children ?? [], options, env);
     if (LOADABLE_IMAGE.test(src)) {
       return `<button type="button" class="ernie-image-blocked" data-src="${escape(src)}" title="${escape(src)}">${escape(alt)}</button>`;
@@ -63,7 +63,7 @@ function createMarkdown(): MarkdownIt {
   const align = (token: Token): void => {
     const style = token.attrGet("style");
     if (style === null) return;
-    const match = /text-align:(left|right|center)/.exec(style);
+    const match = /text-align:(left|right|center)/.exec(String(style));
     token.attrs = (token.attrs ?? []).filter(([name]) => name !== "style");
     if (match) token.attrJoin("class", `ernie-align-${match[1]}`);
   };
@@ -108,7 +108,7 @@ function topLevelBlocks(tokens: Token[]): Block[] {
   return blocks;
 }
 
-function renderBlock(md: MarkdownIt, tokens: Token[], block: Block, env: object): string {
+function renderBlock(md: MarkdownIt, tokens: Token[], block: Block, env: Env): string {
   return sanitizeHtml(md.renderer.render(tokens.slice(block.start, block.end), md.options, env));
 }
 
@@ -123,7 +123,7 @@ function lineStarts(src: string): number[] {
 /** Sanitized HTML of a whole text, rendered in one pass. */
 export function renderFull(text: string): string {
   const md = markdown();
-  const env = {};
+  const env: Env = {};
   const tokens = md.parse(normalizeText(text), env);
   return topLevelBlocks(tokens)
     .map((block) => renderBlock(md, tokens, block, env))
@@ -255,7 +255,7 @@ export class IncrementalRenderer {
     this.pending = false;
     const md = markdown();
     const tailSrc = this.src.slice(this.frozenAt);
-    const env = {};
+    const env: Env = {};
     const tokens = md.parse(tailSrc, env);
     const blocks = topLevelBlocks(tokens);
 

@@ -1,0 +1,597 @@
+/**
+ * The chat view: transcript, streaming answer, composer.
+ *
+ * State lives in the kernel. The `messages` trait is the transcript (written once per turn); the answer in
+ * flight arrives as custom-message deltas (stream.ts). The view renders the transcript, appends a streaming
+ * bubble for the answer in flight, and reconciles the two when the final entry for that `mid` arrives.
+ */
+import { codeOf, syncCodeTools, wrapCodeBlocks } from "./code-tools";
+import { copyText, flashLabel, h } from "./dom";
+import { type Lang, resolveLang, type StringKey, type Translate, translator } from "./i18n";
+import { bindSendKeys, imageFiles, MAX_IMAGE_BYTES, MAX_IMAGES, readAsDataUrl, type SendMode } from "./input";
+import { AssistantMessageView, type MessageView, messageKey, UserMessageView, type ViewContext } from "./messages";
+import { LOADABLE_IMAGE } from "./sanitize";
+import { DeltaAssembler, type StreamSink } from "./stream";
+import { type BrowserMessage, type ChatModel, type IndexedMessage, isSafeImageDataUrl, parseMessages, type TurnStatus } from "./types";
+
+/** How long Send stays disabled waiting for the kernel's `start` after an ask. */
+const AWAIT_START_MS = 15_000;
+const NOTICE_MS = 8_000;
+/** Autoscroll follows the answer while the user is within this many pixels of the bottom. */
+const STICK_PX = 40;
+
+type Label = [Element, StringKey, "text" | "title" | "placeholder"];
+
+export class ChatView implements StreamSink {
+  readonly root: HTMLElement;
+  private readonly cleanups: Array<() => void> = [];
+  private readonly labels: Label[] = [];
+  private lang: Lang = "en";
+  private t: Translate = translator("en");
+
+  private readonly log: HTMLElement;
+  private readonly list: HTMLElement;
+  private readonly live: HTMLElement;
+  private readonly noticeEl: HTMLElement;
+  private readonly modelLabel: HTMLElement;
+  private readonly statusText: HTMLElement;
+  private readonly textarea: HTMLTextAreaElement;
+  private readonly attachmentsEl: HTMLElement;
+  private readonly editingBar: HTMLElement;
+  private readonly hint: HTMLElement;
+  private readonly sendButton: HTMLButtonElement;
+  private readonly stopButton: HTMLButtonElement;
+  private readonly retryButton: HTMLButtonElement;
+  private readonly continueButton: HTMLButtonElement;
+  private readonly clearButton: HTMLButtonElement;
+
+  private messages: IndexedMessage[] = [];
+  private finalMids = new Set<number>();
+  private views: MessageView[] = [];
+  private readonly byMid = new Map<number, AssistantMessageView>();
+  private inflight: AssistantMessageView | null = null;
+  private pendingUser: UserMessageView | null = null;
+  private readonly assembler: DeltaAssembler;
+  private attachments: string[] = [];
+  private editing = false;
+  private awaitingStart = false;
+  private awaitTimer: number | undefined;
+  private noticeTimer: number | undefined;
+  private stick = true;
+  private withExtension = false;
+  private frame: number | undefined;
+  private readonly frameQueue = new Set<() => void>();
+  private readonly ctx: ViewContext;
+
+  constructor(
+    private readonly model: ChatModel,
+    private readonly host: HTMLElement,
+  ) {
+    this.assembler = new DeltaAssembler(this, (mid) => this.finalMids.has(mid));
+    this.ctx = {
+      t: (key, vars) => this.t(key, vars),
+      send: (msg) => this.send(msg),
+      schedule: (fn) => this.schedule(fn),
+      committed: (view, nodes) => this.committed(view, nodes),
+      copy: (text, button) => this.copy(text, button),
+      startEdit: (text) => this.startEdit(text),
+    };
+
+    // Header: the status line.
+    this.modelLabel = h("span", { class: "ernie-model" });
+    this.statusText = h("span", { class: "ernie-status-text" });
+    const header = h("div", { class: "ernie-header" }, this.modelLabel, this.statusText);
+
+    // Transcript.
+    this.list = h("div", { class: "ernie-messages" });
+    this.log = h("div", { class: "ernie-log", role: "log", "aria-live": "off", tabindex: "0" }, this.list);
+    this.live = h("div", { class: "ernie-sr-only ernie-live", "aria-live": "polite", "aria-atomic": "false" });
+    this.noticeEl = h("div", { class: "ernie-notice", role: "status" });
+    this.noticeEl.hidden = true;
+
+    // Composer.
+    this.editingBar = h("div", { class: "ernie-editing" });
+    this.editingBar.hidden = true;
+    this.attachmentsEl = h("div", { class: "ernie-attachments" });
+    this.attachmentsEl.hidden = true;
+    this.textarea = h("textarea", { class: "ernie-input", "data-testid": "ernie-input", rows: 2 });
+    this.labels.push([this.textarea, "placeholder", "placeholder"]);
+    this.hint = h("span", { class: "ernie-hint" });
+    this.sendButton = this.button("ernie-send", "send", "ernie-btn ernie-btn-primary");
+    this.stopButton = this.button("ernie-stop", "stop", "ernie-btn ernie-btn-stop");
+    this.retryButton = this.button("ernie-retry", "retry");
+    this.continueButton = this.button("ernie-continue", "continue");
+    this.clearButton = this.button("ernie-clear", "clear");
+    const toolbar = h(
+      "div",
+      { class: "ernie-toolbar" },
+      this.hint,
+      h("span", { class: "ernie-spacer" }),
+      this.clearButton,
+      this.retryButton,
+      this.continueButton,
+      this.stopButton,
+      this.sendButton,
+    );
+    const composer = h("div", { class: "ernie-composer" }, this.editingBar, this.attachmentsEl, this.textarea, toolbar);
+
+    this.root = h("div", { class: "ernie-chat" }, header, this.log, this.noticeEl, this.live, composer);
+    host.append(this.root);
+
+    this.wire();
+    this.applyLang();
+    this.applyTraits();
+    this.renderMessages();
+    // A re-created view (or a page reload) asks for the answer in flight, if any.
+    this.send({ type: "hello" });
+  }
+
+  // --- setup -----------------------------------------------------------------------------------------------
+
+  private button(testid: string, key: StringKey, cls = "ernie-btn"): HTMLButtonElement {
+    const button = h("button", { type: "button", class: cls, "data-testid": testid });
+    this.labels.push([button, key, "text"]);
+    return button;
+  }
+
+  private listen(target: EventTarget, type: string, handler: (e: any) => void): void {
+    target.addEventListener(type, handler);
+    this.cleanups.push(() => target.removeEventListener(type, handler));
+  }
+
+  private on(name: string, handler: (...args: any[]) => void): void {
+    this.model.on(name, handler);
+    this.cleanups.push(() => this.model.off(name, handler));
+  }
+
+  private wire(): void {
+    this.on("change:messages", () => this.renderMessages());
+    this.on("change:status", () => this.updateControls());
+    this.on("change:lang", () => this.applyLang());
+    this.on("change:send_mode", () => this.applyTraits());
+    this.on("change:model_label", () => this.applyTraits());
+    this.on("change:placeholder", () => this.applyTraits());
+    this.on("msg:custom", (msg: unknown) => this.onCustom(msg));
+
+    this.listen(this.sendButton, "click", () => this.submit());
+    this.listen(this.stopButton, "click", () => this.send({ type: "stop" }));
+    this.listen(this.retryButton, "click", () => this.send({ type: "retry" }));
+    this.listen(this.continueButton, "click", () => this.send({ type: "continue" }));
+    this.listen(this.clearButton, "click", () => this.send({ type: "clear" }));
+    this.cleanups.push(
+      bindSendKeys(this.textarea, {
+        mode: () => this.sendMode(),
+        onSend: () => this.submit(),
+        onEscape: () => this.cancelEdit(),
+      }),
+    );
+    this.listen(this.textarea, "paste", (e: ClipboardEvent) => {
+      const files = imageFiles(e.clipboardData?.files);
+      if (!files.length) return;
+      e.preventDefault();
+      void this.attach(files);
+    });
+    this.listen(this.root, "dragover", (e: DragEvent) => {
+      if (!Array.from(e.dataTransfer?.types ?? []).includes("Files")) return;
+      e.preventDefault();
+      this.root.classList.add("ernie-dragging");
+    });
+    this.listen(this.root, "dragleave", () => this.root.classList.remove("ernie-dragging"));
+    this.listen(this.root, "drop", (e: DragEvent) => {
+      this.root.classList.remove("ernie-dragging");
+      const files = imageFiles(e.dataTransfer?.files);
+      if (!files.length) return;
+      e.preventDefault();
+      void this.attach(files);
+    });
+    this.listen(this.log, "scroll", () => {
+      this.stick = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight <= STICK_PX;
+    });
+    this.listen(this.root, "click", (e: MouseEvent) => this.onClick(e));
+  }
+
+  private applyLang(): void {
+    this.lang = resolveLang(this.model.get("lang"));
+    this.t = translator(this.lang);
+    this.root.lang = this.lang === "zh" ? "zh-CN" : "en";
+    for (const [el, key, where] of this.labels) {
+      if (where === "text") el.textContent = this.t(key);
+      else if (where === "title") el.setAttribute("title", this.t(key));
+    }
+    for (const view of this.allViews()) view.relabel(this.t);
+    this.pendingUser?.relabel(this.t);
+    this.renderAttachments();
+    this.renderEditing();
+    this.applyTraits();
+    this.refreshCodeTools();
+  }
+
+  private applyTraits(): void {
+    const label = this.model.get("model_label");
+    this.modelLabel.textContent = typeof label === "string" ? label : "";
+    const placeholder = this.model.get("placeholder");
+    this.textarea.placeholder = typeof placeholder === "string" && placeholder ? placeholder : this.t("placeholder");
+    this.hint.textContent = this.sendMode() === "ctrl-enter" ? this.t("hintCtrlEnter") : this.t("hintEnter");
+    this.updateControls();
+  }
+
+  private sendMode(): SendMode {
+    return this.model.get("send_mode") === "ctrl-enter" ? "ctrl-enter" : "enter";
+  }
+
+  // --- kernel → browser ------------------------------------------------------------------------------------
+
+  private onCustom(msg: unknown): void {
+    if (this.assembler.handle(msg)) {
+      this.updateControls();
+      return;
+    }
+    const m = (msg ?? {}) as Record<string, unknown>;
+    if (m.type === "notice" && typeof m.text === "string") {
+      this.showNotice(m.text);
+      // The kernel refused the ask (e.g. a turn is already streaming): drop the optimistic bubble.
+      if (this.awaitingStart) {
+        this.removePendingUser();
+        this.setAwaitingStart(false);
+      }
+    } else if (m.type === "withdraw" && typeof m.mid === "number") {
+      this.byMid.get(m.mid)?.withdraw(typeof m.notice === "string" ? m.notice : "");
+      if (this.inflight?.mid === m.mid) this.inflight = null;
+      this.updateControls();
+    }
+  }
+
+  begin(mid: number): void {
+    this.setAwaitingStart(false);
+    this.checkExtension();
+    const previous = this.byMid.get(mid);
+    if (previous && previous !== this.inflight) {
+      previous.destroy();
+      this.byMid.delete(mid);
+    }
+    if (this.inflight && this.inflight.mid !== mid) this.inflight.endStream("ok");
+    const view = new AssistantMessageView(this.ctx, mid);
+    view.beginStream();
+    this.byMid.set(mid, view);
+    this.inflight = view;
+    this.placeViews();
+    this.afterRender();
+  }
+
+  append(mid: number, text: string, reasoning: string): void {
+    this.byMid.get(mid)?.appendStream(text, reasoning);
+  }
+
+  replace(mid: number, text: string, reasoning: string): void {
+    this.byMid.get(mid)?.replaceStream(text, reasoning);
+  }
+
+  end(mid: number, status: TurnStatus, error?: string): void {
+    this.byMid.get(mid)?.endStream(status, error);
+    if (this.inflight?.mid === mid) this.inflight = null;
+    this.refreshCodeTools();
+    this.updateControls();
+    this.afterRender();
+  }
+
+  requestResync(mid: number): void {
+    this.send({ type: "resync", mid });
+  }
+
+  // --- transcript --------------------------------------------------------------------------------------------
+
+  private renderMessages(): void {
+    const messages = parseMessages(this.model.get("messages"));
+    this.messages = messages;
+    this.finalMids = new Set(messages.flatMap((m) => (m.role === "assistant" && m.mid !== undefined ? [m.mid] : [])));
+    this.removePendingUser();
+    this.checkExtension();
+
+    // Views without a mid are reused by content, so a transcript update does not re-render old answers.
+    const pool = new Map<string, MessageView[]>();
+    for (const view of this.views) {
+      if (view instanceof AssistantMessageView && view.mid !== undefined) continue;
+      const key = view instanceof UserMessageView ? `user\u0000${view.content}` : `assistant\u0000${view.renderer.text}`;
+      pool.set(key, [...(pool.get(key) ?? []), view]);
+    }
+    const take = (key: string): MessageView | undefined => pool.get(key)?.shift();
+
+    const lastPos = messages.length - 1;
+    const next: MessageView[] = [];
+    for (const [pos, msg] of messages.entries()) {
+      if (msg.role === "user") {
+        const reused = take(`user\u0000${msg.content}`);
+        const view = reused instanceof UserMessageView ? reused : new UserMessageView(this.ctx);
+        view.apply(msg);
+        next.push(view);
+        continue;
+      }
+      let view: AssistantMessageView | undefined = msg.mid !== undefined ? this.byMid.get(msg.mid) : undefined;
+      if (!view) {
+        const reused = take(`assistant\u0000${msg.content}`) ?? take(messageKey(msg));
+        view = reused instanceof AssistantMessageView ? reused : new AssistantMessageView(this.ctx, msg.mid);
+      }
+      if (msg.mid !== undefined) this.byMid.set(msg.mid, view);
+      view.apply(msg, pos === lastPos);
+      next.push(view);
+    }
+
+    for (const view of this.views) {
+      if (next.includes(view) || view === this.inflight) continue;
+      view.destroy();
+      if (view instanceof AssistantMessageView && view.mid !== undefined && this.byMid.get(view.mid) === view) {
+        this.byMid.delete(view.mid);
+      }
+    }
+    // The answer in flight is now in the transcript: it was reconciled by apply() above.
+    if (this.inflight && next.includes(this.inflight)) this.inflight = null;
+    this.views = next;
+    this.placeViews();
+    this.refreshCodeTools();
+    this.updateControls();
+    this.afterRender();
+  }
+
+  /** Put the views in DOM order: transcript, optimistic user bubble, answer in flight. */
+  private placeViews(): void {
+    const order: MessageView[] = [...this.views];
+    if (this.pendingUser) order.push(this.pendingUser);
+    if (this.inflight && !order.includes(this.inflight)) order.push(this.inflight);
+    let ref: ChildNode | null = this.list.firstChild;
+    for (const view of order) {
+      if (view.el === ref) ref = ref.nextSibling;
+      else this.list.insertBefore(view.el, ref);
+    }
+    while (ref) {
+      const stale: ChildNode = ref;
+      ref = ref.nextSibling;
+      stale.remove();
+    }
+  }
+
+  private allViews(): MessageView[] {
+    const views: MessageView[] = [...this.views];
+    if (this.inflight && !views.includes(this.inflight)) views.push(this.inflight);
+    return views;
+  }
+
+  private isStreaming(): boolean {
+    return this.model.get("status") === "streaming" || this.inflight !== null;
+  }
+
+  private updateControls(): void {
+    const streaming = this.isStreaming();
+    const busy = streaming || this.awaitingStart;
+    this.sendButton.disabled = busy;
+    this.stopButton.hidden = !streaming;
+    this.stopButton.disabled = !streaming;
+    const hasUser = this.messages.some((m) => m.role === "user");
+    this.retryButton.hidden = busy || !hasUser;
+    const last = this.messages.at(-1);
+    this.continueButton.hidden = busy || !(last?.role === "assistant" && last.truncated === true);
+    this.clearButton.disabled = busy || (!this.messages.length && !this.pendingUser);
+    this.statusText.textContent = streaming ? this.t("streaming") : this.t("ready");
+    this.root.dataset.status = streaming ? "streaming" : "idle";
+    const lastUser = [...this.views].reverse().find((v): v is UserMessageView => v instanceof UserMessageView);
+    for (const view of this.views) {
+      if (view instanceof UserMessageView) view.setState(view === lastUser, busy);
+    }
+  }
+
+  // --- code blocks, images, copy ---------------------------------------------------------------------------
+
+  private checkExtension(): void {
+    // Re-checked on each answer: the companion extension may mark the output area after the widget rendered.
+    const present = this.host.closest("[data-ernie-extension]") !== null;
+    if (present === this.withExtension) return;
+    this.withExtension = present;
+    this.refreshCodeTools();
+  }
+
+  /** The answer whose code blocks `%ernie --paste N` refers to. */
+  private latestAnswer(): AssistantMessageView | undefined {
+    if (this.inflight) return this.inflight;
+    return [...this.views].reverse().find((v): v is AssistantMessageView => v instanceof AssistantMessageView);
+  }
+
+  private refreshCodeTools(): void {
+    const latest = this.latestAnswer();
+    for (const view of this.allViews()) {
+      if (!(view instanceof AssistantMessageView)) continue;
+      view.answer.querySelectorAll<HTMLElement>(".ernie-codeblock").forEach((wrapper, i) => {
+        syncCodeTools(wrapper, i + 1, view === latest, this.withExtension, this.t);
+      });
+    }
+  }
+
+  private committed(view: AssistantMessageView, nodes: Element[]): void {
+    const wrappers = wrapCodeBlocks(nodes);
+    if (wrappers.length) {
+      const all = Array.from(view.answer.querySelectorAll<HTMLElement>(".ernie-codeblock"));
+      const pasteable = view === this.latestAnswer();
+      for (const wrapper of wrappers) syncCodeTools(wrapper, all.indexOf(wrapper) + 1, pasteable, this.withExtension, this.t);
+    }
+    if (view.streaming) {
+      // Announce each finished block once (not every token) to screen readers.
+      const text = nodes.map((n) => n.textContent ?? "").join(" ").trim();
+      if (text) this.live.textContent = text.length > 600 ? `${text.slice(0, 600)}…` : text;
+    }
+  }
+
+  private onClick(e: MouseEvent): void {
+    const target = e.target instanceof Element ? e.target : null;
+    if (!target) return;
+    const copy = target.closest<HTMLElement>(".ernie-code-copy");
+    if (copy) {
+      const wrapper = copy.closest(".ernie-codeblock");
+      if (wrapper) this.copy(codeOf(wrapper), copy);
+      return;
+    }
+    const image = target.closest<HTMLElement>("button.ernie-image-blocked[data-src]");
+    if (image) this.loadImage(image);
+  }
+
+  /** Load a blocked remote image, on the user's click only (no zero-click exfiltration through image URLs). */
+  private loadImage(button: HTMLElement): void {
+    const src = button.getAttribute("data-src") ?? "";
+    if (!LOADABLE_IMAGE.test(src)) return;
+    const img = h("img", { class: "ernie-image-loaded", alt: button.textContent ?? "", referrerpolicy: "no-referrer" });
+    img.src = src;
+    button.replaceWith(img);
+  }
+
+  private copy(text: string, button: HTMLElement): void {
+    void copyText(text).then((ok) => {
+      if (ok) flashLabel(button, button.classList.contains("ernie-action") ? "✓" : this.t("copied"));
+    });
+  }
+
+  // --- composer ----------------------------------------------------------------------------------------------
+
+  private submit(): void {
+    if (this.isStreaming() || this.awaitingStart) return;
+    const text = this.textarea.value;
+    const images = this.attachments.slice();
+    if (!text.trim() && !images.length) return;
+    if (this.editing) {
+      this.send({ type: "edit", text });
+      this.cancelEdit();
+    } else {
+      const msg: BrowserMessage = images.length ? { type: "ask", text, images } : { type: "ask", text };
+      this.send(msg);
+      this.showPendingUser(text, images);
+    }
+    this.textarea.value = "";
+    this.attachments = [];
+    this.renderAttachments();
+    this.setAwaitingStart(true);
+    this.stick = true;
+    this.afterRender();
+  }
+
+  private showPendingUser(text: string, images: string[]): void {
+    this.removePendingUser();
+    const view = new UserMessageView(this.ctx, true);
+    view.apply({ index: -1, content: text, images });
+    this.pendingUser = view;
+    this.placeViews();
+  }
+
+  private removePendingUser(): void {
+    if (!this.pendingUser) return;
+    this.pendingUser.destroy();
+    this.pendingUser = null;
+  }
+
+  private setAwaitingStart(value: boolean): void {
+    this.awaitingStart = value;
+    window.clearTimeout(this.awaitTimer);
+    this.awaitTimer = value
+      ? window.setTimeout(() => {
+          this.awaitingStart = false;
+          this.updateControls();
+        }, AWAIT_START_MS)
+      : undefined;
+    this.updateControls();
+  }
+
+  private startEdit(text: string): void {
+    if (this.isStreaming()) return;
+    this.editing = true;
+    this.textarea.value = text;
+    this.renderEditing();
+    this.textarea.focus();
+  }
+
+  private cancelEdit(): void {
+    if (!this.editing) return;
+    this.editing = false;
+    this.renderEditing();
+  }
+
+  private renderEditing(): void {
+    this.editingBar.hidden = !this.editing;
+    if (!this.editing) return;
+    const cancel = h("button", { type: "button", class: "ernie-btn ernie-btn-small" }, this.t("cancel"));
+    cancel.addEventListener("click", () => {
+      this.cancelEdit();
+      this.textarea.value = "";
+    });
+    this.editingBar.replaceChildren(h("span", {}, this.t("editing")), cancel);
+  }
+
+  private async attach(files: File[]): Promise<void> {
+    for (const file of files) {
+      if (this.attachments.length >= MAX_IMAGES) break;
+      if (file.size > MAX_IMAGE_BYTES) {
+        this.showNotice(this.t("imageTooLarge", { mb: MAX_IMAGE_BYTES / 1024 / 1024 }));
+        continue;
+      }
+      const url = await readAsDataUrl(file);
+      if (isSafeImageDataUrl(url)) this.attachments.push(url);
+    }
+    this.renderAttachments();
+  }
+
+  private renderAttachments(): void {
+    this.attachmentsEl.hidden = !this.attachments.length;
+    this.attachmentsEl.replaceChildren(
+      ...this.attachments.map((src, i) => {
+        const remove = h("button", { type: "button", class: "ernie-attachment-remove", title: this.t("removeImage"), "aria-label": this.t("removeImage") }, "×");
+        remove.addEventListener("click", () => {
+          this.attachments.splice(i, 1);
+          this.renderAttachments();
+        });
+        return h("div", { class: "ernie-attachment" }, h("img", { class: "ernie-thumb", src, alt: "" }), remove);
+      }),
+    );
+  }
+
+  // --- misc --------------------------------------------------------------------------------------------------
+
+  private send(msg: BrowserMessage): void {
+    this.model.send(msg);
+  }
+
+  private showNotice(text: string): void {
+    this.noticeEl.textContent = text;
+    this.noticeEl.hidden = false;
+    window.clearTimeout(this.noticeTimer);
+    this.noticeTimer = window.setTimeout(() => {
+      this.noticeEl.hidden = true;
+    }, NOTICE_MS);
+  }
+
+  /** Run `fn` in the next animation frame, together with everything else queued for it. */
+  private schedule(fn: () => void): void {
+    this.frameQueue.add(fn);
+    if (this.frame !== undefined) return;
+    const run = (): void => {
+      this.frame = undefined;
+      const queue = Array.from(this.frameQueue);
+      this.frameQueue.clear();
+      for (const f of queue) f();
+      this.afterRender();
+    };
+    this.frame = typeof requestAnimationFrame === "function" ? requestAnimationFrame(run) : window.setTimeout(run, 16);
+  }
+
+  /** Keep the newest content in view unless the user scrolled up to read. */
+  private afterRender(): void {
+    if (this.stick) this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  destroy(): void {
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+    if (this.frame !== undefined) {
+      if (typeof cancelAnimationFrame === "function") cancelAnimationFrame(this.frame);
+      window.clearTimeout(this.frame);
+    }
+    this.frameQueue.clear();
+    window.clearTimeout(this.awaitTimer);
+    window.clearTimeout(this.noticeTimer);
+    for (const view of this.allViews()) view.destroy();
+    this.pendingUser?.destroy();
+    this.root.remove();
+  }
+}

@@ -1,0 +1,319 @@
+/** Views of one user message and one assistant answer. */
+import { h } from "./dom";
+import type { StringKey, Translate } from "./i18n";
+import { IncrementalRenderer, normalizeText } from "./markdown";
+import type { BrowserMessage, IndexedMessage, Metrics, TurnStatus, Usage } from "./types";
+
+/** What a message view needs from the chat. */
+export interface ViewContext {
+  t: Translate;
+  send(msg: BrowserMessage): void;
+  /** Run `fn` in the next animation frame (each function at most once per frame). */
+  schedule(fn: () => void): void;
+  /** Blocks of an answer were frozen (decorate code blocks, announce). */
+  committed(view: AssistantMessageView, nodes: Element[]): void;
+  copy(text: string, button: HTMLElement): void;
+  startEdit(text: string): void;
+}
+
+type Label = [Element, StringKey, "text" | "title"];
+
+function actionButton(cls: string, labels: Label[], key: StringKey, icon: string, testid?: string): HTMLButtonElement {
+  const button = h("button", { type: "button", class: `ernie-action ${cls}`, "data-testid": testid }, icon);
+  labels.push([button, key, "title"]);
+  return button;
+}
+
+function applyLabels(labels: Label[], t: Translate): void {
+  for (const [el, key, where] of labels) {
+    if (where === "text") el.textContent = t(key);
+    else {
+      el.setAttribute("title", t(key));
+      el.setAttribute("aria-label", t(key));
+    }
+  }
+}
+
+/** A key for reusing a view across `messages` updates when the message has no `mid`. */
+export function messageKey(msg: IndexedMessage): string {
+  return `${msg.role}\u0000${msg.content}\u0000${msg.images?.length ?? 0}`;
+}
+
+export class UserMessageView {
+  readonly el: HTMLElement;
+  index = -1;
+  content = "";
+  private readonly labels: Label[] = [];
+  private readonly text: HTMLElement;
+  private readonly images: HTMLElement;
+  private readonly editButton: HTMLButtonElement;
+  private readonly deleteButton: HTMLButtonElement;
+  private json = "";
+
+  constructor(ctx: ViewContext, pending = false) {
+    this.text = h("div", { class: "ernie-user-text" });
+    this.images = h("div", { class: "ernie-user-images" });
+    const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", "⧉");
+    this.editButton = actionButton("ernie-edit", this.labels, "edit", "✎");
+    this.deleteButton = actionButton("ernie-delete", this.labels, "deleteTurn", "🗑");
+    copy.addEventListener("click", () => ctx.copy(this.content, copy));
+    this.editButton.addEventListener("click", () => ctx.startEdit(this.content));
+    this.deleteButton.addEventListener("click", () => {
+      if (this.index >= 0) ctx.send({ type: "delete", index: this.index });
+    });
+    const actions = h("div", { class: "ernie-message-actions" }, copy, this.editButton, this.deleteButton);
+    this.el = h(
+      "div",
+      { class: `ernie-message ernie-user${pending ? " ernie-pending" : ""}`, "data-testid": "ernie-message", "data-role": "user" },
+      h("div", { class: "ernie-bubble" }, this.images, this.text),
+      actions,
+    );
+    if (pending) {
+      this.editButton.hidden = true;
+      this.deleteButton.hidden = true;
+    }
+    applyLabels(this.labels, ctx.t);
+  }
+
+  /** Show a message (the content is plain text: users type prompts, not HTML). */
+  apply(msg: Pick<IndexedMessage, "index" | "content" | "images">): void {
+    this.index = msg.index;
+    const json = JSON.stringify([msg.content, msg.images ?? []]);
+    if (json === this.json) return;
+    this.json = json;
+    this.content = msg.content;
+    this.text.textContent = msg.content;
+    this.images.replaceChildren(
+      ...(msg.images ?? []).map((src) => h("img", { class: "ernie-thumb", src, alt: "", loading: "lazy" })),
+    );
+    this.images.hidden = !msg.images?.length;
+  }
+
+  /** Enable the actions that make sense now. */
+  setState(isLastUser: boolean, busy: boolean): void {
+    if (this.el.classList.contains("ernie-pending")) return;
+    this.editButton.hidden = !isLastUser || busy;
+    this.deleteButton.disabled = busy;
+  }
+
+  relabel(t: Translate): void {
+    applyLabels(this.labels, t);
+  }
+
+  destroy(): void {
+    this.el.remove();
+  }
+}
+
+function seconds(ms: number): string {
+  return (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
+}
+
+/** "12 in · 340 out · 352 tokens · first token 0.42 s · 35.1 tokens/s" (only the parts we know). */
+export function footerText(t: Translate, usage?: Usage, metrics?: Metrics): string {
+  const parts: string[] = [];
+  if (usage && (usage.prompt_tokens !== undefined || usage.completion_tokens !== undefined)) {
+    const total = usage.total_tokens ?? (usage.prompt_tokens ?? 0) + (usage.completion_tokens ?? 0);
+    parts.push(t("tokens", { prompt: usage.prompt_tokens ?? "?", completion: usage.completion_tokens ?? "?", total }));
+  }
+  if (metrics?.ttft_ms !== undefined) parts.push(t("ttft", { s: seconds(metrics.ttft_ms) }));
+  if (metrics?.tokens_per_s !== undefined) parts.push(t("speed", { n: metrics.tokens_per_s.toFixed(1) }));
+  if (metrics?.duration_ms !== undefined && metrics.tokens_per_s === undefined) {
+    parts.push(t("duration", { s: seconds(metrics.duration_ms) }));
+  }
+  return parts.join(" · ");
+}
+
+export class AssistantMessageView {
+  readonly el: HTMLElement;
+  /** The rendered Markdown (class `ernie-answer`). */
+  readonly answer: HTMLElement;
+  readonly renderer: IncrementalRenderer;
+  mid: number | undefined;
+  index = -1;
+  /** Receiving deltas (not yet ended or reconciled with the transcript). */
+  streaming = false;
+  private readonly labels: Label[] = [];
+  private readonly reasoning: HTMLDetailsElement;
+  private readonly reasoningText: Text;
+  private reasoningPending = "";
+  private reasoningToggledByUser = false;
+  private readonly notice: HTMLElement;
+  private readonly error: HTMLElement;
+  private readonly footer: HTMLElement;
+  private readonly footerInfo: HTMLElement;
+  private withdrawn = false;
+  private json = "";
+  private isLast = false;
+
+  constructor(private readonly ctx: ViewContext, mid?: number) {
+    this.mid = mid;
+    this.answer = h("div", { class: "ernie-answer" });
+    this.renderer = new IncrementalRenderer(this.answer, {
+      schedule: (flush) => ctx.schedule(flush),
+      onCommit: (nodes) => ctx.committed(this, nodes),
+    });
+    const summary = h("summary", {});
+    this.labels.push([summary, "thinking", "text"]);
+    this.reasoningText = document.createTextNode("");
+    this.reasoning = h("details", { class: "ernie-reasoning" }, summary, h("div", { class: "ernie-reasoning-text" }, this.reasoningText));
+    this.reasoning.hidden = true;
+    this.reasoning.addEventListener("toggle", () => {
+      if (this.streaming) this.reasoningToggledByUser = true;
+    });
+    this.notice = h("div", { class: "ernie-answer-notice" });
+    this.notice.hidden = true;
+    this.error = h("div", { class: "ernie-error", "data-testid": "ernie-error", role: "alert" });
+    this.error.hidden = true;
+    this.footerInfo = h("span", { class: "ernie-footer-info" });
+    const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", "⧉");
+    copy.addEventListener("click", () => ctx.copy(this.renderer.text, copy));
+    this.footer = h("div", { class: "ernie-footer" }, this.footerInfo, h("span", { class: "ernie-message-actions" }, copy));
+    this.el = h(
+      "div",
+      { class: "ernie-message ernie-assistant", "data-testid": "ernie-message", "data-role": "assistant" },
+      this.reasoning,
+      this.answer,
+      this.notice,
+      this.error,
+      this.footer,
+    );
+    if (mid !== undefined) this.el.dataset.mid = String(mid);
+    applyLabels(this.labels, ctx.t);
+  }
+
+  // --- streaming -------------------------------------------------------------------------------------------
+
+  beginStream(): void {
+    this.streaming = true;
+    this.el.classList.add("ernie-streaming");
+    this.el.setAttribute("aria-busy", "true");
+  }
+
+  appendStream(text: string, reasoning: string): void {
+    if (!this.streaming || this.withdrawn) return;
+    if (reasoning) this.appendReasoning(reasoning);
+    if (text) this.renderer.push(text);
+  }
+
+  replaceStream(text: string, reasoning: string): void {
+    if (!this.streaming || this.withdrawn) return;
+    this.setReasoning(reasoning, true);
+    this.renderer.replace(text);
+  }
+
+  endStream(status: TurnStatus, error?: string): void {
+    if (!this.streaming) return; // already reconciled with the transcript, which is the truth
+    this.stopStreaming();
+    if (!this.withdrawn) this.renderer.finish();
+    if (error) this.showError(error, true);
+    if (status === "stopped") this.footerInfo.textContent = this.ctx.t("stopped");
+  }
+
+  private stopStreaming(): void {
+    this.streaming = false;
+    this.el.classList.remove("ernie-streaming");
+    this.el.removeAttribute("aria-busy");
+    this.flushReasoning();
+    if (!this.reasoningToggledByUser) this.reasoning.open = false;
+  }
+
+  // --- reasoning ---------------------------------------------------------------------------------------------
+
+  private readonly flushReasoning = (): void => {
+    if (!this.reasoningPending) return;
+    this.reasoningText.appendData(this.reasoningPending);
+    this.reasoningPending = "";
+  };
+
+  private appendReasoning(text: string): void {
+    if (this.reasoning.hidden) {
+      this.reasoning.hidden = false;
+      this.reasoning.open = true; // open while streaming
+    }
+    this.reasoningPending += text;
+    this.ctx.schedule(this.flushReasoning);
+  }
+
+  private setReasoning(text: string, open: boolean): void {
+    this.reasoningPending = "";
+    if (this.reasoningText.data !== text) this.reasoningText.data = text;
+    const wasHidden = this.reasoning.hidden;
+    this.reasoning.hidden = !text;
+    if (text && wasHidden) this.reasoning.open = open;
+  }
+
+  // --- final state from the transcript -------------------------------------------------------------------------
+
+  /** Show the transcript's entry. When its content equals the streamed text the incremental DOM is kept. */
+  apply(msg: IndexedMessage, isLast: boolean): void {
+    this.index = msg.index;
+    if (msg.mid !== undefined && this.mid === undefined) {
+      this.mid = msg.mid;
+      this.el.dataset.mid = String(msg.mid);
+    }
+    const json = JSON.stringify({ ...msg, index: undefined });
+    if (json === this.json && isLast === this.isLast) return;
+    this.json = json;
+    this.isLast = isLast;
+    if (this.streaming) this.stopStreaming();
+
+    if (msg.withdrawn) this.withdraw(msg.notice ?? "");
+    else {
+      if (this.withdrawn) {
+        this.withdrawn = false;
+        this.renderer.reset();
+      }
+      if (!this.renderer.isFinished || this.renderer.text !== normalizeText(msg.content)) {
+        this.renderer.replace(msg.content);
+        this.renderer.finish();
+      }
+      this.showNotice(msg.notice ?? (msg.truncated ? this.ctx.t("truncated") : ""));
+    }
+    this.setReasoning(msg.reasoning ?? "", this.reasoningToggledByUser && this.reasoning.open);
+    if (msg.error) this.showError(msg.error, isLast);
+    else this.error.hidden = true;
+    const info = footerText(this.ctx.t, msg.usage, msg.metrics);
+    this.footerInfo.textContent = msg.status === "stopped" ? [info, this.ctx.t("stopped")].filter(Boolean).join(" · ") : info;
+    this.el.dataset.status = msg.status ?? "ok";
+  }
+
+  /** Replace the answer with `notice` (ERNIE's safety flag withdrew it). */
+  withdraw(notice: string): void {
+    this.withdrawn = true;
+    if (this.streaming) this.stopStreaming();
+    this.renderer.reset();
+    this.answer.replaceChildren(h("p", { class: "ernie-withdrawn" }, notice));
+    this.notice.hidden = true;
+    this.el.classList.add("ernie-is-withdrawn");
+  }
+
+  private showNotice(text: string): void {
+    this.notice.textContent = text;
+    this.notice.hidden = !text;
+  }
+
+  private showError(text: string, withRetry: boolean): void {
+    const children: Node[] = [h("span", { class: "ernie-error-text" }, text)];
+    if (withRetry) {
+      const retry = h("button", { type: "button", class: "ernie-btn ernie-error-retry", "data-testid": "ernie-error-retry" }, this.ctx.t("retry"));
+      retry.addEventListener("click", () => this.ctx.send({ type: "retry" }));
+      children.push(retry);
+    }
+    this.error.replaceChildren(...children);
+    this.error.hidden = false;
+  }
+
+  relabel(t: Translate): void {
+    applyLabels(this.labels, t);
+    const retry = this.error.querySelector(".ernie-error-retry");
+    if (retry) retry.textContent = t("retry");
+  }
+
+  destroy(): void {
+    this.renderer.reset();
+    this.el.remove();
+  }
+}
+
+export type MessageView = UserMessageView | AssistantMessageView;

@@ -1,0 +1,127 @@
+/**
+ * The wire contract with `ernie_widget/widget.py` (see the module docstring there).
+ * Message fields are named `mid`/`seq`, never `id` (ipykernel 7.4 keeps a routing entry per string `id`).
+ */
+
+export type Role = "user" | "assistant";
+export type TurnStatus = "ok" | "stopped" | "error";
+
+export interface Usage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+}
+
+export interface Metrics {
+  ttft_ms?: number;
+  duration_ms?: number;
+  tokens_per_s?: number;
+}
+
+/** One entry of the `messages` trait. Untrusted: it may come from a saved notebook. */
+export interface ChatMessage {
+  role: Role;
+  content: string;
+  mid?: number;
+  reasoning?: string;
+  usage?: Usage;
+  metrics?: Metrics;
+  error?: string;
+  status?: TurnStatus;
+  truncated?: boolean;
+  notice?: string;
+  images?: string[];
+  withdrawn?: boolean;
+}
+
+/** Kernel → browser custom messages. */
+export type KernelMessage =
+  | { type: "start"; mid: number }
+  | { type: "delta"; mid: number; seq: number; text?: string; reasoning?: string }
+  | { type: "resync"; mid: number; seq: number; text: string; reasoning: string }
+  | { type: "done"; mid: number; status: TurnStatus; error?: string }
+  | { type: "notice"; text: string }
+  | { type: "withdraw"; mid: number; notice: string };
+
+/** Browser → kernel custom messages. */
+export type BrowserMessage =
+  | { type: "ask"; text: string; images?: string[] }
+  | { type: "stop" }
+  | { type: "retry" }
+  | { type: "clear" }
+  | { type: "continue" }
+  | { type: "delete"; index: number }
+  | { type: "edit"; text: string }
+  | { type: "resync"; mid: number }
+  | { type: "hello" };
+
+/** The synced traits the front end reads. */
+export interface WidgetTraits {
+  messages: unknown;
+  status: string;
+  lang: string;
+  send_mode: string;
+  model_label: string;
+  placeholder: string;
+}
+
+/** The part of anywidget's model the view uses (a subset of @anywidget/types' AnyModel). */
+export interface ChatModel {
+  get<K extends keyof WidgetTraits>(key: K): WidgetTraits[K];
+  on(name: string, callback: (...args: any[]) => void): void;
+  off(name?: string | null, callback?: ((...args: any[]) => void) | null): void;
+  send(content: BrowserMessage, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
+}
+
+const SAFE_IMAGE_DATA_URL = /^data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*$/;
+
+/** True for the data URLs the widget will display as thumbnails (never SVG, never remote). */
+export function isSafeImageDataUrl(value: unknown): value is string {
+  return typeof value === "string" && SAFE_IMAGE_DATA_URL.test(value);
+}
+
+function num(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+/** A validated message plus its position in the trait (what `{type: "delete", index}` refers to). */
+export interface IndexedMessage extends ChatMessage {
+  index: number;
+}
+
+/** Validate the `messages` trait: drop what is malformed, keep only known fields with the right types. */
+export function parseMessages(value: unknown): IndexedMessage[] {
+  if (!Array.isArray(value)) return [];
+  const out: IndexedMessage[] = [];
+  for (const [index, raw] of value.entries()) {
+    if (!raw || typeof raw !== "object") continue;
+    const m = raw as Record<string, unknown>;
+    if (m.role !== "user" && m.role !== "assistant") continue;
+    const msg: IndexedMessage = { index, role: m.role, content: str(m.content) ?? "" };
+    if (num(m.mid) !== undefined) msg.mid = num(m.mid);
+    if (str(m.reasoning)) msg.reasoning = str(m.reasoning);
+    if (m.usage && typeof m.usage === "object") {
+      const u = m.usage as Record<string, unknown>;
+      msg.usage = { prompt_tokens: num(u.prompt_tokens), completion_tokens: num(u.completion_tokens), total_tokens: num(u.total_tokens) };
+    }
+    if (m.metrics && typeof m.metrics === "object") {
+      const x = m.metrics as Record<string, unknown>;
+      msg.metrics = { ttft_ms: num(x.ttft_ms), duration_ms: num(x.duration_ms), tokens_per_s: num(x.tokens_per_s) };
+    }
+    if (str(m.error)) msg.error = str(m.error);
+    if (m.status === "ok" || m.status === "stopped" || m.status === "error") msg.status = m.status;
+    if (m.truncated === true) msg.truncated = true;
+    if (str(m.notice)) msg.notice = str(m.notice);
+    if (Array.isArray(m.images)) {
+      const images = m.images.filter(isSafeImageDataUrl);
+      if (images.length) msg.images = images;
+    }
+    if (m.withdrawn === true) msg.withdrawn = true;
+    out.push(msg);
+  }
+  return out;
+}
