@@ -374,6 +374,16 @@ def test_error_in_200(sim: ErnieSimulator, client: httpx2.Client) -> None:
     }
 
 
+def test_scripted_codes_carry_their_own_messages(sim: ErnieSimulator, client: httpx2.Client) -> None:
+    sim.push(Fault.error_in_200(code=19), Fault.error_in_200(code="tpm_rate_limit_exceeded"))
+    assert client.post(**request_kwargs(sim, "qianfan-v1", stream=False)).json() == {
+        "error_code": 19,
+        "error_msg": "Open api total request limit reached",
+    }
+    err = client.post(**request_kwargs(sim, "qianfan", stream=False)).json()["error"]
+    assert err["message"] == "Rate limit reached for TPM"
+
+
 def test_error_midstream_v1_is_a_bare_json_line(sim: ErnieSimulator, client: httpx2.Client) -> None:
     sim.push(Fault.error_midstream(after_chunks=2, code=336100, message="high load"))
     lines = stream_lines(client, sim, "qianfan-v1")

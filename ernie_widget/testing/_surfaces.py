@@ -153,6 +153,26 @@ _V2_ERRORS: dict[int, tuple[str, str, str]] = {
 }
 
 
+_V2_MESSAGES: dict[str, str] = {
+    "rpm_rate_limit_exceeded": "Rate limit reached for RPM",
+    "tpm_rate_limit_exceeded": "Rate limit reached for TPM",
+    "input_tpm_rate_limit_exceeded": "Rate limit reached for input TPM",
+    "output_tpm_rate_limit_exceeded": "Rate limit reached for output TPM",
+    "user_rate_limit_exceeded": "Rate limit reached for QPS",
+    "malformed_json": "Invalid Argument",
+    "invalid_model": "No permission to use the model",
+    "invalid_messages": "message format invalid",
+    "characters_too_long": "the max input characters is 20000",
+    "tokens_too_long": "Prompt tokens too long",
+    "invalid_appid": "invalid appid",
+    "invalid_iam_token": "IAM Certification failed",
+    "system_unsafe": "the system content is unsafe",
+    "user_setting_unsafe": "the user_setting content is unsafe",
+    "internal_error": "Internal error",
+    "dispatch_internal_error": "Dispatch internal error",
+}
+
+
 def _v2_type(code: str) -> str:
     if code.endswith("rate_limit_exceeded"):
         return "rate_limit_exceeded"
@@ -259,10 +279,14 @@ class QianfanV2Encoder(Encoder):
 
     def error_body(self, status: int, code: Any = None, message: str | None = None) -> dict[str, Any]:
         default = _V2_ERRORS.get(status) or (_V2_ERRORS[500] if status >= 500 else _V2_ERRORS[400])
-        code = default[0] if code is None else str(code)
-        etype = default[2] if code == default[0] else _v2_type(code)
+        if code is None:
+            code, text, etype = default
+        else:
+            code = str(code)
+            text = _V2_MESSAGES.get(code, default[1])
+            etype = default[2] if code == default[0] else _v2_type(code)
         return {
-            "error": {"code": code, "message": message or default[1], "type": etype},
+            "error": {"code": code, "message": message or text, "type": etype},
             "id": self.ctx.response_id,
         }
 
@@ -392,6 +416,36 @@ class OpenAIEncoder(Encoder):
 
 # -- Qianfan v1 (wenxinworkshop) ---------------------------------------------------------------------
 
+# Official / SDK messages per v1 error code (ernie-api.md §2.5), so a scripted code reads like the real one.
+_V1_MESSAGES: dict[int, str] = {
+    1: "Unknown error",
+    2: "Service temporarily unavailable",
+    3: "Unsupported openapi method",
+    4: "Open api request limit reached",
+    6: "No permission to access data",
+    13: "Get service token failed",
+    14: "IAM Certification failed",
+    15: "app not exists or create failed",
+    17: "Open api daily request limit reached",
+    18: "Open api qps request limit reached",
+    19: "Open api total request limit reached",
+    100: "Invalid parameter",
+    110: "Access token invalid or no longer valid",
+    111: "Access token expired",
+    336000: "Internal error",
+    336001: "Invalid Argument",
+    336002: "Invalid JSON",
+    336003: "Invalid parameter",
+    336004: "Permission error",
+    336005: "API name not exist",
+    336100: "server high load, please try again later",
+    336101: "Invalid HTTP method",
+    336104: "Invalid argument in system",
+    336105: "Invalid argument in user_setting",
+    336501: "Rate limit reached for RPM",
+    336502: "Rate limit reached for TPM",
+}
+
 _V1_ERRORS: dict[int, tuple[int, str]] = {
     200: (336100, "server high load, please try again later"),
     400: (336003, "Invalid parameter"),
@@ -486,7 +540,11 @@ class QianfanV1Encoder(Encoder):
         default = _V1_ERRORS.get(status) or (
             _V1_ERRORS[500] if status >= 500 else (336001, "Invalid Argument")
         )
-        return {"error_code": default[0] if code is None else code, "error_msg": message or default[1]}
+        if code is None:
+            code, text = default
+        else:
+            text = _V1_MESSAGES.get(code, default[1]) if isinstance(code, int) else default[1]
+        return {"error_code": code, "error_msg": message or text}
 
     def midstream_error(self, code: Any, message: str | None, style: str | None) -> list[tuple[str, str]]:
         if style is None:  # v1: a bare JSON line, no `data:` prefix, and no [DONE] (§2.4)
