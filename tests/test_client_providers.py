@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_client_support import MODES, PROVIDERS, chat, client_args, collect, sent_events
+
+try:  # tests/ may or may not be a package
+    from tests.test_client_support import MODES, PROVIDERS, chat, client_args, collect, sent_events
+except ImportError:
+    from test_client_support import MODES, PROVIDERS, chat, client_args, collect, sent_events  # type: ignore[no-redef]
 
 from ernie_widget.client import (
     AsyncErnie,
