@@ -21,7 +21,14 @@ def md(text: str) -> nbformat.NotebookNode:
 
 
 def code(text: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
-    cell = new_code_cell(text.strip())
+    text = text.strip()
+    tags = list(tags or [])
+    # a cell magic must be the first line, so nbval markers move into tags there
+    for marker, tag in ((CHECK, "nbval-check-output"), (IGNORE, "nbval-ignore-output")):
+        if text.startswith(marker.strip()) and text[len(marker):].lstrip().startswith("%%"):
+            text = text[len(marker):].lstrip()
+            tags.append(tag)
+    cell = new_code_cell(text)
     if tags:
         cell.metadata["tags"] = tags
     return cell
@@ -110,11 +117,10 @@ from ernie_widget.threads import get_thread
 """),
     md("## `--fix`: explain the last error\n\nRun a failing cell, then ask for a fix."),
     code("""
-# NBVAL_RAISES_EXCEPTION
 values = [1, 2, 3]
 values[10]
 """, tags=["raises-exception"]),
-    code(CHECK + """
+    code(IGNORE + """
 %ernie --fix --dry-run
 """),
     code(IGNORE + "%ernie --fix --max-tokens 80 -t 0"),

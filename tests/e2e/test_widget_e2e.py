@@ -1,0 +1,144 @@
+"""ErnieChat in a real JupyterLab and Chromium, streaming from the protocol simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import FAKE_KEY, PageRecorder, open_notebook, run_cell, wait_idle, write_notebook
+
+pytestmark = pytest.mark.e2e
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+CHAT = '[data-testid="ernie-message"][data-role="assistant"]'
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, lab: Any, lab_root: Path) -> Any:
+    write_notebook(lab_root / "chat.ipynb", [
+        "from ernie_widget import ErnieChat\nchat = ErnieChat()\nchat",
+        "import time\ntime.sleep(4)",
+    ])
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.recorder = PageRecorder(page)
+    open_notebook(page, lab, "chat.ipynb", "chat")
+    run_cell(page, 0)
+    page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+    wait_idle(page)
+    yield page
+    context.close()
+
+
+def send(page: Any, text: str) -> None:
+    box = page.locator('[data-testid="ernie-input"]')
+    box.click()
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_send_streams_an_answer_into_the_page(page: Any, e2e_sim: Any) -> None:
+    e2e_sim.set_answer(text="流式回答：**重要的。**后文 done", chunk_size=3, delay=0.01)
+    send(page, "你好")
+    answer = page.locator(CHAT).last
+    answer.locator("text=done").wait_for(timeout=20_000)
+    assert answer.locator("strong").first.inner_text() == "重要的。"
+    assert e2e_sim.chat_requests[-1].json["messages"][-1]["content"] == "你好"
+
+
+def test_stop_closes_the_upstream_connection(page: Any, e2e_sim: Any) -> None:
+    from ernie_widget.testing import Fault
+
+    e2e_sim.push(Fault.endless(interval=0.02))
+    n = len(e2e_sim.chat_requests)
+    send(page, "keep talking")
+    stop = page.locator('[data-testid="ernie-stop"]')
+    stop.wait_for(state="visible", timeout=20_000)
+    page.wait_for_timeout(500)
+    stop.click()
+    assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n and e2e_sim.chat_requests[n].disconnected,
+                            timeout=3)
+    page.locator('[data-testid="ernie-send"]').wait_for(state="visible", timeout=5000)
+
+
+def test_retry_sends_the_question_again(page: Any, e2e_sim: Any) -> None:
+    from ernie_widget.testing import Answer, Fault
+
+    e2e_sim.push(Fault.status(400), Answer(text="second time lucky"))
+    send(page, "retry me")
+    err = page.locator('[data-testid="ernie-error"]').last
+    err.wait_for(timeout=20_000)
+    page.locator('[data-testid="ernie-retry"]').last.click()
+    page.locator(CHAT).last.locator("text=second time lucky").wait_for(timeout=20_000)
+    assert [r.json["messages"][-1]["content"] for r in e2e_sim.chat_requests[-2:]] == ["retry me", "retry me"]
+
+
+def test_ime_composition_enter_does_not_send(page: Any, e2e_sim: Any) -> None:
+    n = len(e2e_sim.chat_requests)
+    box = page.locator('[data-testid="ernie-input"]')
+    box.click()
+    box.fill("")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.imeSetComposition", {"text": "nihao", "selectionStart": 5, "selectionEnd": 5})
+    box.press("Enter")  # the Enter that a Chinese IME uses to pick the candidate
+    page.wait_for_timeout(400)
+    assert len(e2e_sim.chat_requests) == n, "Enter during IME composition must not send"
+    cdp.send("Input.insertText", {"text": "你好"})
+    page.wait_for_timeout(200)
+    box.press("Enter")
+    assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n, timeout=10)
+    assert "你好" in e2e_sim.chat_requests[n].json["messages"][-1]["content"]
+    wait_idle(page)
+
+
+def test_reload_resyncs_from_the_kernel(page: Any, e2e_sim: Any) -> None:
+    e2e_sim.set_answer(text="persisted answer text", chunk_size=4, delay=0.0)
+    send(page, "remember this")
+    page.locator(CHAT).last.locator("text=persisted answer text").wait_for(timeout=20_000)
+    page.reload()
+    page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+    page.locator(CHAT).filter(has_text="persisted answer text").first.wait_for(timeout=20_000)
+
+
+def test_the_key_is_not_in_the_page_or_the_saved_notebook(page: Any, lab_root: Path, e2e_sim: Any) -> None:
+    assert any(r.headers.get("authorization", "").endswith(FAKE_KEY) for r in e2e_sim.chat_requests), \
+        "precondition: the kernel really used the key"
+    html = page.content()
+    assert FAKE_KEY not in html and "e2efakekey000" not in html
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(1500)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_timeout(1500)
+    saved = (lab_root / "chat.ipynb").read_text(encoding="utf-8")
+    assert "ErnieChat" in saved  # precondition: the notebook was really saved
+    assert FAKE_KEY not in saved and "e2efakekey000" not in saved
+
+
+def test_screenshots_for_the_readme(page: Any, e2e_sim: Any) -> None:
+    e2e_sim.set_answer(
+        text="下面是一个例子 / here is an example:\n\n```python\nimport pandas as pd\ndf = pd.read_csv('sales.csv')\n"
+             "df.groupby('month')['revenue'].sum().plot.bar()\n```\n\n**提示：** 数据需包含 `month` 和 `revenue` 列。",
+        reasoning="用户想按月画收入柱状图。", chunk_size=6, delay=0.005)
+    send(page, "用 pandas 按月画收入柱状图")
+    page.locator(CHAT).last.locator("text=revenue").first.wait_for(timeout=20_000)
+    wait_idle(page)
+    DOCS.mkdir(exist_ok=True)
+    widget = page.locator(".ernie-chat").first
+    widget.screenshot(path=str(DOCS / "screenshot-light.png"))
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                  "{theme: 'JupyterLab Dark'})")
+    page.wait_for_timeout(2000)
+    widget.screenshot(path=str(DOCS / "screenshot-dark.png"))
+    bg = widget.evaluate("el => getComputedStyle(el).backgroundColor")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                  "{theme: 'JupyterLab Light'})")
+    assert (DOCS / "screenshot-light.png").stat().st_size > 5000
+    assert bg != "rgb(255, 255, 255)", "the dark theme must change the widget's colours"
+
+
+def test_no_remote_request_and_no_dialog_during_the_session(page: Any) -> None:
+    assert page.recorder.remote() == [], json.dumps(page.recorder.remote()[:5])
+    assert page.recorder.dialogs == []
