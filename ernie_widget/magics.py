@@ -89,6 +89,40 @@ class _Outcome:
         return answer
 
 
+_STRING_OPTIONS = ("model", "provider", "format", "system", "params", "out", "thread", "over")
+
+
+def _unquote(value: Any) -> Any:
+    """'"text"' → 'text' (one pair of matching quotes); anything else unchanged."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _raw_prompt(line: str, words: list[str]) -> str:
+    """The line magic's prompt as typed: the text after the options, spacing and punctuation intact.
+
+    IPython's (non-POSIX) split keeps every token a literal slice of the line, so when the prompt
+    words are the line's last tokens, the prompt is the line from the first of them on.
+    """
+    from IPython.utils.process import arg_split
+
+    if not words:
+        return ""
+    tokens = arg_split(line, posix=False, strict=False)
+    if tokens[-len(words):] != words:
+        return " ".join(words)
+    pos = 0
+    starts = []
+    for tok in tokens:
+        pos = line.find(tok, pos)
+        if pos < 0:
+            return " ".join(words)
+        starts.append(pos)
+        pos += len(tok)
+    return line[starts[-len(words)]:].strip()
+
+
 def _stream_disabled_by_env() -> bool:
     """ERNIE_STREAM=0: one final display per cell (nbval/papermill record only the first display)."""
     return os.environ.get("ERNIE_STREAM", "").strip().lower() in ("0", "false", "no", "off")
@@ -179,6 +213,11 @@ class ErnieMagics(Magics):
             raise
         except SystemExit:  # argparse on a bad option
             raise UsageError("参数错误，见 %ernie? / invalid options, see %ernie?") from None
+        # IPython splits magic lines without removing quotes (`-s "be brief"` gives '"be brief"'),
+        # so option values lose one pair of surrounding quotes here; prompt words stay as typed.
+        for name in _STRING_OPTIONS:
+            setattr(args, name, _unquote(getattr(args, name)))
+        args.image = [_unquote(v) for v in args.image]
         if args.list:
             return self._list()
         if args.login:
@@ -187,7 +226,8 @@ class ErnieMagics(Magics):
             return self._doctor(args.provider)
         if args.paste is not None:
             return self._paste(args.paste, args.thread)
-        prompt = cell if cell is not None else " ".join(args.prompt)
+        # a cell body ends with a newline that is not part of the question
+        prompt = cell.strip("\r\n").rstrip() if cell is not None else _raw_prompt(line, args.prompt)
         if args.over:
             if not prompt.strip():
                 raise UsageError("请提供模板 / give a prompt template for --over")

@@ -1,0 +1,381 @@
+"""`%ernie` / `%%ernie` in a real IPython shell against the ERNIE protocol simulator."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import threading
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+from ernie_widget import magics, threads
+from ernie_widget.magics import FORMATS
+from ernie_widget.testing import Answer, Fault
+
+KEY = "bce-v3/ALTAK-testkey123/secretpart456"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+EVIL = ("答案：\n\n```python\nprint('hi')\n```\n\n<script>alert(1)</script><img src=x onerror=alert(2)>"
+        "[x](javascript:alert(3))")
+
+
+@pytest.fixture
+def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    for key, value in ernie_simulator.env("qianfan", api_key=KEY).items():
+        monkeypatch.setenv(key, value)
+    return ernie_simulator
+
+
+@pytest.fixture
+def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The test IPython shell with the extension loaded; the magics' settings restored afterwards."""
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "ernie_widget")
+    m = shell.magics_manager.registry["ErnieMagics"]
+    saved = {name: getattr(m, name) for name in m.trait_names() if m.trait_metadata(name, "config")}
+    monkeypatch.setattr(threads, "_registry", {})
+    monkeypatch.setattr(magics, "_session_credentials", {})
+    monkeypatch.setattr(magics, "_clients", {})
+    shell.rl_next_input = None
+    yield shell
+    for name, value in saved.items():
+        setattr(m, name, value)
+    m.tokens_used = 0
+
+
+def cell(ip: Any, line: str, body: str | None = None) -> Any:
+    """Run ``%%ernie line`` (or ``%ernie line``) as a real cell; returns the captured io and the result."""
+    source = f"%%ernie {line}\n{body}" if body is not None else f"%ernie {line}"
+    with capture_output() as io:
+        result = ip.run_cell(source, store_history=True)
+    return io, result
+
+
+def outputs(io: Any) -> list[dict[str, Any]]:
+    return [{"data": o.data, "metadata": o.metadata, "update": o.update} for o in io.outputs]
+
+
+def active_content(html: str) -> list[str]:
+    found: list[str] = []
+
+    class Finder(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in ("script", "iframe", "object", "embed", "img", "link", "form"):
+                found.append(tag)
+            for name, value in attrs:
+                if name.startswith("on") or (value or "").strip().lower().startswith(("javascript:", "data:")):
+                    found.append(f"{tag}[{name}]")
+
+    Finder().feed(html)
+    return found
+
+
+def last_request(sim: Any) -> Any:
+    return sim.chat_requests[-1]
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def test_streams_one_display_then_bounded_updates_with_provenance(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Answer(text="第一段。" * 30, chunk_size=2, delay=0.01))
+    t0 = time.monotonic()
+    io, result = cell(ip, "", "写一段话")
+    elapsed = time.monotonic() - t0
+    assert result.success
+    outs = outputs(io)
+    assert outs[0]["update"] is False and all(o["update"] for o in outs[1:])
+    assert 2 <= len(outs) <= elapsed / 0.05 + 3  # ≤ 20 Hz
+    final = outs[-1]
+    assert set(final["data"]) == {"text/html", "text/plain"}
+    assert final["data"]["text/plain"] == "第一段。" * 30
+    meta = final["metadata"]["ernie_widget"]
+    assert meta["provider"] == "qianfan" and meta["model"] and meta["request_id"].startswith("as-")
+    assert meta["usage"]["total_tokens"] > 0
+    assert KEY not in json.dumps(outs, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_is_sanitized_html_plus_plain_never_markdown(sim, ip, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Answer(text=EVIL))
+    io, result = cell(ip, f"-f {fmt}", "任何问题")
+    assert result.success
+    for out in outputs(io):
+        assert "text/markdown" not in out["data"]
+        assert set(out["data"]) <= {"text/html", "text/plain", "text/latex"}
+        assert "text/html" in out["data"] and "text/plain" in out["data"]
+        assert active_content(out["data"]["text/html"]) == []
+
+
+def test_trusted_html_is_still_sanitized(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Answer(text="<b>bold</b><script>alert(1)</script><a href='javascript:x()' onclick='y()'>l</a>"))
+    io, _ = cell(ip, "-f html --trust-html", "html please")
+    html = outputs(io)[-1]["data"]["text/html"]
+    assert "<b>bold</b>" in html and active_content(html) == []
+
+
+def test_code_format_fills_the_next_cell_with_code_only(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Answer(text="下面是代码：\n\n```python\nimport math\nprint(math.pi)\n```\n\n希望有帮助！"))
+    io, result = cell(ip, "-f code -o snippet", "打印圆周率")
+    assert result.success
+    assert ip.rl_next_input == "import math\nprint(math.pi)"
+    assert ip.user_ns["snippet"] == "import math\nprint(math.pi)"
+    assert outputs(io)[-1]["data"]["text/plain"] == "import math\nprint(math.pi)"
+    assert "Answer with source code only" in last_request(sim).messages[0]["content"]
+
+
+def test_no_stream_and_env_switch_give_one_display(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    sim.set_answer(text="一二三四五六七八九十" * 5, chunk_size=1, delay=0.005)
+    io, _ = cell(ip, "--no-stream", "数数")
+    assert [o["update"] for o in outputs(io)] == [False]
+    monkeypatch.setenv("ERNIE_STREAM", "0")
+    io, _ = cell(ip, "", "再数")
+    outs = outputs(io)
+    assert [o["update"] for o in outs] == [False]
+    assert outs[0]["data"]["text/plain"] == "一二三四五六七八九十" * 5
+    assert outs[0]["metadata"]["ernie_widget"]["provider"] == "qianfan"
+
+
+# -- options -------------------------------------------------------------------------------------
+
+
+def test_model_system_temperature_max_tokens_params(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    _, result = cell(ip, '-m ernie-x1-turbo-32k -s "你是 诗人" -t 0.3 --max-tokens 64 '
+                         '--params \'{"top_p": 0.5, "penalty_score": 1.2}\'', "写诗")
+    assert result.success
+    body = last_request(sim).json
+    assert body["model"] == "ernie-x1-turbo-32k"
+    assert body["messages"][0] == {"role": "system", "content": "你是 诗人"}
+    assert body["temperature"] == 0.3 and body["max_completion_tokens"] == 64
+    assert body["top_p"] == 0.5 and body["penalty_score"] == 1.2
+
+
+def test_bad_params_are_a_usage_error(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match="--params"):
+        ip.run_cell_magic("ernie", "--params '{not json'", "x")
+    with pytest.raises(UsageError, match="JSON object"):
+        ip.run_cell_magic("ernie", "--params '[1, 2]'", "x")
+    with pytest.raises(UsageError):
+        ip.run_line_magic("ernie", "--no-such-option hi")
+    assert sim.chat_requests == []
+
+
+def test_provider_option(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ERNIE_BASE_URL", sim.base_url("openai"))
+    _, result = cell(ip, "-p openai 你好")
+    assert result.success and last_request(sim).surface == "openai"
+    cell(ip, "你好")
+    assert last_request(sim).surface == "qianfan"  # ERNIE_PROVIDER still decides by default
+
+
+def test_line_magic_output_variable(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Answer(text="北京"))
+    _, result = cell(ip, "-o city what's 中国的 \"首都\"？")
+    assert result.success and ip.user_ns["city"] == "北京"
+    assert last_request(sim).messages[-1]["content"] == "what's 中国的 \"首都\"？"
+
+
+def test_image_option_sends_an_image_part(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns["img"] = PNG
+    _, result = cell(ip, "--image img", "这是什么？")
+    assert result.success
+    content = last_request(sim).messages[-1]["content"]
+    assert content[0] == {"type": "text", "text": "这是什么？"}
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    with pytest.raises(UsageError, match="nope"):
+        ip.run_cell_magic("ernie", "--image nope", "x")
+
+
+def test_thread_and_reset(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    cell(ip, "--thread a", "q1")
+    cell(ip, "--thread a", "q2")
+    assert [m["content"] for m in last_request(sim).messages if m["role"] == "user"] == ["q1", "q2"]
+    cell(ip, "--thread b", "other")
+    assert [m["content"] for m in last_request(sim).messages] == ["other"]
+    cell(ip, "--thread a --reset", "q3")
+    assert [m["content"] for m in last_request(sim).messages] == ["q3"]
+
+
+def test_default_thread_keeps_two_exchanges(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    for q in ("q1", "q2", "q3", "q4"):
+        cell(ip, "", q)
+    assert [m["content"] for m in last_request(sim).messages if m["role"] == "user"] == ["q2", "q3", "q4"]
+
+
+def test_dry_run_sends_nothing_and_redacts(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns["token"] = KEY
+    io, result = cell(ip, "--dry-run -s 简短", "用 {token} 调用接口")
+    assert result.success and sim.chat_requests == []
+    shown = json.loads(io.stdout[: io.stdout.rindex("}") + 1])
+    assert shown["messages"][0] == {"role": "system", "content": "简短"}
+    assert "estimated tokens" in io.stdout
+    assert KEY not in io.stdout and "secretpart456" not in io.stdout
+
+
+def test_list_shows_providers_and_no_key(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    io, result = cell(ip, "--list")
+    assert result.success and sim.chat_requests == []
+    assert "✓ qianfan" in io.stdout and "✗ aistudio" in io.stdout
+    assert KEY not in io.stdout
+
+
+def test_doctor_checks_the_simulator(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    io, result = cell(ip, "--doctor")
+    assert result.success
+    assert "✓ network" in io.stdout and "✓ key" in io.stdout
+    assert KEY not in io.stdout and "secretpart456" not in io.stdout
+
+
+def test_login_keeps_the_key_for_the_session_only(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("QIANFAN_API_KEY")
+    _, result = cell(ip, "hi")
+    assert not result.success  # not configured yet
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "bce-v3/ALTAK-sessionkey99/sessionsecret77")
+    io, result = cell(ip, "--login")
+    assert result.success and "session" in io.stdout and "sessionsecret77" not in io.stdout
+    _, result = cell(ip, "hi")
+    assert result.success
+    assert last_request(sim).headers["authorization"] == "Bearer bce-v3/ALTAK-sessionkey99/sessionsecret77"
+
+
+def test_fix_sends_the_failed_cell_and_traceback_verbatim(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    with capture_output():
+        ip.run_cell('data = {"k": {1, 2}}\nprint(f"{data[\'missing\']}")', store_history=True)
+    sim.push(Answer(text="修复：\n```python\nprint(data.get('missing'))\n```"))
+    _, result = cell(ip, "--fix 请用中文")
+    assert result.success
+    prompt = last_request(sim).messages[-1]["content"]
+    assert 'data = {"k": {1, 2}}' in prompt and "print(f\"{data['missing']}\")" in prompt
+    assert "KeyError" in prompt and prompt.endswith("请用中文")
+
+
+def test_fix_without_an_error_is_refused(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns["Err"] = {}
+    with pytest.raises(UsageError, match="no exception"):
+        ip.run_line_magic("ernie", "--fix")
+
+
+def test_paste_puts_code_block_n_in_the_next_cell(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Answer(text="一：\n```python\na = 1\n```\n二：\n```bash\nls -la\n```"))
+    cell(ip, "", "两段代码")
+    # not through run_cell: IPython does not store any `%…paste…` line in `In` but still counts it,
+    # which would shift `In` against the execution count for the rest of this shared test shell
+    ip.run_line_magic("ernie", "--paste 2")
+    assert ip.rl_next_input == "ls -la\n"
+    with pytest.raises(UsageError, match="code block 3"):
+        ip.run_line_magic("ernie", "--paste 3")
+
+
+# -- interpolation -------------------------------------------------------------------------------
+
+
+def test_braces_json_and_comprehensions_stay_literal(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns["name"] = "张三"
+    body = '解释 {x for x in data} 和 {"a": {"b": 1}} 和 f"{v!r}" 以及 {{name}} 与 {name}'
+    _, result = cell(ip, "", body)
+    assert result.success
+    assert last_request(sim).messages[-1]["content"] == (
+        '解释 {x for x in data} 和 {"a": {"b": 1}} 和 f"{v!r}" 以及 {name} 与 张三')
+
+
+def test_cell_history_fields(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    with capture_output():
+        r = ip.run_cell("value = 6 * 7\nvalue", store_history=True)
+    n = r.execution_count
+    cell(ip, "", f"输入 {{In[{n}]}} 输出 {{Out[{n}]}}")
+    assert last_request(sim).messages[-1]["content"] == "输入 value = 6 * 7\nvalue 输出 42"
+
+
+def test_missing_name_warns_and_stays_literal(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns.pop("nope", None)
+    io, result = cell(ip, "", "看看 {nope}")
+    assert result.success
+    assert "{nope}" in io.stderr and "Not found" in io.stderr
+    assert last_request(sim).messages[-1]["content"] == "看看 {nope}"
+
+
+def test_key_shaped_values_are_redacted_before_sending(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns["cfg"] = {"api_key": KEY, "region": "bj"}
+    cell(ip, "", "检查配置 {cfg}")
+    sent = last_request(sim).messages[-1]["content"]
+    assert "bj" in sent and "secretpart456" not in sent and KEY not in sent
+
+
+# -- refusals and errors -------------------------------------------------------------------------
+
+
+def test_token_budget_refuses_before_sending(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    ip.run_line_magic("config", "ErnieMagics.token_budget = 10")
+    with pytest.raises(UsageError, match="budget"):
+        ip.run_cell_magic("ernie", "", "一个很长的问题" * 5)
+    assert sim.chat_requests == []
+
+
+def test_budget_counts_used_tokens(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Answer(text="ok", usage={"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}))
+    m = ip.magics_manager.registry["ErnieMagics"]
+    m.token_budget = 100_000
+    cell(ip, "", "hi")
+    assert m.tokens_used == 7
+
+
+@pytest.mark.parametrize("fault", [Fault.status(401), Fault.status(400), Fault.cut(after_chunks=1)])
+def test_api_error_is_one_line_without_traceback_or_key(sim, ip, fault: Fault) -> None:  # type: ignore[no-untyped-def]
+    sim.push(fault)
+    io, result = cell(ip, "", "hi")
+    assert not result.success and isinstance(result.error_in_exec, UsageError)
+    lines = [ln for ln in io.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("UsageError: ")
+    assert "Traceback" not in io.stdout + io.stderr
+    assert "secretpart456" not in io.stdout + io.stderr
+    # the conversation survives: the next cell works
+    _, result = cell(ip, "", "again")
+    assert result.success
+
+
+def test_cut_stream_keeps_the_partial_answer_in_the_output(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Fault.cut(after_chunks=2, answer=Answer(text="abcdefgh", chunk_size=2)))
+    io, _ = cell(ip, "", "hi")
+    assert outputs(io)[-1]["data"]["text/plain"] == "abcd"
+
+
+def test_busy_thread_is_refused(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    conv = threads.get_thread("default")
+    conv.begin_or_raise()
+    try:
+        with pytest.raises(UsageError, match="already streaming"):
+            ip.run_cell_magic("ernie", "", "hi")
+    finally:
+        conv.end_turn()
+
+
+def test_empty_prompt_is_a_usage_error(ip) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match="prompt"):
+        ip.run_cell_magic("ernie", "", "   \n")
+
+
+def test_interrupt_stops_a_stalled_stream_and_keeps_the_partial_answer(sim, ip) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Fault.stall(after_chunks=2, seconds=30, answer=Answer(text="部分回答后面没有了", chunk_size=2)))
+    timer = threading.Timer(0.5, _thread.interrupt_main)  # what a kernel interrupt does: SIGINT → main
+    timer.start()
+    t0 = time.monotonic()
+    io, result = cell(ip, "", "hi")
+    elapsed = time.monotonic() - t0
+    timer.join()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert elapsed < 1.5
+    req = last_request(sim)
+    assert sim.wait_for(lambda: req.disconnected, timeout=1.0)
+    assert outputs(io)[-1]["data"]["text/plain"] == "部分回答"
+    assert "interrupted" in io.stderr
+    assert threads.get_thread("default").messages[-1]["status"] == "stopped"
+    _, result = cell(ip, "", "next")
+    assert result.success
