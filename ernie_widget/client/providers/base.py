@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import IncompleteStreamError
 from ..events import Safety, StreamEvent, Usage
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from ..config import ProviderConfig
     from ..messages import Message
 
-__all__ = ["Chunk", "DirectProvider", "HTTPProvider", "HTTPRequest"]
+__all__ = ["Chunk", "DirectProvider", "HTTPProvider", "HTTPRequest", "text_field", "unreadable_chunk"]
 
 
 @dataclass(slots=True)
@@ -45,6 +46,29 @@ class Chunk:
 #: Baidu says "normal" where OpenAI says "stop"; FastDeploy adds "recover_stop".
 _FINISH = {"normal": "stop", "stop": "stop", "recover_stop": "stop", "length": "length",
            "content_filter": "content_filter", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+
+
+#: what a chunk of an unexpected shape raises inside `parse_data` (a list where a dict belongs, …)
+SHAPE_ERRORS = (AttributeError, TypeError, ValueError, IndexError, KeyError, OverflowError)
+
+
+def text_field(value: Any) -> str:
+    """A text field of a chunk: a string, or null/absent. Anything else is a chunk we cannot read."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # content parts, as some OpenAI-compatible servers send them
+        return "".join(p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str))
+    raise TypeError(f"expected text, got {type(value).__name__}")
+
+
+def str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def unreadable_chunk(obj: Any) -> IncompleteStreamError:
+    return IncompleteStreamError(f"无法识别的流数据 / a stream chunk had an unexpected shape: {str(obj)[:80]!r}")
 
 
 def normalize_finish(reason: Any) -> str | None:

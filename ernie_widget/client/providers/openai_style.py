@@ -6,7 +6,16 @@ from typing import Any
 
 from ..events import Safety, Usage
 from ..messages import Message
-from .base import Chunk, HTTPProvider, HTTPRequest, normalize_finish
+from .base import (
+    SHAPE_ERRORS,
+    Chunk,
+    HTTPProvider,
+    HTTPRequest,
+    normalize_finish,
+    str_or_none,
+    text_field,
+    unreadable_chunk,
+)
 
 __all__ = ["OpenAIStyleProvider"]
 
@@ -43,7 +52,13 @@ class OpenAIStyleProvider(HTTPProvider):
         return HTTPRequest("POST", f"{self.config.base_url}/chat/completions", body, self.headers())
 
     def parse_data(self, obj: dict[str, Any]) -> Chunk:
-        chunk = Chunk(request_id=obj.get("id"), model=obj.get("model"))
+        try:
+            return self._parse(obj)
+        except SHAPE_ERRORS:
+            raise unreadable_chunk(obj) from None
+
+    def _parse(self, obj: dict[str, Any]) -> Chunk:
+        chunk = Chunk(request_id=str_or_none(obj.get("id")), model=str_or_none(obj.get("model")))
         usage = obj.get("usage")
         if usage:
             chunk.usage = Usage.from_dict(usage)
@@ -54,12 +69,8 @@ class OpenAIStyleProvider(HTTPProvider):
             delta = choice.get("delta")
             if delta is None:
                 delta = choice.get("message") or {}
-            content = delta.get("content")
-            if content:
-                chunk.text = content
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning:
-                chunk.reasoning = reasoning
+            chunk.text = text_field(delta.get("content"))
+            chunk.reasoning = text_field(delta.get("reasoning_content") or delta.get("reasoning"))
             chunk.finish_reason = normalize_finish(choice.get("finish_reason"))
             flag = choice.get("flag") or obj.get("flag") or 0
             clear = bool(choice.get("need_clear_history") or obj.get("need_clear_history"))

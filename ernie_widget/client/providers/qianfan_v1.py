@@ -11,7 +11,16 @@ from ..errors import APIConnectionError, AuthenticationError
 from ..events import Safety, Usage
 from ..messages import Message, v1_messages
 from ..redact import register_secret
-from .base import Chunk, HTTPProvider, HTTPRequest, normalize_finish
+from .base import (
+    SHAPE_ERRORS,
+    Chunk,
+    HTTPProvider,
+    HTTPRequest,
+    normalize_finish,
+    str_or_none,
+    text_field,
+    unreadable_chunk,
+)
 
 if TYPE_CHECKING:
     import httpx2
@@ -124,10 +133,14 @@ class QianfanV1Provider(HTTPProvider):
         return HTTPRequest("POST", url, body, {}, {"access_token": self._token or ""})
 
     def parse_data(self, obj: dict[str, Any]) -> Chunk:
-        chunk = Chunk(request_id=obj.get("id"), model=None)
-        result = obj.get("result")
-        if result:
-            chunk.text = result
+        try:
+            return self._parse(obj)
+        except SHAPE_ERRORS:
+            raise unreadable_chunk(obj) from None
+
+    def _parse(self, obj: dict[str, Any]) -> Chunk:
+        chunk = Chunk(request_id=str_or_none(obj.get("id")), model=None)
+        chunk.text = text_field(obj.get("result"))
         if obj.get("usage"):
             chunk.usage = Usage.from_dict(obj["usage"])
         chunk.truncated = bool(obj.get("is_truncated"))
