@@ -269,14 +269,21 @@ export class IncrementalRenderer {
     }
 
     const doc = this.container.ownerDocument;
-    if (frozen > 0 || this.finished) {
-      for (const node of this.tail) node.remove();
-      this.tail = [];
-      this.tailHtml = "";
-    }
     for (let k = 0; k < frozen; k++) {
-      const nodes = parseHtml(doc, renderBlock(md, tokens, blocks[k], env));
-      this.container.append(...nodes);
+      const html = renderBlock(md, tokens, blocks[k], env);
+      let nodes: ChildNode[];
+      if (k === 0 && this.tail.length && html === this.tailHtml) {
+        // The open block became final unchanged: keep its nodes (no flicker, selection survives).
+        nodes = this.tail;
+      } else {
+        if (k === 0) for (const node of this.tail) node.remove();
+        nodes = parseHtml(doc, html);
+        this.container.append(...nodes);
+      }
+      if (k === 0) {
+        this.tail = [];
+        this.tailHtml = "";
+      }
       this.onCommit?.(nodes.filter((n): n is Element => n.nodeType === 1));
     }
     if (this.finished) {
@@ -285,8 +292,10 @@ export class IncrementalRenderer {
     }
     if (frozen > 0) this.frozenAt += starts[blocks[frozen].line];
 
-    const open = blocks[frozen];
-    const html = open ? renderBlock(md, tokens, open, env) : "";
+    // Everything after the frozen blocks is the open tail (usually one block; more while the first line of
+    // the next one is still incomplete).
+    let html = "";
+    for (let k = frozen; k < blocks.length; k++) html += renderBlock(md, tokens, blocks[k], env);
     if (html === this.tailHtml) return;
     for (const node of this.tail) node.remove();
     this.tail = parseHtml(doc, html);
