@@ -25,16 +25,49 @@ class _Failure:
         self.error = error
 
 
+class _Channel:
+    """What the pump (on the private loop) and the `Stream` (in the caller's thread) share.
+
+    The pump holds this, never the `Stream`: a stream dropped without ``close()`` is then garbage,
+    its ``__del__`` cancels the pump, and the HTTP response and concurrency slot are released.
+    """
+
+    __slots__ = ("finished", "queue", "space")
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.space: asyncio.Event | None = None
+        self.finished = threading.Event()
+
+
+async def _pump(astream: AsyncStream, ch: _Channel) -> None:
+    space = ch.space = asyncio.Event()
+    q = ch.queue
+    try:
+        async for ev in astream:
+            q.put(ev)
+            if q.qsize() > _HIGH_WATER:
+                space.clear()
+                await space.wait()
+        q.put(_END)
+    except asyncio.CancelledError:
+        q.put(_END)
+        raise
+    except BaseException as exc:
+        q.put(_Failure(exc))
+    finally:
+        await astream.close()
+        ch.finished.set()
+
+
 class Stream:
     """A synchronous iterator over an answer's `StreamEvent`s; ``close()`` or ``with`` stops it."""
 
     def __init__(self, astream: AsyncStream) -> None:
         self._astream = astream
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._space: asyncio.Event | None = None
-        self._finished = threading.Event()
+        self._ch = _Channel()
         self._exhausted = False
-        self._future = submit(self._pump())
+        self._future = submit(_pump(astream, self._ch))
 
     @property
     def reply(self) -> Reply | None:
@@ -48,38 +81,21 @@ class Stream:
     def messages(self) -> list[dict[str, Any]]:
         return self._astream.messages
 
-    async def _pump(self) -> None:
-        space = self._space = asyncio.Event()
-        q = self._queue
-        try:
-            async for ev in self._astream:
-                q.put(ev)
-                if q.qsize() > _HIGH_WATER:
-                    space.clear()
-                    await space.wait()
-            q.put(_END)
-        except asyncio.CancelledError:
-            q.put(_END)
-            raise
-        except BaseException as exc:
-            q.put(_Failure(exc))
-        finally:
-            await self._astream.close()
-            self._finished.set()
-
     def __iter__(self) -> Iterator[StreamEvent]:
         return self
 
     def __next__(self) -> StreamEvent:
         if self._exhausted:
             raise StopIteration
+        ch = self._ch
         try:
-            item = self._queue.get()
+            item = ch.queue.get()
         except KeyboardInterrupt:
             self.close()
             raise
-        if self._space is not None and not self._space.is_set() and self._queue.qsize() < _HIGH_WATER // 2:
-            background_loop().call_soon_threadsafe(self._space.set)
+        space = ch.space
+        if space is not None and not space.is_set() and ch.queue.qsize() < _HIGH_WATER // 2:
+            background_loop().call_soon_threadsafe(space.set)
         if item is _END:
             self._exhausted = True
             raise StopIteration
@@ -91,10 +107,10 @@ class Stream:
     def close(self, timeout: float = 5.0) -> None:
         """Stop the answer and wait until its HTTP response is closed."""
         self._exhausted = True
-        if not self._finished.is_set():
+        if not self._ch.finished.is_set():
             self._future.cancel()
             if not in_background_loop():
-                self._finished.wait(timeout)
+                self._ch.finished.wait(timeout)
 
     def __enter__(self) -> Stream:
         return self
@@ -104,7 +120,7 @@ class Stream:
 
     def __del__(self) -> None:
         try:
-            if not self._finished.is_set():
+            if not self._ch.finished.is_set():
                 self._future.cancel()
         except Exception:
             pass
