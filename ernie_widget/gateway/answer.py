@@ -1,0 +1,201 @@
+"""`AnswerRun`: one answer from the upstream stream to a transport's sink, and its bookkeeping.
+
+The transports (SSE, non-stream JSON, WebSocket) differ only in their `Sink`. The run turns
+`StreamEvent`s into `Item`s, applies the output filter, notices a consumer that fell behind, and on
+the way out — finished, failed or cancelled — settles the user's quota, updates the metrics and
+writes the access-log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..client.errors import ErnieError
+from ..client.events import Safety, Usage
+from .errors import GatewayError, from_ernie_error
+from .openai_wire import ChatRequest
+
+if TYPE_CHECKING:
+    from .app import Gateway
+    from .auth import Principal
+    from .quotas import Charge
+
+__all__ = ["AnswerRun", "Item", "Sink"]
+
+TERMINAL = ("end", "error")
+
+
+@dataclass(slots=True)
+class Item:
+    """One thing a transport sends: text, reasoning, safety, withdraw (filter), end, or error."""
+
+    kind: str
+    text: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    safety: Safety | None = None
+    error: GatewayError | None = None
+    model: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes it will take on the wire, roughly (UTF-8 CJK is 3 bytes a character, plus framing)."""
+        return 3 * len(self.text) + 96
+
+
+class Sink(Protocol):
+    def put(self, item: Item) -> bool:
+        """Take an item; False means the consumer is too far behind (the run then stops)."""
+        ...
+
+    def abort(self, item: Item) -> None:
+        """Drop whatever is still queued and end with ``item`` (an error)."""
+        ...
+
+
+def slow_consumer_error() -> GatewayError:
+    return GatewayError(200, "客户端读取太慢，连接已断开 / the client read too slowly; the stream was ended "
+                        "(bounded buffer full)", "slow_consumer", "server_error")
+
+
+class AnswerRun:
+    """Drives one upstream stream into a sink. ``await run.run(sink)``; cancel the task to stop upstream at once."""
+
+    def __init__(self, gw: Gateway, principal: Principal, req: ChatRequest, transport: str, charge: Charge,
+                 started: float | None = None) -> None:
+        self.gw = gw
+        self.principal = principal
+        self.req = req
+        self.transport = transport
+        self.charge = charge
+        self.started = time.monotonic() if started is None else started
+        self.first_at: float | None = None
+        self.status = 200
+        self.error_code: str | None = None
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.model: str | None = req.model or gw.client.model
+        self.upstream_id: str | None = None
+        self.content_started = False
+        self._text: list[str] = []
+        self._text_len = 0
+
+    async def run(self, sink: Sink) -> None:
+        gw = self.gw
+        gw.metrics.inflight.inc()
+        try:
+            await self._run(sink)
+        except asyncio.CancelledError:
+            if self.error_code is None:
+                self.status, self.error_code = 499, "client_disconnected"
+            raise
+        finally:
+            gw.metrics.inflight.dec()
+            await self._finish()
+
+    async def _run(self, sink: Sink) -> None:
+        req = self.req
+        try:
+            stream = self.gw.client.stream(req.messages, model=req.model, **req.params)
+        except ErnieError as err:  # a request the upstream surface cannot take (checked before sending)
+            self._fail(sink, from_ernie_error(err))
+            return
+        async with stream:  # leaving it closes the upstream response at once
+            try:
+                async for ev in stream:
+                    item = self._item(ev)
+                    if item is None:
+                        continue
+                    if not sink.put(item):
+                        self._slow(sink)
+                        return
+                    if item.kind in ("text", "reasoning") and self._blocked(item):
+                        self._withdraw(sink)
+                        return
+            except ErnieError as err:
+                self._fail(sink, from_ernie_error(err))
+                return
+            st = stream.state
+            self.upstream_id = st.request_id
+        self.finish_reason = self.finish_reason or "stop"
+        sink.put(Item("end", usage=self.usage, finish_reason=self.finish_reason, model=self.model))
+
+    def _item(self, ev: Any) -> Item | None:
+        if ev.model:
+            self.model = ev.model
+        if ev.request_id and not self.upstream_id:
+            self.upstream_id = ev.request_id
+        if ev.type in ("text", "reasoning"):
+            if not ev.text:
+                return None
+            if self.first_at is None:
+                self.first_at = time.monotonic()
+                self.gw.metrics.ttft.observe(self.first_at - self.started)
+            self.content_started = True
+            return Item(ev.type, text=ev.text)
+        if ev.type == "usage":
+            self.usage = ev.usage
+            return None
+        if ev.type == "finish":
+            self.finish_reason = ev.finish_reason
+            return None
+        if ev.type == "safety":
+            return Item("safety", safety=ev.safety)
+        return None  # search results are not part of the OpenAI wire format
+
+    def _blocked(self, item: Item) -> bool:
+        flt = self.gw.filter
+        if flt is None:
+            return False
+        self._text.append(item.text)
+        self._text_len += len(item.text)
+        if len(self._text) > 1:
+            self._text[:] = ["".join(self._text)]
+        return flt.check(self._text[0], "output", new_chars=len(item.text)) is not None
+
+    def _withdraw(self, sink: Sink) -> None:
+        self.error_code = "content_filtered"
+        self.finish_reason = "content_filter"
+        sink.put(Item("withdraw", text=self.gw.settings.filter_notice))
+        sink.put(Item("end", usage=self.usage, finish_reason="content_filter", model=self.model))
+
+    def _slow(self, sink: Sink) -> None:
+        err = slow_consumer_error()
+        self.error_code = err.code
+        sink.abort(Item("error", error=err))
+
+    def _fail(self, sink: Sink, err: GatewayError) -> None:
+        self.error_code = err.code
+        if not self.content_started:
+            self.status = err.status  # the transport can still answer with this status
+        sink.put(Item("error", error=err))
+
+    async def _finish(self) -> None:
+        gw = self.gw
+        now = time.monotonic()
+        duration = now - self.started
+        gw.metrics.duration.observe(duration)
+        if self.error_code is not None:
+            gw.metrics.errors.labels(self.error_code).inc()
+        usage = self.usage
+        if usage is not None:
+            gw.metrics.tokens.labels("in").inc(usage.prompt_tokens)
+            gw.metrics.tokens.labels("out").inc(usage.completion_tokens)
+            spent = usage.total_tokens
+        else:
+            spent = self.charge.estimate if self.content_started else 0
+        try:
+            await gw.quotas.settle(self.charge, spent)
+        except Exception as exc:  # a Redis hiccup must not lose the log line
+            gw.log_internal("settle failed: %s", type(exc).__name__)
+        gw.access.write(
+            prompt=self.req.messages, transport=self.transport, user=self.principal.user, model=self.model,
+            stream=self.req.stream, status=self.status, error=self.error_code,
+            ttft_ms=None if self.first_at is None else round((self.first_at - self.started) * 1000, 1),
+            duration_ms=round(duration * 1000, 1),
+            tokens_in=usage.prompt_tokens if usage else None, tokens_out=usage.completion_tokens if usage else None,
+            finish_reason=self.finish_reason, id=self.req.id, upstream_id=self.upstream_id,
+        )

@@ -1,0 +1,185 @@
+"""`ernie-widget serve …` / `python -m ernie_widget.gateway …`: run the gateway, or manage its API keys.
+
+    ernie-widget serve [--host 127.0.0.1] [--port 8787] [--provider …] [--jwt-secret …] [--redis redis://…]
+    ernie-widget serve keys add NAME [--rpm N] [--tpm N] [--daily-tokens N]   prints the key once
+    ernie-widget serve keys list
+    ernie-widget serve keys revoke NAME
+
+The upstream credentials come from the usual environment variables (QIANFAN_API_KEY, ERNIE_BASE_URL, …)
+or a `.env` file, exactly as for the client; with none set, the embedded local model is used if installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .accesslog import ACCESS_LOGGER
+from .settings import GatewaySettings, default_keys_path
+
+__all__ = ["main", "serve_parser"]
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ernie-widget serve",
+                                description="Serve ERNIE to a team: OpenAI-compatible HTTP + WebSocket gateway.",
+                                epilog="keys: ernie-widget serve keys add|list|revoke …")
+    a = p.add_argument
+    a("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    a("--port", type=int, default=8787)
+    g = p.add_argument_group("upstream")
+    g.add_argument("--provider", help="qianfan, qianfan-v1, aistudio, openai, local (default: from the environment)")
+    g.add_argument("--model", help="default model (or a GGUF path for local)")
+    g.add_argument("--base-url", help="upstream base URL")
+    g.add_argument("--api-key", help="upstream key (prefer the environment variables: argv is visible in ps)")
+    g.add_argument("--models", default="", help="comma-separated model names callers may request (default: any)")
+    g.add_argument("--upstream-rpm", type=int, help="requests/min for the gateway's own key (shared via --redis)")
+    g.add_argument("--upstream-tpm", type=int, help="tokens/min for the gateway's own key (shared via --redis)")
+    g.add_argument("--max-concurrency", type=int, default=64, help="upstream requests at once")
+    g = p.add_argument_group("auth")
+    g.add_argument("--keys", type=Path, help=f"API keys database (default {default_keys_path()})")
+    g.add_argument("--jwt-secret", default=os.environ.get("ERNIE_GATEWAY_JWT_SECRET"),
+                   help="accept HS256 JWTs signed with this secret (or $ERNIE_GATEWAY_JWT_SECRET)")
+    g.add_argument("--jwt-public-key", type=Path, help="accept RS256 JWTs verified with this PEM public key")
+    g.add_argument("--jwt-audience")
+    g.add_argument("--jwt-issuer")
+    g.add_argument("--no-auth", action="store_true", help="no authentication (only with --host 127.0.0.1)")
+    g = p.add_argument_group("limits (for users without their own: JWT users, keys added without limits)")
+    g.add_argument("--rpm", type=int, help="requests per minute per user")
+    g.add_argument("--tpm", type=int, help="tokens per minute per user")
+    g.add_argument("--daily-tokens", type=int, help="tokens per user per UTC day")
+    g.add_argument("--redis", help="redis://… shared by replicas for limits and budgets")
+    g = p.add_argument_group("streaming")
+    g.add_argument("--heartbeat", type=float, default=15.0, help="seconds between SSE keep-alive comments")
+    g.add_argument("--stream-buffer", type=int, default=1 << 20, help="bytes buffered per connection")
+    g.add_argument("--send-timeout", type=float, default=30.0, help="seconds one blocked write may take")
+    g.add_argument("--replay-bytes", type=int, default=1 << 20, help="WebSocket resume buffer per answer")
+    g.add_argument("--replay-ttl", type=float, default=120.0, help="seconds a finished answer stays resumable")
+    g.add_argument("--resume-grace", type=float, default=30.0,
+                   help="seconds an answer keeps running after its WebSocket dropped")
+    g = p.add_argument_group("content and logs")
+    g.add_argument("--filter", help="blocklist file, or module:function, applied to prompts and answers")
+    g.add_argument("--filter-notice", help="what replaces withdrawn text")
+    g.add_argument("--log-prompts", action="store_true", help="include prompts in the access log (off by default)")
+    g.add_argument("--log-level", default="info", help="uvicorn's log level")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
+    s = GatewaySettings(
+        host=args.host, port=args.port, provider=args.provider, model=args.model, base_url=args.base_url,
+        api_key=args.api_key, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+        upstream_rpm=args.upstream_rpm, upstream_tpm=args.upstream_tpm, max_concurrency=args.max_concurrency,
+        no_auth=args.no_auth, keys_path=args.keys or default_keys_path(), jwt_secret=args.jwt_secret,
+        jwt_public_key=args.jwt_public_key.read_text() if args.jwt_public_key else None,
+        jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, default_rpm=args.rpm, default_tpm=args.tpm,
+        default_daily_tokens=args.daily_tokens, redis_url=args.redis, heartbeat=args.heartbeat,
+        stream_buffer_bytes=args.stream_buffer, send_timeout=args.send_timeout, replay_bytes=args.replay_bytes,
+        replay_ttl=args.replay_ttl, resume_grace=args.resume_grace, content_filter=args.filter,
+        log_prompts=args.log_prompts,
+    )
+    if args.filter_notice:
+        s.filter_notice = args.filter_notice
+    return s
+
+
+def _configure_logging() -> None:
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+
+
+def serve(argv: Sequence[str]) -> int:
+    args = serve_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        settings.validate()
+    except (ValueError, OSError) as exc:
+        print(f"ernie-widget serve: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from ..client.errors import ConfigurationError
+    from .app import create_app
+
+    _configure_logging()
+    try:
+        app = create_app(settings)
+    except (ValueError, ConfigurationError) as exc:
+        print(f"ernie-widget serve: {exc}", file=sys.stderr)
+        return 2
+    auth = "none (loopback only)" if settings.no_auth else "API keys" + (" + JWT" if (
+        settings.jwt_secret or settings.jwt_public_key) else "")
+    gw = app.state.gateway
+    print(f"ernie-widget gateway on http://{settings.host}:{settings.port}/v1 — upstream {gw.client.provider} "
+          f"({gw.client.model}), auth: {auth}" + (", limits shared via Redis" if settings.redis_url else ""),
+          file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                            access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run()
+    return 0
+
+
+def keys_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="ernie-widget serve keys", description="Manage the gateway's API keys.")
+    p.add_argument("--keys", type=Path, help=f"keys database (default {default_keys_path()})")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    add = sub.add_parser("add", help="create a key for NAME and print it once")
+    add.add_argument("name")
+    add.add_argument("--rpm", type=int)
+    add.add_argument("--tpm", type=int)
+    add.add_argument("--daily-tokens", type=int)
+    add.add_argument("--keys", type=Path, dest="keys_sub")
+    ls = sub.add_parser("list", help="list keys (never the keys themselves)")
+    ls.add_argument("--keys", type=Path, dest="keys_sub")
+    rv = sub.add_parser("revoke", help="revoke NAME's key")
+    rv.add_argument("name")
+    rv.add_argument("--keys", type=Path, dest="keys_sub")
+    args = p.parse_args(argv)
+    from .keys import KeyStore
+
+    store = KeyStore(args.keys_sub or args.keys or default_keys_path())
+    try:
+        if args.cmd == "add":
+            try:
+                key = store.add(args.name, rpm=args.rpm, tpm=args.tpm, daily_tokens=args.daily_tokens)
+            except ValueError as exc:
+                print(f"ernie-widget serve keys: {exc}", file=sys.stderr)
+                return 1
+            print(key)
+            print(f"key for {args.name!r} created — store it now, it is not shown again", file=sys.stderr)
+            return 0
+        if args.cmd == "list":
+            print(f"{'NAME':<24} {'KEY':<12} {'RPM':>6} {'TPM':>8} {'DAILY':>10}  {'CREATED':<16} STATE")
+            for r in store.list():
+                created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+                print(f"{r.name:<24} {r.hint + '…':<12} {_n(r.rpm):>6} {_n(r.tpm):>8} {_n(r.daily_tokens):>10}  "
+                      f"{created:<16} {'active' if r.active else 'revoked'}")
+            return 0
+        if store.revoke(args.name):
+            print(f"revoked {args.name!r}", file=sys.stderr)
+            return 0
+        print(f"ernie-widget serve keys: no active key named {args.name!r}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "keys":
+        return keys_main(argv[1:])
+    return serve(argv)

@@ -1,0 +1,72 @@
+"""`GatewayError`: a failure as the gateway answers it — HTTP status, OpenAI-style error body, Retry-After."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..client.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ContentFilterError,
+    ContextLengthError,
+    ErnieError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from ..client.redact import redact
+
+__all__ = ["GatewayError", "from_ernie_error"]
+
+
+class GatewayError(Exception):
+    """An error the gateway sends back: ``{"error": {"message", "type", "code"}}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, code: str, type: str = "invalid_request_error",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type = type
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": None}}
+
+    def headers(self) -> dict[str, str]:
+        h: dict[str, str] = {}
+        if self.retry_after is not None:
+            h["Retry-After"] = str(max(1, int(self.retry_after + 0.999)))
+        if self.status == 401:
+            h["WWW-Authenticate"] = "Bearer"
+        return h
+
+
+# (class, status, type, code). Order matters: subclasses first. An upstream 401 is the gateway's own
+# credential problem, not the caller's: answering 401 would make clients think *their* key is wrong.
+_MAP: tuple[tuple[type[ErnieError], int, str, str], ...] = (
+    (ContextLengthError, 400, "invalid_request_error", "context_length_exceeded"),
+    (BadRequestError, 400, "invalid_request_error", "invalid_request"),
+    (ContentFilterError, 400, "invalid_request_error", "content_filter"),
+    (AuthenticationError, 502, "upstream_error", "upstream_authentication_failed"),
+    (PermissionDeniedError, 403, "permission_error", "permission_denied"),
+    (RateLimitError, 429, "rate_limit_error", "upstream_rate_limited"),
+    (APITimeoutError, 504, "upstream_error", "upstream_timeout"),
+    (APIConnectionError, 502, "upstream_error", "upstream_connection_error"),
+    (ServerError, 502, "upstream_error", "upstream_server_error"),
+    (ConfigurationError, 500, "server_error", "gateway_misconfigured"),
+)
+
+
+def from_ernie_error(err: ErnieError) -> GatewayError:
+    """Map a client error to what the gateway's caller sees (the message is redacted, never a key)."""
+    status, type_, code = next(((s, t, c) for cls, s, t, c in _MAP if isinstance(err, cls)),
+                               (502, "upstream_error", "upstream_error"))
+    retry_after = err.retry_after if isinstance(err, RateLimitError | ServerError) else None
+    if status == 429 and retry_after is None:
+        retry_after = 1.0
+    return GatewayError(status, redact(err.message), code, type_, retry_after)

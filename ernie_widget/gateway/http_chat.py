@@ -1,0 +1,257 @@
+"""`POST /v1/chat/completions`: OpenAI-compatible, streamed (SSE via sse-starlette) or as one JSON body.
+
+Errors before the first token become an HTTP status with an OpenAI error body; after it, a
+``data: {"error": …}`` event. The upstream answer is read by its own task into a bounded
+`StreamBuffer`; the response drains it. A client that disconnects cancels that task — and with it the
+upstream request — at once; one that reads too slowly gets an error event and the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from sse_starlette.event import ServerSentEvent
+from sse_starlette.sse import EventSourceResponse, SendTimeoutError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from ..client.messages import estimate_tokens
+from .answer import AnswerRun, Item
+from .auth import AuthError, Principal, bearer_token
+from .buffer import StreamBuffer
+from .errors import GatewayError
+from .openai_wire import (
+    DONE,
+    ChatRequest,
+    chunk_bytes,
+    completion_body,
+    parse_chat_request,
+    sse_data,
+    usage_chunk_bytes,
+)
+from .quotas import QuotaExceeded
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+__all__ = ["admit", "authenticate", "chat_completions", "error_response"]
+
+
+def error_response(err: GatewayError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise GatewayError(413, f"请求体过大 / the body exceeds {limit} bytes", "request_too_large")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise GatewayError(413, f"请求体过大 / the body exceeds {limit} bytes", "request_too_large")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise GatewayError(400, "请求体不是合法 JSON / the body is not valid JSON", "invalid_json") from None
+
+
+def authenticate(gw: Gateway, token: str | None) -> Principal:
+    try:
+        return gw.auth.authenticate(token)
+    except AuthError as exc:
+        raise GatewayError(exc.status, exc.message, exc.code) from None
+
+
+async def admit(gw: Gateway, principal: Principal, body: Any) -> tuple[ChatRequest, Any]:
+    """Validate, filter the input and charge the user's limits — or raise `GatewayError`."""
+    req = parse_chat_request(body, gw.settings.models)
+    if gw.filter is not None:
+        for m in req.messages:
+            text = m["content"] if isinstance(m["content"], str) else json.dumps(m["content"], ensure_ascii=False)
+            if gw.filter.check(text, "input") is not None:
+                raise GatewayError(400, "输入内容被网关的内容过滤器拦截 / the prompt was blocked by the gateway's "
+                                   "content filter", "content_filter")
+    estimate = estimate_tokens(req.messages) + int(req.params.get("max_tokens") or 0)
+    try:
+        charge = await gw.quotas.admit(principal, estimate)
+    except QuotaExceeded as exc:
+        raise GatewayError(429, exc.message, exc.code, "rate_limit_error", exc.retry_after) from None
+    return req, charge
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _first_or_disconnect(buffer: StreamBuffer, receive: Receive) -> tuple[bool, Item | None]:
+    """(disconnected, first item): wait for the first item while watching for the client leaving."""
+    get = asyncio.ensure_future(buffer.get())
+    gone = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        await asyncio.wait((get, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (get, gone):
+            if not t.done():
+                t.cancel()
+    if get.done() and not get.cancelled():
+        return False, get.result()
+    return True, None
+
+
+def _cancel(task: asyncio.Task[Any]) -> None:
+    if not task.done() and not task.cancelling():
+        task.cancel()
+
+
+class _Encoder:
+    """Items → OpenAI ``chat.completion.chunk`` events."""
+
+    def __init__(self, req: ChatRequest, model: str) -> None:
+        self.req = req
+        self.model = model
+        self.role_sent = False
+
+    def _delta(self, delta: dict[str, Any]) -> dict[str, Any]:
+        if not self.role_sent:
+            self.role_sent = True
+            return {"role": "assistant", **delta}
+        return delta
+
+    def encode(self, item: Item) -> bytes:
+        req = self.req
+        if item.model:
+            self.model = item.model
+        if item.kind == "text":
+            return chunk_bytes(req, self.model, self._delta({"content": item.text}))
+        if item.kind == "reasoning":
+            return chunk_bytes(req, self.model, self._delta({"reasoning_content": item.text}))
+        if item.kind == "safety":
+            return chunk_bytes(req, self.model, self._delta({}), safety=item.safety)
+        if item.kind == "withdraw":
+            from ..client.events import Safety
+
+            # flag 4 tells ERNIE-aware clients (ErnieChat, %%ernie) to withdraw what they showed
+            return chunk_bytes(req, self.model, self._delta({"content": "\n\n" + item.text}), safety=Safety(4))
+        if item.kind == "end":
+            out = chunk_bytes(req, self.model, self._delta({}), finish_reason=item.finish_reason or "stop")
+            if req.include_usage and item.usage is not None:
+                out += usage_chunk_bytes(req, self.model, item.usage)
+            return out + DONE
+        assert item.kind == "error" and item.error is not None
+        return sse_data(item.error.body()) + DONE
+
+
+class _SSEResponse(EventSourceResponse):
+    """sse-starlette's response; a write blocked past ``send_timeout`` just ends the connection, quietly."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with contextlib.suppress(SendTimeoutError):
+            await super().__call__(scope, receive, send)
+
+
+async def chat_completions(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    started = time.monotonic()
+    gw.metrics.requests.labels("http").inc()
+    principal: Principal | None = None
+    try:
+        principal = authenticate(gw, bearer_token(request.headers.get("authorization")))
+        body = await _read_json(request, gw.settings.max_body_bytes)
+        req, charge = await admit(gw, principal, body)
+    except GatewayError as err:
+        gw.reject("http", err, started, principal)
+        return error_response(err)
+
+    run = AnswerRun(gw, principal, req, "http", charge, started)
+    buffer = StreamBuffer(gw.settings.stream_buffer_bytes)
+
+    async def pump() -> None:
+        try:
+            await run.run(buffer)
+        finally:
+            buffer.close()
+
+    task = asyncio.create_task(pump(), name=f"gateway-answer-{req.id}")
+    gone, first = await _first_or_disconnect(buffer, request.receive)
+    if gone or first is None:
+        _cancel(task)
+        return Response(status_code=499)
+    if first.kind == "error" and first.error is not None:
+        await asyncio.shield(task)
+        return error_response(first.error)
+    headers = {"X-Request-Id": req.id}
+    if not req.stream:
+        return await _collect(req, run, first, buffer, task, request.receive, headers)
+
+    encoder = _Encoder(req, run.model or "default")
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            item: Item | None = first
+            while item is not None:
+                yield encoder.encode(item)
+                if item.kind in ("end", "error"):
+                    break
+                item = await buffer.get()
+        finally:
+            _cancel(task)  # the client left (or the answer ended): never keep the upstream request open
+
+    return _SSEResponse(
+        events(), headers=headers, ping=gw.settings.heartbeat, sep="\n", send_timeout=gw.settings.send_timeout,
+        ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
+    )
+
+
+async def _collect(req: ChatRequest, run: AnswerRun, first: Item, buffer: StreamBuffer, task: asyncio.Task[None],
+                   receive: Receive, headers: dict[str, str]) -> Response:
+    """The non-stream answer: gather every item, then one JSON body (or the error's status)."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    safety = None
+    withdrawn: str | None = None
+    end: Item | None = None
+    gone = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        item: Item | None = first
+        while item is not None:
+            if item.kind == "text":
+                text.append(item.text)
+            elif item.kind == "reasoning":
+                reasoning.append(item.text)
+            elif item.kind == "safety":
+                safety = item.safety
+            elif item.kind == "withdraw":
+                withdrawn = item.text
+            elif item.kind == "error" and item.error is not None:
+                err = item.error
+                if err.status < 400:  # failed after content started: still an error for a one-shot answer
+                    err = GatewayError(502, err.message, err.code, err.type)
+                await asyncio.wait((task,), timeout=5)
+                return error_response(err)
+            elif item.kind == "end":
+                end = item
+                break
+            get = asyncio.ensure_future(buffer.get())
+            await asyncio.wait((get, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not get.done():
+                get.cancel()
+                _cancel(task)
+                return Response(status_code=499)
+            item = get.result()
+    finally:
+        gone.cancel()
+    await asyncio.wait((task,), timeout=5)
+    assert end is not None
+    body = completion_body(req, run.model or "default", withdrawn if withdrawn is not None else "".join(text),
+                           "" if withdrawn is not None else "".join(reasoning), end.finish_reason, end.usage, safety)
+    return JSONResponse(body, headers=headers)

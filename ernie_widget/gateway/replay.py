@@ -1,0 +1,163 @@
+"""The WebSocket replay window: each answer keeps its recent messages so a reconnecting client can resume.
+
+Per answer the buffer is bounded in bytes (oldest deltas drop first) and in time: a finished answer
+stays resumable for ``ttl`` seconds; a running one that has had no connection for ``grace`` seconds
+is cancelled, so an abandoned answer does not keep spending upstream tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .answer import Item
+
+__all__ = ["ReplayAnswer", "ReplayStore"]
+
+Subscriber = Callable[[dict[str, Any]], None]
+
+
+class ReplayAnswer:
+    """One answer's messages, numbered by ``seq`` (1, 2, …), and its live subscriber. Also the run's `Sink`."""
+
+    def __init__(self, user: str, mid: Any, max_bytes: int, notice: str = "") -> None:
+        self.user = user
+        self.mid = mid
+        self.max_bytes = max_bytes
+        self.entries: deque[tuple[int, dict[str, Any], int]] = deque()
+        self.bytes = 0
+        self.last_seq = 0
+        self.terminal: dict[str, Any] | None = None
+        self.finished_at: float | None = None
+        self.detached_at: float | None = time.monotonic()
+        self.subscriber: Subscriber | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stop_reason = "cancelled"  # the finish_reason if the task ends without one
+
+    # -- Sink ---------------------------------------------------------------------------------------
+
+    def put(self, item: Item) -> bool:
+        msg = self._message(item)
+        if msg is None:
+            return True
+        if item.kind in ("end", "error"):
+            self.terminal = msg
+            self.finished_at = time.monotonic()
+        else:
+            if item.kind == "withdraw":
+                # the withdrawn text must not come back on resume either
+                self.entries.clear()
+                self.bytes = 0
+            self.last_seq += 1
+            msg["seq"] = self.last_seq
+            size = item.size
+            self.entries.append((self.last_seq, msg, size))
+            self.bytes += size
+            while self.bytes > self.max_bytes and len(self.entries) > 1:
+                self.bytes -= self.entries.popleft()[2]
+        if self.subscriber is not None:
+            self.subscriber(msg)
+        return True
+
+    def abort(self, item: Item) -> None:
+        self.put(item)
+
+    def finalize(self, reason: str) -> None:
+        """End an answer whose task stopped without a terminal message (stopped, abandoned, shut down)."""
+        if self.terminal is None:
+            self.put(Item("end", finish_reason=reason))
+
+    def _message(self, item: Item) -> dict[str, Any] | None:
+        mid = self.mid
+        if item.kind == "text":
+            return {"type": "delta", "mid": mid, "text": item.text}
+        if item.kind == "reasoning":
+            return {"type": "delta", "mid": mid, "reasoning": item.text}
+        if item.kind == "safety" and item.safety is not None:
+            return {"type": "safety", "mid": mid, **item.safety.to_dict()}
+        if item.kind == "withdraw":
+            return {"type": "withdraw", "mid": mid, "notice": item.text}
+        if item.kind == "end":
+            return {"type": "done", "mid": mid, "usage": item.usage.to_dict() if item.usage else None,
+                    "finish_reason": item.finish_reason}
+        if item.kind == "error" and item.error is not None:
+            err = item.error
+            msg: dict[str, Any] = {"type": "error", "mid": mid, "code": err.code, "message": err.message,
+                                   "status": err.status}
+            if err.retry_after is not None:
+                msg["retry_after"] = err.headers()["Retry-After"]
+            return msg
+        return None
+
+    # -- resume -------------------------------------------------------------------------------------
+
+    @property
+    def first_seq(self) -> int:
+        return self.entries[0][0] if self.entries else self.last_seq + 1
+
+    def since(self, seq: int) -> list[dict[str, Any]] | None:
+        """Messages after ``seq`` (and the terminal one), or None when some were already dropped."""
+        if self.entries and seq + 1 < self.first_seq and self.entries[0][1]["type"] != "withdraw":
+            return None
+        out = [m for s, m, _ in self.entries if s > seq]
+        if self.terminal is not None:
+            out.append(self.terminal)
+        return out
+
+    def attach(self, subscriber: Subscriber) -> None:
+        self.subscriber = subscriber
+        self.detached_at = None
+
+    def detach(self, subscriber: Subscriber) -> None:
+        if self.subscriber is subscriber:
+            self.subscriber = None
+            self.detached_at = time.monotonic()
+
+    @property
+    def running(self) -> bool:
+        return self.terminal is None and self.task is not None and not self.task.done()
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done() and not self.task.cancelling():
+            self.task.cancel()
+
+
+class ReplayStore:
+    """Answers by (user, mid): a user can only resume their own."""
+
+    def __init__(self, max_bytes: int, ttl: float, grace: float) -> None:
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.grace = grace
+        self.answers: dict[tuple[str, Any], ReplayAnswer] = {}
+
+    def create(self, user: str, mid: Any) -> ReplayAnswer:
+        answer = ReplayAnswer(user, mid, self.max_bytes)
+        self.answers[(user, _key(mid))] = answer
+        return answer
+
+    def get(self, user: str, mid: Any) -> ReplayAnswer | None:
+        return self.answers.get((user, _key(mid)))
+
+    def sweep(self, now: float | None = None) -> None:
+        """Forget finished answers past their TTL; cancel running ones nobody has watched for ``grace`` seconds."""
+        now = time.monotonic() if now is None else now
+        for key, answer in list(self.answers.items()):
+            if answer.finished_at is not None or (answer.task is not None and answer.task.done()):
+                end = answer.finished_at or now
+                if now - end >= self.ttl:
+                    del self.answers[key]
+            elif answer.detached_at is not None and now - answer.detached_at >= self.grace:
+                answer.stop_reason = "abandoned"
+                answer.cancel()
+
+    def cancel_all(self) -> None:
+        for answer in self.answers.values():
+            answer.cancel()
+
+
+def _key(mid: Any) -> str:
+    return f"{type(mid).__name__}:{mid}"

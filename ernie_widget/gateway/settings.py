@@ -1,0 +1,72 @@
+"""`GatewaySettings`: everything `create_app` needs, filled from the command line or by hand in tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["LOOPBACK_HOSTS", "GatewaySettings", "default_keys_path"]
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def default_keys_path() -> Path:
+    """`$ERNIE_GATEWAY_KEYS`, else `$XDG_DATA_HOME/ernie-widget/gateway-keys.sqlite3`."""
+    env = os.environ.get("ERNIE_GATEWAY_KEYS")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ernie-widget" / "gateway-keys.sqlite3"
+
+
+@dataclass
+class GatewaySettings:
+    """How the gateway authenticates, limits, streams and logs. Defaults are the safe ones."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    # -- the upstream ERNIE service (credentials come from the usual environment variables)
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    models: tuple[str, ...] = ()  # allow-list of model names clients may ask for; empty = any
+    upstream_rpm: int | None = None  # the gateway's own key: shared by replicas through --redis
+    upstream_tpm: int | None = None
+    max_concurrency: int = 64
+    # -- auth
+    no_auth: bool = False
+    keys_path: Path | None = None
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: str | None = None  # PEM text
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    # -- limits applied to users without their own (JWT users, keys added without limits, --no-auth)
+    default_rpm: int | None = None
+    default_tpm: int | None = None
+    default_daily_tokens: int | None = None
+    redis_url: str | None = field(default=None, repr=False)
+    # -- streaming discipline
+    heartbeat: float = 15.0  # seconds between SSE comment lines
+    stream_buffer_bytes: int = 1 << 20  # per connection: a consumer further behind is disconnected
+    send_timeout: float = 30.0  # one write blocked longer than this ends the connection
+    ws_first_message_timeout: float = 10.0
+    ws_max_inflight: int = 8  # answers one WebSocket connection may have running
+    replay_bytes: int = 1 << 20  # per answer, for WebSocket resume
+    replay_ttl: float = 120.0  # how long a finished answer can be resumed
+    resume_grace: float = 30.0  # how long an answer keeps running after its WebSocket dropped
+    max_body_bytes: int = 4 << 20
+    # -- content filter and logs
+    content_filter: str | None = None  # a blocklist file, or module:function
+    filter_notice: str = "[内容已撤回 / content withdrawn by the gateway's content filter]"
+    log_prompts: bool = False
+
+    def validate(self) -> None:
+        """Refuse unsafe combinations before anything listens."""
+        if self.no_auth and self.host not in LOOPBACK_HOSTS:
+            raise ValueError("--no-auth is only allowed with --host 127.0.0.1 (or ::1)")
+        if self.jwt_secret and self.jwt_public_key:
+            raise ValueError("choose one of --jwt-secret (HS256) and --jwt-public-key (RS256)")
+        if self.stream_buffer_bytes < 1024:
+            raise ValueError("the stream buffer must be at least 1024 bytes")
