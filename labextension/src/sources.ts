@@ -1,0 +1,55 @@
+/**
+ * Cell sources written by the ERNIE commands (pure functions, unit-tested).
+ *
+ * IPython only recognises a cell magic on the cell's first line (`%load_ext …\n%%ernie` turns `%%ernie` into a
+ * broken line magic), so `%load_ext ernie_widget` is prepended only to cells that do not start with `%%ernie`;
+ * those get a separate `%load_ext ernie_widget` cell above them when none is there yet (see `needsLoadCell`).
+ */
+
+export const LOAD_EXT = "%load_ext ernie_widget";
+
+const LOAD_EXT_LINE = /^[ \t]*%load_ext[ \t]+ernie_widget[ \t]*$/m;
+
+/** True when one of `sources` already loads the extension with its own `%load_ext ernie_widget` line. */
+export function hasLoadExt(sources: Iterable<string>): boolean {
+  for (const source of sources) if (LOAD_EXT_LINE.test(source)) return true;
+  return false;
+}
+
+/** A cell whose first line is `%%…` needs the extension loaded by an earlier cell. */
+export function isCellMagic(source: string): boolean {
+  return source.startsWith("%%");
+}
+
+/** `%%ernie` fills `{name}` fields from the notebook; doubling braces keeps code text literal. */
+export function escapeBraces(text: string): string {
+  return text.replace(/[{}]/g, (c) => c + c);
+}
+
+/** A Markdown fence longer than any backtick run in `text`, so the text cannot close it early. */
+export function fenceFor(text: string): string {
+  const longest = Math.max(0, ...Array.from(text.matchAll(/`+/g), (m) => m[0].length));
+  return "`".repeat(Math.max(3, longest + 1));
+}
+
+/** "ERNIE: Generate code in a new cell": the prompt goes in verbatim (`{name}` fields are the user's to use). */
+export function generateSource(prompt: string): string {
+  return `%%ernie -f code\n${prompt.trim()}`;
+}
+
+/** "ERNIE: Open chat". */
+export function openChatSource(): string {
+  return `${LOAD_EXT}\nfrom ernie_widget import ErnieChat\nErnieChat()`;
+}
+
+/** "ERNIE: Explain / fix this cell" when the cell shows an error: the kernel's `%ernie --fix`. */
+export function fixSource(): string {
+  return `${LOAD_EXT}\n%ernie --fix`;
+}
+
+/** "ERNIE: Explain / fix this cell" when the cell has no error: the cell's code, verbatim. */
+export function explainSource(code: string, language = "python"): string {
+  const body = code.replace(/\n+$/, "");
+  const fence = fenceFor(body);
+  return `%%ernie\nExplain this code:\n\n${fence}${language}\n${escapeBraces(body)}\n${fence}`;
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    environment: "happy-dom",
+    include: ["src/**/*.test.ts"],
+    watch: false,
+    pool: "forks",
+    maxWorkers: 2,
+  },
+});
