@@ -48,16 +48,18 @@ class GatewayError(Exception):
 
 # (class, status, type, code). Order matters: subclasses first. An upstream 401 is the gateway's own
 # credential problem, not the caller's: answering 401 would make clients think *their* key is wrong.
+# Types and codes are chosen so that clients classify them right even mid-stream, where no HTTP status
+# travels with the error ("server_error" type → retryable server error; "*rate_limit_exceeded" → rate limit).
 _MAP: tuple[tuple[type[ErnieError], int, str, str], ...] = (
     (ContextLengthError, 400, "invalid_request_error", "context_length_exceeded"),
     (BadRequestError, 400, "invalid_request_error", "invalid_request"),
     (ContentFilterError, 400, "invalid_request_error", "content_filter"),
-    (AuthenticationError, 502, "upstream_error", "upstream_authentication_failed"),
+    (AuthenticationError, 502, "server_error", "upstream_authentication_failed"),
     (PermissionDeniedError, 403, "permission_error", "permission_denied"),
-    (RateLimitError, 429, "rate_limit_error", "upstream_rate_limited"),
-    (APITimeoutError, 504, "upstream_error", "upstream_timeout"),
-    (APIConnectionError, 502, "upstream_error", "upstream_connection_error"),
-    (ServerError, 502, "upstream_error", "upstream_server_error"),
+    (RateLimitError, 429, "rate_limit_error", "upstream_rate_limit_exceeded"),
+    (APITimeoutError, 504, "server_error", "upstream_timeout"),
+    (APIConnectionError, 502, "server_error", "upstream_connection_error"),
+    (ServerError, 502, "server_error", "upstream_server_error"),
     (ConfigurationError, 500, "server_error", "gateway_misconfigured"),
 )
 
@@ -65,7 +67,7 @@ _MAP: tuple[tuple[type[ErnieError], int, str, str], ...] = (
 def from_ernie_error(err: ErnieError) -> GatewayError:
     """Map a client error to what the gateway's caller sees (the message is redacted, never a key)."""
     status, type_, code = next(((s, t, c) for cls, s, t, c in _MAP if isinstance(err, cls)),
-                               (502, "upstream_error", "upstream_error"))
+                               (502, "server_error", "upstream_error"))
     retry_after = err.retry_after if isinstance(err, RateLimitError | ServerError) else None
     if status == 429 and retry_after is None:
         retry_after = 1.0

@@ -49,6 +49,7 @@ class GatewayThread:
         # uvicorn installs signal handlers only in the main thread; a thread never owns them
         self._thread = threading.Thread(target=self._run, name=f"gateway-{self.port}", daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.gateway: Any = None  # set by gateway_for: the app's `Gateway`
 
     def _run(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -163,3 +164,24 @@ def redis_server(executable: str | None = None) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def gateway_for(sim: Any, provider: str = "qianfan", *, max_retries: int = 0, keys: Any = None,
+                **settings: Any) -> Iterator[GatewayThread]:
+    """A gateway in a thread in front of an `ErnieSimulator` surface. Without keys or a JWT setting it runs
+    with ``no_auth`` on 127.0.0.1. ``gw.gateway`` is the `Gateway` (metrics, replay store, settings)."""
+    from ..client import AsyncErnie
+    from .app import create_app
+    from .settings import GatewaySettings
+
+    env = sim.env(provider)
+    api_key = env.get("QIANFAN_API_KEY") or env.get("AISTUDIO_ACCESS_TOKEN") or env.get("ERNIE_API_KEY")
+    client = AsyncErnie(provider, base_url=sim.base_url(provider), api_key=api_key, max_retries=max_retries,
+                        max_concurrency=64)
+    if keys is None and not settings.get("jwt_secret") and not settings.get("jwt_public_key"):
+        settings.setdefault("no_auth", True)
+    app = create_app(GatewaySettings(**settings), client=client, keys=keys)
+    with GatewayThread(app) as gw:
+        gw.gateway = app.state.gateway
+        yield gw
