@@ -11,7 +11,7 @@ export default defineConfig({
     include: ["js/**/*.test.ts"],
     setupFiles: ["js/test-setup.ts"],
     watch: false,
-    testTimeout: 30_000,
+    testTimeout: 120_000,
     // Let vite transform these instead of node importing them: KaTeX is bundled from its TypeScript sources,
     // and markdown-it must see the shims for linkify-it and entities, as in the bundle.
     server: { deps: { inline: [/katex/, /markdown-it/] } },

@@ -130,6 +130,12 @@ export function renderFull(text: string): string {
     .join("");
 }
 
+/** The rendered HTML of one open block and its DOM nodes (null until inserted). */
+interface Segment {
+  html: string;
+  nodes: ChildNode[] | null;
+}
+
 export interface IncrementalRendererOptions {
   /** Run `flush` later (default: the next animation frame). Pass `(f) => f()` to render synchronously. */
   schedule?: (flush: () => void) => void;
@@ -163,8 +169,7 @@ export class IncrementalRenderer {
   private src = "";
   private heldCR = false;
   private frozenAt = 0;
-  private tail: ChildNode[] = [];
-  private tailHtml = "";
+  private tail: Segment[] = [];
   private pending = false;
   private finished = false;
   private generation = 0;
@@ -236,7 +241,6 @@ export class IncrementalRenderer {
     this.heldCR = false;
     this.frozenAt = 0;
     this.tail = [];
-    this.tailHtml = "";
     this.pending = false;
     this.finished = false;
   }
@@ -268,38 +272,31 @@ export class IncrementalRenderer {
       while (frozen + 1 < blocks.length && complete(blocks[frozen + 1].line)) frozen++;
     }
 
+    // Render every block of the tail; reuse the DOM of a block whose HTML did not change since the last
+    // flush (no flicker, text selection survives, and the final DOM keeps the nodes seen while streaming).
+    const segments: Segment[] = blocks.map((block, k) => {
+      const html = renderBlock(md, tokens, block, env);
+      const old = this.tail[k];
+      return old && old.html === html ? old : { html, nodes: null };
+    });
+    for (const old of this.tail) {
+      if (!segments.includes(old)) for (const node of old.nodes ?? []) node.remove();
+    }
     const doc = this.container.ownerDocument;
+    let ref: ChildNode | null = null;
+    for (let k = segments.length - 1; k >= 0; k--) {
+      const segment = segments[k];
+      if (!segment.nodes) {
+        segment.nodes = parseHtml(doc, segment.html);
+        for (const node of segment.nodes) this.container.insertBefore(node, ref);
+      }
+      if (segment.nodes.length) ref = segment.nodes[0];
+    }
     for (let k = 0; k < frozen; k++) {
-      const html = renderBlock(md, tokens, blocks[k], env);
-      let nodes: ChildNode[];
-      if (k === 0 && this.tail.length && html === this.tailHtml) {
-        // The open block became final unchanged: keep its nodes (no flicker, selection survives).
-        nodes = this.tail;
-      } else {
-        if (k === 0) for (const node of this.tail) node.remove();
-        nodes = parseHtml(doc, html);
-        this.container.append(...nodes);
-      }
-      if (k === 0) {
-        this.tail = [];
-        this.tailHtml = "";
-      }
-      this.onCommit?.(nodes.filter((n): n is Element => n.nodeType === 1));
+      this.onCommit?.((segments[k].nodes ?? []).filter((n): n is Element => n.nodeType === 1));
     }
-    if (this.finished) {
-      this.frozenAt = this.src.length;
-      return;
-    }
-    if (frozen > 0) this.frozenAt += starts[blocks[frozen].line];
-
-    // Everything after the frozen blocks is the open tail (usually one block; more while the first line of
-    // the next one is still incomplete).
-    let html = "";
-    for (let k = frozen; k < blocks.length; k++) html += renderBlock(md, tokens, blocks[k], env);
-    if (html === this.tailHtml) return;
-    for (const node of this.tail) node.remove();
-    this.tail = parseHtml(doc, html);
-    this.tailHtml = html;
-    this.container.append(...this.tail);
+    this.tail = segments.slice(frozen);
+    if (this.finished) this.frozenAt = this.src.length;
+    else if (frozen > 0) this.frozenAt += starts[blocks[frozen].line];
   }
 }

@@ -138,6 +138,8 @@ export class AssistantMessageView {
   private readonly reasoningText: Text;
   private reasoningPending = "";
   private reasoningToggledByUser = false;
+  /** The open state we last set (to tell the user's toggles from ours). */
+  private reasoningOpen = false;
   private readonly notice: HTMLElement;
   private readonly error: HTMLElement;
   private readonly footer: HTMLElement;
@@ -158,8 +160,9 @@ export class AssistantMessageView {
     this.reasoningText = document.createTextNode("");
     this.reasoning = h("details", { class: "ernie-reasoning" }, summary, h("div", { class: "ernie-reasoning-text" }, this.reasoningText));
     this.reasoning.hidden = true;
+    // `toggle` also fires (asynchronously) for our own changes: only a state we did not set is the user's.
     this.reasoning.addEventListener("toggle", () => {
-      if (this.streaming) this.reasoningToggledByUser = true;
+      if (this.reasoning.open !== this.reasoningOpen) this.reasoningToggledByUser = true;
     });
     this.notice = h("div", { class: "ernie-answer-notice" });
     this.notice.hidden = true;
@@ -215,7 +218,7 @@ export class AssistantMessageView {
     this.el.classList.remove("ernie-streaming");
     this.el.removeAttribute("aria-busy");
     this.flushReasoning();
-    if (!this.reasoningToggledByUser) this.reasoning.open = false;
+    if (!this.reasoningToggledByUser) this.setReasoningOpen(false);
   }
 
   // --- reasoning ---------------------------------------------------------------------------------------------
@@ -229,7 +232,7 @@ export class AssistantMessageView {
   private appendReasoning(text: string): void {
     if (this.reasoning.hidden) {
       this.reasoning.hidden = false;
-      this.reasoning.open = true; // open while streaming
+      this.setReasoningOpen(true); // open while streaming
     }
     this.reasoningPending += text;
     this.ctx.schedule(this.flushReasoning);
@@ -240,7 +243,12 @@ export class AssistantMessageView {
     if (this.reasoningText.data !== text) this.reasoningText.data = text;
     const wasHidden = this.reasoning.hidden;
     this.reasoning.hidden = !text;
-    if (text && wasHidden) this.reasoning.open = open;
+    if (text && wasHidden) this.setReasoningOpen(open);
+  }
+
+  private setReasoningOpen(open: boolean): void {
+    this.reasoningOpen = open;
+    this.reasoning.open = open;
   }
 
   // --- final state from the transcript -------------------------------------------------------------------------

@@ -84,7 +84,17 @@ function instance(): Purifier {
   return p;
 }
 
+// Sanitizing is a pure function of its input (fixed config), and the open tail re-renders its earlier blocks
+// every frame: remember recent results.
+const cache = new Map<string, string>();
+const CACHE_LIMIT = 256;
+
 /** Sanitize one rendered block (an HTML string) and return the cleaned HTML string. */
 export function sanitizeHtml(html: string): string {
-  return instance().sanitize(html, { ...CONFIG, RETURN_TRUSTED_TYPE: false }) as string;
+  const hit = cache.get(html);
+  if (hit !== undefined) return hit;
+  const clean = instance().sanitize(html, { ...CONFIG, RETURN_TRUSTED_TYPE: false }) as string;
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(html, clean);
+  return clean;
 }

@@ -15,19 +15,19 @@ export class LinkifyIt {
   tlds(): this {
     return this;
   }
-  test(): boolean {
+  test(_text?: string): boolean {
     return false;
   }
-  pretest(): boolean {
+  pretest(_text?: string): boolean {
     return false;
   }
-  testSchemaAt(): number {
+  testSchemaAt(_text?: string, _schema?: string, _pos?: number): number {
     return 0;
   }
-  match(): null {
+  match(_text?: string): null {
     return null;
   }
-  matchAtStart(): null {
+  matchAtStart(_text?: string): null {
     return null;
   }
 }
