@@ -7,6 +7,11 @@
 With a fixed latency L the ideal rate at concurrency C is C / L rows/s. The per-row overhead is what the
 client adds to each row beyond L: elapsed × C / rows − L. Goal: ≥ 90 % of ideal at concurrency 32.
 Concurrency 1 runs at most 200 rows (its rate is latency-bound, 2,000 rows would take 100 s of waiting).
+
+Two columns make the result readable on a busy machine: ``cpu ms/row`` (this process's CPU time per row:
+the rate one core can sustain is 1000 / it), and a last line running the same requests through bare
+httpx2 (the HTTP stack alone, no ernie-widget code) at the top concurrency — the floor any client on
+httpx2 pays.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 def start_simulator(latency: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ernie_widget.testing", "--latency", str(latency)],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
@@ -35,22 +40,63 @@ def start_simulator(latency: float) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split("=", 1)[1]
 
 
-def run(url: str, rows: int, concurrency: int, latency: float) -> dict[str, float]:
-    from ernie_widget.client import Ernie
+KEY = "bce-v3/ALTAK-bench/secret"
 
-    with Ernie("qianfan", api_key="bce-v3/ALTAK-bench/secret", base_url=url + "/v2") as client:
-        client.chat("warm up")  # connection pool, imports, the private loop
-        prompts = [f"row {i}: 你好" for i in range(rows)]
-        start = time.perf_counter()
-        result = client.map(prompts, concurrency=concurrency, progress=False)
-        elapsed = time.perf_counter() - start
-    failed = len(result.errors)
-    if failed:
-        raise SystemExit(f"{failed} rows failed: {next(iter(result.errors.values()))}")
+
+def _stats(rows: int, concurrency: int, latency: float, elapsed: float, cpu: float) -> dict[str, float]:
     rate = rows / elapsed
     ideal = concurrency / latency
     return {"rows": rows, "elapsed": elapsed, "rate": rate, "ideal": ideal, "ratio": rate / ideal,
-            "overhead_ms": (elapsed * concurrency / rows - latency) * 1000}
+            "overhead_ms": (elapsed * concurrency / rows - latency) * 1000, "cpu_ms": cpu / rows * 1000}
+
+
+def run(url: str, rows: int, concurrency: int, latency: float) -> dict[str, float]:
+    from ernie_widget.client import Ernie
+
+    with Ernie("qianfan", api_key=KEY, base_url=url + "/v2") as client:
+        # warm up: imports, the private loop, and (through a first batch) the batch's connection pool
+        client.map(["warm up"] * concurrency, concurrency=concurrency, progress=False)
+        prompts = [f"row {i}: 你好" for i in range(rows)]
+        start, cpu = time.perf_counter(), time.process_time()
+        result = client.map(prompts, concurrency=concurrency, progress=False)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    failed = len(result.errors)
+    if failed:
+        raise SystemExit(f"{failed} rows failed: {next(iter(result.errors.values()))}")
+    return _stats(rows, concurrency, latency, elapsed, cpu)
+
+
+def run_bare_httpx2(url: str, rows: int, concurrency: int, latency: float) -> dict[str, float]:
+    """The same streamed requests through httpx2 alone: the floor of the HTTP stack on this machine."""
+    import asyncio
+
+    import httpx2
+
+    async def main() -> tuple[float, float]:
+        limits = httpx2.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency)
+        async with httpx2.AsyncClient(limits=limits) as http:
+            sem = asyncio.Semaphore(concurrency)
+
+            async def one(i: int) -> None:
+                body = {"model": "ernie-4.5-turbo-32k", "stream": True,
+                        "messages": [{"role": "user", "content": f"row {i}: 你好"}]}
+                async with sem, http.stream("POST", url + "/v2/chat/completions", json=body,
+                                            headers={"Authorization": f"Bearer {KEY}"}) as response:
+                    async for _ in response.aiter_bytes():
+                        pass
+
+            await asyncio.gather(*[one(i) for i in range(concurrency)])
+            start, cpu = time.perf_counter(), time.process_time()
+            await asyncio.gather(*[one(i) for i in range(rows)])
+            return time.perf_counter() - start, time.process_time() - cpu
+
+    elapsed, cpu = asyncio.run(main())
+    return _stats(rows, concurrency, latency, elapsed, cpu)
+
+
+def _line(label: str, c: int, r: dict[str, float]) -> str:
+    return (f"{label:<8} {c:>5} {int(r['rows']):>6} {r['elapsed']:>8.2f} {r['rate']:>8.1f} {r['ideal']:>6.0f} "
+            f"{r['ratio']:>8.1%} {r['overhead_ms']:>12.2f} {r['cpu_ms']:>11.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,17 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ERNIE_QUIET"] = "1"
     proc, url = start_simulator(args.latency)
     try:
-        print(f"simulator {url}, latency {args.latency * 1000:g} ms, python {sys.version.split()[0]}")
-        print(f"{'conc':>5} {'rows':>6} {'elapsed s':>10} {'rows/s':>9} {'ideal':>8} {'of ideal':>9} "
-              f"{'overhead ms/row':>16}")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"simulator {url}, latency {args.latency * 1000:g} ms, python {sys.version.split()[0]}, "
+              f"{os.cpu_count()} cpus, load {load:.1f}")
+        print(f"{'':<8} {'conc':>5} {'rows':>6} {'elapsed':>8} {'rows/s':>8} {'ideal':>6} {'of ideal':>8} "
+              f"{'overhead ms':>12} {'cpu ms/row':>11}")
         worst = 1.0
+        top = max(args.concurrency)
         for c in args.concurrency:
             n = min(rows, 200) if c == 1 else rows
             r = run(url, n, c, args.latency)
-            print(f"{c:>5} {n:>6} {r['elapsed']:>10.2f} {r['rate']:>9.1f} {r['ideal']:>8.0f} "
-                  f"{r['ratio']:>8.1%} {r['overhead_ms']:>16.2f}")
-            if c == max(args.concurrency):
+            print(_line("map", c, r), flush=True)
+            if c == top:
                 worst = r["ratio"]
+        print(_line("httpx2", top, run_bare_httpx2(url, rows, top, args.latency)))
     finally:
         proc.terminate()
         proc.wait(5)

@@ -488,10 +488,11 @@ class _Batch:
             assert job.error is not None
             return BatchRow(job.index, job.prompt, None, None, job.error)
         attempt = 0
-        estimate = estimate_tokens(job.messages) + self._estimate_extra
+        limiter = self.limiter
+        estimate = 0 if limiter is None else estimate_tokens(job.messages) + self._estimate_extra
         while True:
-            if self.limiter is not None:
-                await self.limiter.acquire(estimate)
+            if limiter is not None:
+                await limiter.acquire(estimate)
             stream = AsyncStream(client, job.messages, dict(self.params), concurrency=sem)
             try:
                 async with stream:
@@ -505,8 +506,8 @@ class _Batch:
                 return BatchRow(job.index, job.prompt, None, None, err)
             reply = stream.reply
             assert reply is not None
-            if self.limiter is not None and reply.usage is not None:
-                self.limiter.reconcile(estimate, reply.usage.total_tokens)
+            if limiter is not None and reply.usage is not None:
+                limiter.reconcile(estimate, reply.usage.total_tokens)
             return BatchRow(job.index, job.prompt, reply.text, reply.usage, None)
 
 
