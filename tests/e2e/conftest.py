@@ -21,7 +21,7 @@ import pytest
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
-KERNEL = "window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel"
+KERNEL = "window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel"
 TOKEN = "e2e-token"
 FAKE_KEY = "bce-v3/ALTAK-e2efakekey000/e2esecretpart111"
 
@@ -141,6 +141,9 @@ class PageRecorder:
         page.on("dialog", self._dialog)
 
     def _dialog(self, dialog: Any) -> None:
+        if dialog.type == "beforeunload":  # JupyterLab asks before leaving; that is not the page's script
+            dialog.accept()
+            return
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 

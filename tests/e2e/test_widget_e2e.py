@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import FAKE_KEY, PageRecorder, open_notebook, run_cell, wait_idle, write_notebook
+from .conftest import FAKE_KEY, KERNEL, PageRecorder, open_notebook, run_cell, wait_idle, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -98,7 +98,10 @@ def test_reload_resyncs_from_the_kernel(page: Any, e2e_sim: Any) -> None:
     e2e_sim.set_answer(text="persisted answer text", chunk_size=4, delay=0.0)
     send(page, "remember this")
     page.locator(CHAT).last.locator("text=persisted answer text").wait_for(timeout=20_000)
-    page.reload()
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_timeout(1000)
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_function(f"{KERNEL}?.status === 'idle'", timeout=120_000)
     page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
     page.locator(CHAT).filter(has_text="persisted answer text").first.wait_for(timeout=20_000)
 
