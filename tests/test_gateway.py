@@ -23,6 +23,9 @@ from ernie_widget.testing import Answer, ErnieSimulator, Fault, echo_answer
 
 pytestmark = pytest.mark.timeout(60)
 
+# one client for the whole module: HTTP.post() would build a new SSL context (~50 ms) every call
+HTTP = httpx.Client(timeout=30)
+
 
 def _client(gw, **kw) -> Ernie:  # type: ignore[no-untyped-def]
     return Ernie(provider="openai", base_url=gw.url + "/v1", max_retries=0, **kw)
@@ -30,7 +33,7 @@ def _client(gw, **kw) -> Ernie:  # type: ignore[no-untyped-def]
 
 def _metrics(gw) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[no-untyped-def]
     out = {}
-    for fam in text_string_to_metric_families(httpx.get(gw.url + "/metrics").text):
+    for fam in text_string_to_metric_families(HTTP.get(gw.url + "/metrics").text):
         for s in fam.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
@@ -102,7 +105,7 @@ def test_the_openai_sdk_works_unchanged(ernie_simulator: ErnieSimulator) -> None
 
 def test_usage_chunk_only_when_asked_and_the_stream_ends_with_done(ernie_simulator: ErnieSimulator) -> None:
     with gateway_for(ernie_simulator) as gw:
-        r = httpx.post(gw.url + "/v1/chat/completions",
+        r = HTTP.post(gw.url + "/v1/chat/completions",
                        json={"model": "default", "stream": True, "messages": [{"role": "user", "content": "a"}]})
     events = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
     assert r.headers["content-type"].startswith("text/event-stream")
@@ -117,7 +120,7 @@ def test_upstream_error_before_the_first_token_keeps_its_status(ernie_simulator:
         with pytest.raises(RateLimitError) as rl:
             client.chat("hi")
         assert rl.value.status_code == 429 and rl.value.retry_after == 7
-        r = httpx.post(gw.url + "/v1/chat/completions",
+        r = HTTP.post(gw.url + "/v1/chat/completions",
                        json={"model": "default", "stream": True, "messages": [{"role": "user", "content": "a"}]})
     assert r.status_code == 502
     body = r.json()
@@ -140,7 +143,7 @@ def test_an_error_mid_stream_is_an_error_event(ernie_simulator: ErnieSimulator) 
             list(_client(gw).stream("hi"))
         assert err.value.partial_text == "abcd"
         ernie_simulator.push(Fault.error_midstream(after_chunks=1, code="internal_error", message="boom"))
-        r = httpx.post(gw.url + "/v1/chat/completions",
+        r = HTTP.post(gw.url + "/v1/chat/completions",
                        json={"stream": True, "messages": [{"role": "user", "content": "a"}]})
     assert r.status_code == 200
     data = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
@@ -151,7 +154,7 @@ def test_an_error_mid_stream_is_an_error_event(ernie_simulator: ErnieSimulator) 
 def test_sse_heartbeat_comments_while_upstream_is_quiet(ernie_simulator: ErnieSimulator) -> None:
     ernie_simulator.set_answer(text="abc", chunk_size=1, delay=0.25)
     with gateway_for(ernie_simulator, heartbeat=0.1) as gw:
-        r = httpx.post(gw.url + "/v1/chat/completions",
+        r = HTTP.post(gw.url + "/v1/chat/completions",
                        json={"stream": True, "messages": [{"role": "user", "content": "a"}]})
         reply = _client(gw).chat("again")  # comments are invisible to clients
     assert r.text.count(": keep-alive") >= 5
@@ -161,7 +164,7 @@ def test_sse_heartbeat_comments_while_upstream_is_quiet(ernie_simulator: ErnieSi
 def test_client_disconnect_cancels_the_upstream_request(ernie_simulator: ErnieSimulator, access_log) -> None:  # type: ignore[no-untyped-def]
     ernie_simulator.push(Fault.endless(interval=0.01))
     with gateway_for(ernie_simulator) as gw:
-        with httpx.stream("POST", gw.url + "/v1/chat/completions",
+        with HTTP.stream("POST", gw.url + "/v1/chat/completions",
                           json={"stream": True, "messages": [{"role": "user", "content": "go"}]}) as r:
             seen = 0
             for line in r.iter_lines():
@@ -181,7 +184,7 @@ def test_client_disconnect_cancels_the_upstream_request(ernie_simulator: ErnieSi
 def test_disconnect_while_waiting_for_the_first_token_cancels_too(ernie_simulator: ErnieSimulator) -> None:
     ernie_simulator.push(Fault.stall(after_chunks=0, seconds=20))
     with gateway_for(ernie_simulator) as gw, pytest.raises(httpx.ReadTimeout):
-        httpx.post(gw.url + "/v1/chat/completions", timeout=0.5,
+        HTTP.post(gw.url + "/v1/chat/completions", timeout=0.5,
                    json={"stream": True, "messages": [{"role": "user", "content": "go"}]})
     # the gateway stopped when the thread above closed its socket
     assert ernie_simulator.wait_for(lambda: ernie_simulator.chat_requests[-1].finished is not None, timeout=5)
@@ -268,7 +271,7 @@ def test_metrics_count_what_was_sent(ernie_simulator: ErnieSimulator, tmp_path) 
 
 def test_healthz_and_models(ernie_simulator: ErnieSimulator) -> None:
     with gateway_for(ernie_simulator, models=("ernie-4.5-turbo-128k", "ernie-x1")) as gw:
-        assert httpx.get(gw.url + "/healthz").json()["status"] == "ok"
+        assert HTTP.get(gw.url + "/healthz").json()["status"] == "ok"
         sdk = openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0)
         assert [m.id for m in sdk.models.list()] == ["ernie-4.5-turbo-128k", "ernie-x1"]
         with pytest.raises(openai.NotFoundError):
@@ -280,11 +283,11 @@ def test_healthz_and_models(ernie_simulator: ErnieSimulator) -> None:
 def test_bad_requests_are_400s(ernie_simulator: ErnieSimulator) -> None:
     with gateway_for(ernie_simulator, max_body_bytes=10_000) as gw:
         url = gw.url + "/v1/chat/completions"
-        assert httpx.post(url, content=b"{not json").json()["error"]["code"] == "invalid_json"
-        assert httpx.post(url, json={"messages": []}).status_code == 400
-        assert httpx.post(url, json={"messages": [{"role": "wizard", "content": "x"}]}).status_code == 400
-        assert httpx.post(url, json={"messages": [{"role": "user", "content": "x" * 20_000}]}).status_code == 413
-        bad_temp = httpx.post(url, json={"temperature": 5, "messages": [{"role": "user", "content": "x"}]})
+        assert HTTP.post(url, content=b"{not json").json()["error"]["code"] == "invalid_json"
+        assert HTTP.post(url, json={"messages": []}).status_code == 400
+        assert HTTP.post(url, json={"messages": [{"role": "wizard", "content": "x"}]}).status_code == 400
+        assert HTTP.post(url, json={"messages": [{"role": "user", "content": "x" * 20_000}]}).status_code == 413
+        bad_temp = HTTP.post(url, json={"temperature": 5, "messages": [{"role": "user", "content": "x"}]})
     assert bad_temp.status_code == 400 and bad_temp.json()["error"]["code"] == "invalid_request"
     assert not ernie_simulator.chat_requests
 
@@ -293,7 +296,7 @@ def test_content_filter_blocks_input_and_withdraws_output(ernie_simulator: Ernie
     blocklist = tmp_path / "block.txt"
     blocklist.write_text("# terms\nforbidden\nre:secret\\d+\n", encoding="utf-8")
     with gateway_for(ernie_simulator, content_filter=str(blocklist), filter_notice="[withdrawn]") as gw:
-        r = httpx.post(gw.url + "/v1/chat/completions",
+        r = HTTP.post(gw.url + "/v1/chat/completions",
                        json={"messages": [{"role": "user", "content": "tell me FORBIDDEN things"}]})
         assert r.status_code == 400 and r.json()["error"]["code"] == "content_filter"
         assert not ernie_simulator.chat_requests
@@ -305,7 +308,7 @@ def test_content_filter_blocks_input_and_withdraws_output(ernie_simulator: Ernie
         assert events[-1].finish_reason == "content_filter"
         assert "more text after" not in "".join(e.text for e in events if e.type == "text")
         assert ernie_simulator.wait_for(lambda: ernie_simulator.chat_requests[-1].disconnected, 3)
-        whole = httpx.post(gw.url + "/v1/chat/completions",
+        whole = HTTP.post(gw.url + "/v1/chat/completions",
                            json={"messages": [{"role": "user", "content": "again"}]}).json()
     assert whole["choices"][0]["message"]["content"] == "[withdrawn]"
     assert whole["choices"][0]["finish_reason"] == "content_filter"
@@ -316,9 +319,9 @@ def test_content_filter_can_be_a_python_callable(ernie_simulator: ErnieSimulator
         "def check(text, direction):\n    return 'no bananas' if direction == 'input' and 'banana' in text else None\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with gateway_for(ernie_simulator, content_filter="my_policy:check") as gw:
-        blocked = httpx.post(gw.url + "/v1/chat/completions",
+        blocked = HTTP.post(gw.url + "/v1/chat/completions",
                              json={"messages": [{"role": "user", "content": "a banana"}]})
-        fine = httpx.post(gw.url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "apple"}]})
+        fine = HTTP.post(gw.url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "apple"}]})
     assert blocked.status_code == 400 and fine.status_code == 200
 
 
