@@ -141,7 +141,8 @@ export class AssistantMessageView {
   /** The open state we last set (to tell the user's toggles from ours). */
   private reasoningOpen = false;
   private readonly notice: HTMLElement;
-  private readonly error: HTMLElement;
+  /** Present only while there is an error (so `ernie-error` test ids match visible errors only). */
+  private error: HTMLElement | null = null;
   private readonly footer: HTMLElement;
   private readonly footerInfo: HTMLElement;
   private withdrawn = false;
@@ -166,8 +167,6 @@ export class AssistantMessageView {
     });
     this.notice = h("div", { class: "ernie-answer-notice" });
     this.notice.hidden = true;
-    this.error = h("div", { class: "ernie-error", "data-testid": "ernie-error", role: "alert" });
-    this.error.hidden = true;
     this.footerInfo = h("span", { class: "ernie-footer-info" });
     const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", "⧉");
     copy.addEventListener("click", () => ctx.copy(this.renderer.text, copy));
@@ -178,7 +177,6 @@ export class AssistantMessageView {
       this.reasoning,
       this.answer,
       this.notice,
-      this.error,
       this.footer,
     );
     if (mid !== undefined) this.el.dataset.mid = String(mid);
@@ -280,7 +278,7 @@ export class AssistantMessageView {
     }
     this.setReasoning(msg.reasoning ?? "", this.reasoningToggledByUser && this.reasoning.open);
     if (msg.error) this.showError(msg.error, isLast);
-    else this.error.hidden = true;
+    else this.clearError();
     const info = footerText(this.ctx.t, msg.usage, msg.metrics);
     this.footerInfo.textContent = msg.status === "stopped" ? [info, this.ctx.t("stopped")].filter(Boolean).join(" · ") : info;
     this.el.dataset.status = msg.status ?? "ok";
@@ -308,13 +306,21 @@ export class AssistantMessageView {
       retry.addEventListener("click", () => this.ctx.send({ type: "retry" }));
       children.push(retry);
     }
+    if (!this.error) {
+      this.error = h("div", { class: "ernie-error", "data-testid": "ernie-error", role: "alert" });
+      this.footer.before(this.error);
+    }
     this.error.replaceChildren(...children);
-    this.error.hidden = false;
+  }
+
+  private clearError(): void {
+    this.error?.remove();
+    this.error = null;
   }
 
   relabel(t: Translate): void {
     applyLabels(this.labels, t);
-    const retry = this.error.querySelector(".ernie-error-retry");
+    const retry = this.error?.querySelector(".ernie-error-retry");
     if (retry) retry.textContent = t("retry");
   }
 

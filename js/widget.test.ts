@@ -237,16 +237,34 @@ describe("delta protocol", () => {
     const { el, model } = mount({ messages: [{ role: "user", content: "q" }] });
     await stream(model, 5, ["partial"]);
     model.custom({ type: "done", mid: 5, status: "error", error: "ERNIE error 336003: bad request" });
-    const error = el.querySelector<HTMLElement>('[data-testid="ernie-error"]');
-    expect(error?.hidden).toBe(false);
+    const errors = el.querySelectorAll<HTMLElement>('[data-testid="ernie-error"]');
+    expect(errors).toHaveLength(1);
+    const error = errors[0];
     expect(error?.textContent).toContain("336003");
     error?.querySelector<HTMLButtonElement>("button")?.click();
     expect(model.sent.at(-1)).toEqual({ type: "retry" });
   });
 
-  it("shows an error from the transcript", () => {
-    const { el } = mount({ messages: [{ role: "user", content: "q" }, { role: "assistant", content: "", mid: 1, status: "error", error: "timeout" }] });
-    expect(el.querySelector('[data-testid="ernie-error"]')?.textContent).toContain("timeout");
+  it("shows an error from the transcript, and only where there is one", () => {
+    const { el, model } = mount({
+      messages: [
+        { role: "user", content: "q" },
+        { role: "assistant", content: "fine", mid: 1 },
+        { role: "user", content: "q2" },
+        { role: "assistant", content: "", mid: 2, status: "error", error: "timeout" },
+      ],
+    });
+    const errors = el.querySelectorAll('[data-testid="ernie-error"]');
+    expect(errors).toHaveLength(1);
+    expect(errors[0].textContent).toContain("timeout");
+    expect(errors[0].closest('[data-role="assistant"]')?.getAttribute("data-mid")).toBe("2");
+    model.set("messages", [
+      { role: "user", content: "q" },
+      { role: "assistant", content: "fine", mid: 1 },
+      { role: "user", content: "q2" },
+      { role: "assistant", content: "ok now", mid: 3 },
+    ]);
+    expect(el.querySelectorAll('[data-testid="ernie-error"]')).toHaveLength(0);
   });
 
   it("withdraw replaces the answer with the notice", async () => {
@@ -434,6 +452,27 @@ describe("controls", () => {
     input.value = "ni";
     input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", isComposing: true, cancelable: true }));
     expect(model.sent.filter((m) => m.type === "ask")).toHaveLength(0);
+  });
+
+  it("attaches pasted images", async () => {
+    const { el, byId } = mount();
+    const input = byId<HTMLTextAreaElement>("ernie-input");
+    const file = new File([new Uint8Array([255, 216, 255])], "p.jpg", { type: "image/jpeg" });
+    const paste = new Event("paste", { bubbles: true, cancelable: true });
+    Object.defineProperty(paste, "clipboardData", { value: { files: [file] } });
+    input.dispatchEvent(paste);
+    expect(paste.defaultPrevented).toBe(true);
+    await vi.waitFor(() => expect(el.querySelectorAll(".ernie-attachment img")).toHaveLength(1));
+    el.querySelector<HTMLButtonElement>(".ernie-attachment-remove")?.click();
+    expect(el.querySelectorAll(".ernie-attachment")).toHaveLength(0);
+  });
+
+  it("lets a plain-text paste through", () => {
+    const { byId } = mount();
+    const paste = new Event("paste", { bubbles: true, cancelable: true });
+    Object.defineProperty(paste, "clipboardData", { value: { files: [] } });
+    byId("ernie-input").dispatchEvent(paste);
+    expect(paste.defaultPrevented).toBe(false);
   });
 
   it("attaches dropped images and sends them in ask.images", async () => {
