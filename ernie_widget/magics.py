@@ -368,14 +368,16 @@ class ErnieMagics(Magics):
             finally:
                 q.put(_DONE)
 
-        future = submit(pump())
         parts: list[str] = []
         out = _Outcome()
-        handle = display(bundle("", fmt, trust_html=trust_html, streaming=True), raw=True,
-                         display_id=True) if streaming else None
+        handle = None
         last = 0.0
         dirty = False
-        try:
+        future = submit(pump())
+        try:  # from here on an interrupt, wherever it lands, cancels the request
+            if streaming:
+                handle = display(bundle("", fmt, trust_html=trust_html, streaming=True), raw=True,
+                                 display_id=True)
             while True:
                 try:
                     item = q.get(timeout=self.update_interval)

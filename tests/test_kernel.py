@@ -132,7 +132,11 @@ def test_code_format_sets_the_next_cell_through_the_reply_payload(kernel: Kernel
 
 
 def _interrupted_turn(kernel: Kernel, sim: ErnieSimulator) -> tuple[float, dict[str, Any], list[dict[str, Any]], Any]:
-    """Start `%%ernie` on a stream that stalls after "部分回答", interrupt it once that text is shown."""
+    """Start `%%ernie` on a stream that stalls after "部分回答", interrupt it once that text is shown.
+
+    Returns how long after the interrupt the simulator saw the connection closed, the reply, the
+    cell's IOPub messages and the recorded request.
+    """
     sim.push(Fault.stall(after_chunks=2, seconds=30, answer=Answer(text="部分回答后面没有了", chunk_size=2)))
     msg_id = kernel.send("%%ernie\n讲个很长的故事")
 
@@ -144,9 +148,13 @@ def _interrupted_turn(kernel: Kernel, sim: ErnieSimulator) -> tuple[float, dict[
     assert not req.disconnected
     t0 = time.monotonic()
     kernel.km.interrupt_kernel()
+    assert sim.wait_for(lambda: req.disconnected, timeout=1.0), "the request was not closed within 1 s"
+    stopped = time.monotonic() - t0
     reply, late = kernel.collect(msg_id, timeout=10)
     assert reply is not None
-    return time.monotonic() - t0, reply, early + late, req
+    # the reply also waits for IPython to format the KeyboardInterrupt traceback: allow for a busy machine
+    assert time.monotonic() - t0 < 3.0
+    return stopped, reply, early + late, req
 
 
 def test_interrupt_during_a_stalled_stream(kernel: Kernel, sim: ErnieSimulator) -> None:
@@ -154,10 +162,9 @@ def test_interrupt_during_a_stalled_stream(kernel: Kernel, sim: ErnieSimulator) 
     before = kernel.probe()
     assert "ernie-stream" in before["threads"]
 
-    elapsed, reply, msgs, req = _interrupted_turn(kernel, sim)
-    assert elapsed < 1.0, elapsed
+    stopped, reply, msgs, _ = _interrupted_turn(kernel, sim)
+    assert stopped < 1.0
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
-    assert sim.wait_for(lambda: req.disconnected, timeout=1.0)
     assert displays(msgs)[-1]["content"]["data"]["text/plain"] == "部分回答"  # the partial answer stays
 
     sim.push(Answer(text="下一个回答"))
@@ -169,8 +176,8 @@ def test_interrupt_during_a_stalled_stream(kernel: Kernel, sim: ErnieSimulator) 
     assert roles[-3:] == [("user", "讲个很长的故事"), ("assistant", "部分回答"), ("user", "继续")]
 
     for _ in range(3):  # a leak would grow with every interrupted stream
-        elapsed, reply, _, req = _interrupted_turn(kernel, sim)
-        assert elapsed < 1.0 and sim.wait_for(lambda: req.disconnected, timeout=1.0)  # noqa: B023
+        stopped, reply, _, _ = _interrupted_turn(kernel, sim)
+        assert stopped < 1.0 and reply["content"]["ename"] == "KeyboardInterrupt"
     kernel.run("%%ernie\nafter")
     after = kernel.probe()
     assert after["threads"] == before["threads"]  # nothing left behind but the one loop thread
