@@ -112,7 +112,7 @@ class ReplayAnswer:
         self.detached_at = None
 
     def detach(self, subscriber: Subscriber) -> None:
-        if self.subscriber is subscriber:
+        if self.subscriber == subscriber:  # bound methods: equal, never identical
             self.subscriber = None
             self.detached_at = time.monotonic()
 
