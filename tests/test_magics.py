@@ -26,7 +26,7 @@ EVIL = ("答案：\n\n```python\nprint('hi')\n```\n\n<script>alert(1)</script><i
 
 
 @pytest.fixture
-def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):
     for key, value in ernie_simulator.env("qianfan", api_key=KEY).items():
         monkeypatch.setenv(key, value)
     return ernie_simulator
@@ -85,7 +85,7 @@ def last_request(sim: Any) -> Any:
 # -- output --------------------------------------------------------------------------------------
 
 
-def test_streams_one_display_then_bounded_updates_with_provenance(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_streams_one_display_then_bounded_updates_with_provenance(sim, ip) -> None:
     sim.push(Answer(text="第一段。" * 30, chunk_size=2, delay=0.01))
     t0 = time.monotonic()
     io, result = cell(ip, "", "写一段话")
@@ -104,7 +104,7 @@ def test_streams_one_display_then_bounded_updates_with_provenance(sim, ip) -> No
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_every_format_is_sanitized_html_plus_plain_never_markdown(sim, ip, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_format_is_sanitized_html_plus_plain_never_markdown(sim, ip, fmt: str) -> None:
     sim.push(Answer(text=EVIL))
     io, result = cell(ip, f"-f {fmt}", "任何问题")
     assert result.success
@@ -115,14 +115,14 @@ def test_every_format_is_sanitized_html_plus_plain_never_markdown(sim, ip, fmt: 
         assert active_content(out["data"]["text/html"]) == []
 
 
-def test_trusted_html_is_still_sanitized(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_trusted_html_is_still_sanitized(sim, ip) -> None:
     sim.push(Answer(text="<b>bold</b><script>alert(1)</script><a href='javascript:x()' onclick='y()'>l</a>"))
     io, _ = cell(ip, "-f html --trust-html", "html please")
     html = outputs(io)[-1]["data"]["text/html"]
     assert "<b>bold</b>" in html and active_content(html) == []
 
 
-def test_code_format_fills_the_next_cell_with_code_only(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_code_format_fills_the_next_cell_with_code_only(sim, ip) -> None:
     sim.push(Answer(text="下面是代码：\n\n```python\nimport math\nprint(math.pi)\n```\n\n希望有帮助！"))
     io, result = cell(ip, "-f code -o snippet", "打印圆周率")
     assert result.success
@@ -132,7 +132,7 @@ def test_code_format_fills_the_next_cell_with_code_only(sim, ip) -> None:  # typ
     assert "Answer with source code only" in last_request(sim).messages[0]["content"]
 
 
-def test_no_stream_and_env_switch_give_one_display(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_no_stream_and_env_switch_give_one_display(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:
     sim.set_answer(text="一二三四五六七八九十" * 5, chunk_size=1, delay=0.005)
     io, _ = cell(ip, "--no-stream", "数数")
     assert [o["update"] for o in outputs(io)] == [False]
@@ -147,7 +147,7 @@ def test_no_stream_and_env_switch_give_one_display(sim, ip, monkeypatch: pytest.
 # -- options -------------------------------------------------------------------------------------
 
 
-def test_model_system_temperature_max_tokens_params(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_model_system_temperature_max_tokens_params(sim, ip) -> None:
     _, result = cell(ip, '-m ernie-x1-turbo-32k -s "你是 诗人" -t 0.3 --max-tokens 64 '
                          '--params \'{"top_p": 0.5, "penalty_score": 1.2}\'', "写诗")
     assert result.success
@@ -158,7 +158,7 @@ def test_model_system_temperature_max_tokens_params(sim, ip) -> None:  # type: i
     assert body["top_p"] == 0.5 and body["penalty_score"] == 1.2
 
 
-def test_bad_params_are_a_usage_error(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_bad_params_are_a_usage_error(sim, ip) -> None:
     with pytest.raises(UsageError, match="--params"):
         ip.run_cell_magic("ernie", "--params '{not json'", "x")
     with pytest.raises(UsageError, match="JSON object"):
@@ -168,7 +168,7 @@ def test_bad_params_are_a_usage_error(sim, ip) -> None:  # type: ignore[no-untyp
     assert sim.chat_requests == []
 
 
-def test_provider_option(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_provider_option(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ERNIE_BASE_URL", sim.base_url("openai"))
     _, result = cell(ip, "-p openai 你好")
     assert result.success and last_request(sim).surface == "openai"
@@ -176,14 +176,14 @@ def test_provider_option(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:  # t
     assert last_request(sim).surface == "qianfan"  # ERNIE_PROVIDER still decides by default
 
 
-def test_line_magic_output_variable(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_line_magic_output_variable(sim, ip) -> None:
     sim.push(Answer(text="北京"))
     _, result = cell(ip, "-o city what's 中国的 \"首都\"？")
     assert result.success and ip.user_ns["city"] == "北京"
     assert last_request(sim).messages[-1]["content"] == "what's 中国的 \"首都\"？"
 
 
-def test_image_option_sends_an_image_part(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_image_option_sends_an_image_part(sim, ip) -> None:
     ip.user_ns["img"] = PNG
     _, result = cell(ip, "--image img", "这是什么？")
     assert result.success
@@ -194,7 +194,7 @@ def test_image_option_sends_an_image_part(sim, ip) -> None:  # type: ignore[no-u
         ip.run_cell_magic("ernie", "--image nope", "x")
 
 
-def test_thread_and_reset(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_thread_and_reset(sim, ip) -> None:
     cell(ip, "--thread a", "q1")
     cell(ip, "--thread a", "q2")
     assert [m["content"] for m in last_request(sim).messages if m["role"] == "user"] == ["q1", "q2"]
@@ -204,13 +204,13 @@ def test_thread_and_reset(sim, ip) -> None:  # type: ignore[no-untyped-def]
     assert [m["content"] for m in last_request(sim).messages] == ["q3"]
 
 
-def test_default_thread_keeps_two_exchanges(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_default_thread_keeps_two_exchanges(sim, ip) -> None:
     for q in ("q1", "q2", "q3", "q4"):
         cell(ip, "", q)
     assert [m["content"] for m in last_request(sim).messages if m["role"] == "user"] == ["q2", "q3", "q4"]
 
 
-def test_dry_run_sends_nothing_and_redacts(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_sends_nothing_and_redacts(sim, ip) -> None:
     ip.user_ns["token"] = KEY
     io, result = cell(ip, "--dry-run -s 简短", "用 {token} 调用接口")
     assert result.success and sim.chat_requests == []
@@ -220,21 +220,21 @@ def test_dry_run_sends_nothing_and_redacts(sim, ip) -> None:  # type: ignore[no-
     assert KEY not in io.stdout and "secretpart456" not in io.stdout
 
 
-def test_list_shows_providers_and_no_key(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_list_shows_providers_and_no_key(sim, ip) -> None:
     io, result = cell(ip, "--list")
     assert result.success and sim.chat_requests == []
     assert "✓ qianfan" in io.stdout and "✗ aistudio" in io.stdout
     assert KEY not in io.stdout
 
 
-def test_doctor_checks_the_simulator(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_doctor_checks_the_simulator(sim, ip) -> None:
     io, result = cell(ip, "--doctor")
     assert result.success
     assert "✓ network" in io.stdout and "✓ key" in io.stdout
     assert KEY not in io.stdout and "secretpart456" not in io.stdout
 
 
-def test_login_keeps_the_key_for_the_session_only(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_login_keeps_the_key_for_the_session_only(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QIANFAN_API_KEY")
     _, result = cell(ip, "hi")
     assert not result.success  # not configured yet
@@ -246,7 +246,7 @@ def test_login_keeps_the_key_for_the_session_only(sim, ip, monkeypatch: pytest.M
     assert last_request(sim).headers["authorization"] == "Bearer bce-v3/ALTAK-sessionkey99/sessionsecret77"
 
 
-def test_fix_sends_the_failed_cell_and_traceback_verbatim(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_fix_sends_the_failed_cell_and_traceback_verbatim(sim, ip) -> None:
     with capture_output():
         ip.run_cell('data = {"k": {1, 2}}\nprint(f"{data[\'missing\']}")', store_history=True)
     sim.push(Answer(text="修复：\n```python\nprint(data.get('missing'))\n```"))
@@ -257,13 +257,13 @@ def test_fix_sends_the_failed_cell_and_traceback_verbatim(sim, ip) -> None:  # t
     assert "KeyError" in prompt and prompt.endswith("请用中文")
 
 
-def test_fix_without_an_error_is_refused(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_fix_without_an_error_is_refused(sim, ip) -> None:
     ip.user_ns["Err"] = {}
     with pytest.raises(UsageError, match="no exception"):
         ip.run_line_magic("ernie", "--fix")
 
 
-def test_paste_puts_code_block_n_in_the_next_cell(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_paste_puts_code_block_n_in_the_next_cell(sim, ip) -> None:
     sim.push(Answer(text="一：\n```python\na = 1\n```\n二：\n```bash\nls -la\n```"))
     cell(ip, "", "两段代码")
     # not through run_cell: IPython does not store any `%…paste…` line in `In` but still counts it,
@@ -277,7 +277,7 @@ def test_paste_puts_code_block_n_in_the_next_cell(sim, ip) -> None:  # type: ign
 # -- interpolation -------------------------------------------------------------------------------
 
 
-def test_braces_json_and_comprehensions_stay_literal(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_braces_json_and_comprehensions_stay_literal(sim, ip) -> None:
     ip.user_ns["name"] = "张三"
     body = '解释 {x for x in data} 和 {"a": {"b": 1}} 和 f"{v!r}" 以及 {{name}} 与 {name}'
     _, result = cell(ip, "", body)
@@ -286,7 +286,7 @@ def test_braces_json_and_comprehensions_stay_literal(sim, ip) -> None:  # type: 
         '解释 {x for x in data} 和 {"a": {"b": 1}} 和 f"{v!r}" 以及 {name} 与 张三')
 
 
-def test_cell_history_fields(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_cell_history_fields(sim, ip) -> None:
     with capture_output():
         r = ip.run_cell("value = 6 * 7\nvalue", store_history=True)
     n = r.execution_count
@@ -294,7 +294,7 @@ def test_cell_history_fields(sim, ip) -> None:  # type: ignore[no-untyped-def]
     assert last_request(sim).messages[-1]["content"] == "输入 value = 6 * 7\nvalue 输出 42"
 
 
-def test_missing_name_warns_and_stays_literal(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_missing_name_warns_and_stays_literal(sim, ip) -> None:
     ip.user_ns.pop("nope", None)
     io, result = cell(ip, "", "看看 {nope}")
     assert result.success
@@ -302,7 +302,7 @@ def test_missing_name_warns_and_stays_literal(sim, ip) -> None:  # type: ignore[
     assert last_request(sim).messages[-1]["content"] == "看看 {nope}"
 
 
-def test_key_shaped_values_are_redacted_before_sending(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_key_shaped_values_are_redacted_before_sending(sim, ip) -> None:
     ip.user_ns["cfg"] = {"api_key": KEY, "region": "bj"}
     cell(ip, "", "检查配置 {cfg}")
     sent = last_request(sim).messages[-1]["content"]
@@ -312,14 +312,14 @@ def test_key_shaped_values_are_redacted_before_sending(sim, ip) -> None:  # type
 # -- refusals and errors -------------------------------------------------------------------------
 
 
-def test_token_budget_refuses_before_sending(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_token_budget_refuses_before_sending(sim, ip) -> None:
     ip.run_line_magic("config", "ErnieMagics.token_budget = 10")
     with pytest.raises(UsageError, match="budget"):
         ip.run_cell_magic("ernie", "", "一个很长的问题" * 5)
     assert sim.chat_requests == []
 
 
-def test_budget_counts_used_tokens(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_budget_counts_used_tokens(sim, ip) -> None:
     sim.push(Answer(text="ok", usage={"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}))
     m = ip.magics_manager.registry["ErnieMagics"]
     m.token_budget = 100_000
@@ -328,7 +328,7 @@ def test_budget_counts_used_tokens(sim, ip) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("fault", [Fault.status(401), Fault.status(400), Fault.cut(after_chunks=1)])
-def test_api_error_is_one_line_without_traceback_or_key(sim, ip, fault: Fault) -> None:  # type: ignore[no-untyped-def]
+def test_api_error_is_one_line_without_traceback_or_key(sim, ip, fault: Fault) -> None:
     sim.push(fault)
     io, result = cell(ip, "", "hi")
     assert not result.success and isinstance(result.error_in_exec, UsageError)
@@ -341,13 +341,13 @@ def test_api_error_is_one_line_without_traceback_or_key(sim, ip, fault: Fault) -
     assert result.success
 
 
-def test_cut_stream_keeps_the_partial_answer_in_the_output(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_cut_stream_keeps_the_partial_answer_in_the_output(sim, ip) -> None:
     sim.push(Fault.cut(after_chunks=2, answer=Answer(text="abcdefgh", chunk_size=2)))
     io, _ = cell(ip, "", "hi")
     assert outputs(io)[-1]["data"]["text/plain"] == "abcd"
 
 
-def test_busy_thread_is_refused(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_busy_thread_is_refused(sim, ip) -> None:
     conv = threads.get_thread("default")
     conv.begin_or_raise()
     try:
@@ -357,12 +357,12 @@ def test_busy_thread_is_refused(sim, ip) -> None:  # type: ignore[no-untyped-def
         conv.end_turn()
 
 
-def test_empty_prompt_is_a_usage_error(ip) -> None:  # type: ignore[no-untyped-def]
+def test_empty_prompt_is_a_usage_error(ip) -> None:
     with pytest.raises(UsageError, match="prompt"):
         ip.run_cell_magic("ernie", "", "   \n")
 
 
-def test_interrupt_stops_a_stalled_stream_and_keeps_the_partial_answer(sim, ip) -> None:  # type: ignore[no-untyped-def]
+def test_interrupt_stops_a_stalled_stream_and_keeps_the_partial_answer(sim, ip) -> None:
     sim.push(Fault.stall(after_chunks=2, seconds=30, answer=Answer(text="部分回答后面没有了", chunk_size=2)))
     stopped_after: list[float] = []
 

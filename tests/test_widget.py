@@ -65,7 +65,7 @@ def _fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):
     for key, value in ernie_simulator.env("qianfan", api_key=KEY).items():
         monkeypatch.setenv(key, value)
     return ernie_simulator
@@ -122,7 +122,7 @@ def test_slow_stream_sends_every_piece_without_waiting_for_the_next(sim, sent: S
 def test_piece_arriving_right_after_a_flush_is_sent_by_the_timer_within_50ms(sent: Sent) -> None:
     arrived: dict[str, float] = {}
 
-    async def bursty(history: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    async def bursty(history: list[dict[str, Any]]):
         for piece, pause in (("a", 0.005), ("b", 0.3), ("c", 0.005), ("d", 0.3)):
             arrived[piece] = time.monotonic()
             yield piece
@@ -214,7 +214,7 @@ def test_hello_when_idle_sends_nothing(sim, sent: Sent) -> None:
 # -- stop ----------------------------------------------------------------------------------------
 
 
-def _stop_case(sim, sent: Sent, stop: Any) -> None:  # type: ignore[no-untyped-def]
+def _stop_case(sim, sent: Sent, stop: Any) -> None:
     sim.push(Fault.endless(interval=0.01, answer=Answer(text="流", chunk_size=1)))
     chat = ErnieChat()
     handle = chat.ask("不要停")
@@ -258,7 +258,7 @@ def test_closing_the_widget_mid_stream_cancels_the_request(sim, sent: Sent) -> N
 def test_stop_before_the_stream_starts_still_releases_the_conversation(sent: Sent) -> None:
     calls: list[int] = []
 
-    async def never(history: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    async def never(history: list[dict[str, Any]]):
         calls.append(1)
         await asyncio.sleep(30)
         yield "x"
@@ -484,7 +484,7 @@ def test_on_reply_gets_every_finished_answer(sim, sent: Sent) -> None:
 def test_backend_sync_generator(sent: Sent) -> None:
     seen: list[Any] = []
 
-    def gen(history: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    def gen(history: list[dict[str, Any]]):
         seen.append(history)
         yield "你"
         time.sleep(0.05)  # blocking is fine: each step runs in a worker thread
@@ -500,7 +500,7 @@ def test_backend_sync_generator(sent: Sent) -> None:
 
 
 def test_backend_async_generator(sent: Sent) -> None:
-    async def agen(history: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    async def agen(history: list[dict[str, Any]]):
         for piece in ("a", "b", "c"):
             await asyncio.sleep(0.01)
             yield piece
@@ -519,7 +519,7 @@ def test_backend_plain_function(sent: Sent) -> None:
 
 
 def test_backend_sync_generator_can_be_stopped(sent: Sent) -> None:
-    def slow(history: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    def slow(history: list[dict[str, Any]]):
         for i in range(1000):
             time.sleep(0.01)
             yield str(i % 10)
