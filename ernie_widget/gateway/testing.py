@@ -109,15 +109,24 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> GatewayProcess:
+    def launch(self) -> GatewayProcess:
+        """Start the process without waiting (launch several, then `wait_ready` each: their imports overlap)."""
         self.proc = subprocess.Popen([sys.executable, "-m", "ernie_widget.gateway", *self.args], env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> GatewayProcess:
         try:
             _wait_port(self.host, self.port, timeout, self.proc)
         except Exception:
             self.stop()
             raise RuntimeError(f"gateway failed to start:\n{self.output()}") from None
         return self
+
+    def start(self, timeout: float = 30.0) -> GatewayProcess:
+        if self.proc is None:
+            self.launch()
+        return self.wait_ready(timeout)
 
     def output(self) -> str:
         """Everything the process printed so far (access logs are JSON lines on stderr)."""
