@@ -5,7 +5,7 @@
  * flight arrives as custom-message deltas (stream.ts). The view renders the transcript, appends a streaming
  * bubble for the answer in flight, and reconciles the two when the final entry for that `mid` arrives.
  */
-import { codeOf, syncCodeTools, wrapCodeBlocks } from "./code-tools";
+import { blockNumbers, codeOf, syncCodeTools, wrapCodeBlocks } from "./code-tools";
 import { copyText, flashLabel, h } from "./dom";
 import { type Lang, resolveLang, type StringKey, type Translate, translator } from "./i18n";
 import { bindSendKeys, imageFiles, MAX_IMAGE_BYTES, MAX_IMAGES, readAsDataUrl, type SendMode } from "./input";
@@ -388,29 +388,29 @@ export class ChatView implements StreamSink {
     this.refreshCodeTools();
   }
 
-  /** The answer whose code blocks `%ernie --paste N` refers to. */
-  private latestAnswer(): AssistantMessageView | undefined {
-    if (this.inflight) return this.inflight;
+  /** The answer whose code blocks `%ernie --paste N` reads: the last one in the transcript (not one in flight). */
+  private pasteableAnswer(): AssistantMessageView | undefined {
     return [...this.views].reverse().find((v): v is AssistantMessageView => v instanceof AssistantMessageView);
   }
 
+  private syncAnswerCodeTools(view: AssistantMessageView, only?: HTMLElement[]): void {
+    const wrappers = Array.from(view.answer.querySelectorAll<HTMLElement>(".ernie-codeblock"));
+    const numbers = blockNumbers(wrappers);
+    const pasteable = view === this.pasteableAnswer();
+    wrappers.forEach((wrapper, i) => {
+      if (!only || only.includes(wrapper)) syncCodeTools(wrapper, numbers[i], pasteable, this.withExtension, this.t);
+    });
+  }
+
   private refreshCodeTools(): void {
-    const latest = this.latestAnswer();
     for (const view of this.allViews()) {
-      if (!(view instanceof AssistantMessageView)) continue;
-      view.answer.querySelectorAll<HTMLElement>(".ernie-codeblock").forEach((wrapper, i) => {
-        syncCodeTools(wrapper, i + 1, view === latest, this.withExtension, this.t);
-      });
+      if (view instanceof AssistantMessageView) this.syncAnswerCodeTools(view);
     }
   }
 
   private committed(view: AssistantMessageView, nodes: Element[]): void {
     const wrappers = wrapCodeBlocks(nodes);
-    if (wrappers.length) {
-      const all = Array.from(view.answer.querySelectorAll<HTMLElement>(".ernie-codeblock"));
-      const pasteable = view === this.latestAnswer();
-      for (const wrapper of wrappers) syncCodeTools(wrapper, all.indexOf(wrapper) + 1, pasteable, this.withExtension, this.t);
-    }
+    if (wrappers.length) this.syncAnswerCodeTools(view, wrappers);
     if (view.streaming) {
       // Announce each finished block once (not every token) to screen readers.
       const text = nodes.map((n) => n.textContent ?? "").join(" ").trim();

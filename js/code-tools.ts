@@ -5,7 +5,8 @@
  * `closest(".ernie-codeblock").querySelector("pre code").textContent`.
  *
  * Numbering (`data-ernie-block`, 1-based in document order within one answer) matches the kernel's numbering
- * of the last answer's code blocks, so without the extension the Copy tooltip can name `%ernie --paste N`.
+ * of the last answer's *fenced* code blocks (`render.extract_code_blocks`), so without the extension the Copy
+ * tooltip of the last answer's blocks can name `%ernie --paste N`. Indented code blocks get no number.
  */
 import { h } from "./dom";
 import type { StringKey, Translate } from "./i18n";
@@ -32,6 +33,12 @@ export function wrapCodeBlocks(nodes: Element[]): HTMLElement[] {
   return wrappers;
 }
 
+/** The kernel's numbers (1-based) for the wrapped blocks of one answer: fenced blocks only, else null. */
+export function blockNumbers(wrappers: Element[]): Array<number | null> {
+  let n = 0;
+  return wrappers.map((w) => (w.querySelector(":scope > pre.ernie-fence") ? ++n : null));
+}
+
 /** The code text of a wrapped block. */
 export function codeOf(wrapper: Element): string {
   return wrapper.querySelector("pre code")?.textContent ?? "";
@@ -39,12 +46,13 @@ export function codeOf(wrapper: Element): string {
 
 /**
  * Make the toolbar of `wrapper` match the current state (idempotent).
- * @param n 1-based block number within its answer
- * @param pasteable whether the block belongs to the last answer (the one `%ernie --paste N` reads)
+ * @param n 1-based number of a fenced block within its answer (null for an indented code block)
+ * @param pasteable whether the block belongs to the last answer in the transcript (what `%ernie --paste N` reads)
  * @param withExtension whether the companion extension is present
  */
-export function syncCodeTools(wrapper: HTMLElement, n: number, pasteable: boolean, withExtension: boolean, t: Translate): void {
-  wrapper.dataset.ernieBlock = String(n);
+export function syncCodeTools(wrapper: HTMLElement, n: number | null, pasteable: boolean, withExtension: boolean, t: Translate): void {
+  if (n === null) delete wrapper.dataset.ernieBlock;
+  else wrapper.dataset.ernieBlock = String(n);
   let tools = wrapper.querySelector<HTMLElement>(":scope > .ernie-code-tools");
   if (!tools) {
     tools = h("div", { class: "ernie-code-tools" });
@@ -57,7 +65,7 @@ export function syncCodeTools(wrapper: HTMLElement, n: number, pasteable: boolea
   }
   copy.textContent = t("copy");
   copy.dataset.label = t("copy");
-  const title = !withExtension && pasteable ? t("copyCodePaste", { n }) : t("copyCode");
+  const title = !withExtension && pasteable && n !== null ? t("copyCodePaste", { n }) : t("copyCode");
   copy.title = title;
   copy.setAttribute("aria-label", title);
 

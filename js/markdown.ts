@@ -53,7 +53,8 @@ function createMarkdown(): MarkdownIt {
     const safeLang = lang.replace(/[^\w+#.-]/g, "").slice(0, 32);
     const highlighted = highlightCode(token.content, safeLang);
     const cls = safeLang ? ` class="language-${escape(safeLang)}${highlighted === null ? "" : " hljs"}"` : "";
-    return `<pre class="ernie-code"><code${cls}>${highlighted ?? escape(token.content)}</code></pre>\n`;
+    // `ernie-fence`: fenced blocks are the ones the kernel numbers for `%ernie --paste N` (render.py).
+    return `<pre class="ernie-code ernie-fence"><code${cls}>${highlighted ?? escape(token.content)}</code></pre>\n`;
   };
 
   rules.code_block = (tokens, idx) =>

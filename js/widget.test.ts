@@ -541,6 +541,25 @@ describe("code blocks", () => {
     expect(copies[1].title).toContain("%ernie --paste 1");
   });
 
+  it("numbers fenced blocks only, as the kernel does (render.extract_code_blocks)", () => {
+    const { el } = mount({ messages: [{ role: "assistant", content: "    indented\n\ntext\n\n```py\nfenced\n```\n", mid: 1 }] });
+    const copies = Array.from(el.querySelectorAll<HTMLButtonElement>('[data-testid="ernie-copy"]'));
+    expect(copies).toHaveLength(2);
+    expect(copies[0].title).not.toContain("--paste");
+    expect(copies[1].title).toContain("%ernie --paste 1");
+    expect(Array.from(el.querySelectorAll<HTMLElement>(".ernie-codeblock")).map((w) => w.dataset.ernieBlock)).toEqual([undefined, "1"]);
+  });
+
+  it("an answer in flight names --paste only once it is in the transcript", async () => {
+    const { el, model } = mount({ messages: [{ role: "user", content: "q" }] });
+    await stream(model, 1, ["```py\nx = 1\n```\n\nafter\n"]);
+    const copy = el.querySelector<HTMLButtonElement>('[data-testid="ernie-copy"]');
+    expect(copy?.title).not.toContain("--paste");
+    model.custom({ type: "done", mid: 1, status: "ok" });
+    model.set("messages", [{ role: "user", content: "q" }, { role: "assistant", content: "```py\nx = 1\n```\n\nafter\n", mid: 1 }]);
+    expect(el.querySelector<HTMLButtonElement>('[data-testid="ernie-copy"]')?.title).toContain("%ernie --paste 1");
+  });
+
   it("copies the code text", async () => {
     const writeText = vi.fn().mockResolvedValue(undefined);
     Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
