@@ -7,6 +7,7 @@ limits (semaphore, RPM/TPM) → provider.build_request → httpx2 (pooled per lo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -27,9 +28,9 @@ from .errors import (
     ErnieError,
     IncompleteStreamError,
 )
-from .events import Metrics, Reply, Safety, StreamEvent, Usage
+from .events import EventType, Metrics, Reply, Safety, StreamEvent, Usage
 from .limits import RateLimiter, make_rate_limiter
-from .lines import DATA, DONE, ERROR, MAX_EVENT_BYTES, SKIP, LineSplitter, classify_line
+from .lines import DONE, ERROR, MAX_EVENT_BYTES, SKIP, LineSplitter, classify_line
 from .messages import Message, estimate_tokens, normalize_messages, trim_to_limit
 from .providers import DirectProvider, HTTPProvider, make_provider
 from .providers.base import Chunk
@@ -128,6 +129,83 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         delay = max(delay, min(retry_after, 120.0))
     return delay
+
+
+class _StreamClock:
+    """A stream's two time limits (`stream_idle_timeout`, `max_stream_seconds`) as one lazy timer.
+
+    A timeout context around every read (``asyncio.timeout_at``) cost more than parsing the chunk
+    itself (~13 µs vs ~10 µs for ``json.loads``; the benchmark reads ~20k chunks/s). Instead one timer
+    sits at the earliest deadline; when it fires it moves itself if data arrived meanwhile, and cancels
+    the task only while it is waiting for bytes — never while the consumer handles an event. A deadline
+    that passes while the consumer is busy fires at the next read: the whole-answer limit at once, the
+    idle limit after the read had one loop turn to find data that was already buffered.
+    """
+
+    __slots__ = ("_cancelling", "_handle", "_hard", "_idle", "_loop", "_overdue", "_task", "expired",
+                 "last_data", "reading")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, idle: float | None, hard: float | None) -> None:
+        self._loop = loop
+        self._idle = idle
+        self._hard = hard
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelling = 0
+        self._handle: asyncio.Handle | None = None
+        self._overdue = False
+        self.last_data = loop.time()
+        self.reading = False
+        self.expired: str | None = None  # "idle" or "hard" once this clock cancelled the read
+        deadline = self._deadline()
+        if deadline is not None:
+            self._handle = loop.call_at(deadline, self._fire)
+
+    def _deadline(self) -> float | None:
+        if self._idle is None:
+            return self._hard
+        idle_at = self.last_data + self._idle
+        return idle_at if self._hard is None else min(idle_at, self._hard)
+
+    def begin_read(self) -> bool:
+        """Mark the start of a read; True when the whole-answer limit has already passed."""
+        task = asyncio.current_task()
+        if task is not self._task:  # the generator may be driven by another task than last time
+            self._task = task
+            self._cancelling = task.cancelling() if task is not None else 0
+        self.reading = True
+        if self._overdue:
+            self._overdue = False
+            if self._hard is not None and self._loop.time() >= self._hard:
+                self.expired = "hard"  # even if data is waiting: an endless answer must end
+                return True
+            self._handle = self._loop.call_soon(self._fire)
+        return False
+
+    def _fire(self) -> None:
+        self._handle = None
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        now = self._loop.time()
+        if deadline > now:  # data arrived since the timer was set
+            self._handle = self._loop.call_at(deadline, self._fire)
+        elif self.reading and self._task is not None:
+            self.expired = "hard" if self._hard is not None and now >= self._hard else "idle"
+            self._task.cancel()
+        else:
+            self._overdue = True
+
+    def timed_out(self) -> bool:
+        """After a CancelledError in a read: True if this clock caused it (and the cancel is undone)."""
+        self.reading = False
+        if self.expired is None or self._task is None:
+            return False
+        return self._task.uncancel() <= self._cancelling
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 class AsyncErnie:
@@ -451,79 +529,84 @@ class AsyncErnie:
 
         splitter = LineSplitter(MAX_EVENT_BYTES)
         loop = asyncio.get_running_loop()
-        idle = self.stream_idle_timeout
-        hard_deadline = None if self.max_stream_seconds is None else state.started_at + self.max_stream_seconds
-        last_data = loop.time()
-        reader = response.aiter_bytes().__aiter__()
-        done = False
-        while not done:
-            deadline = hard_deadline if hard_deadline is None else loop.time() + (hard_deadline - time.monotonic())
-            if idle is not None:
-                idle_deadline = last_data + idle
-                deadline = idle_deadline if deadline is None else min(deadline, idle_deadline)
-            try:
-                async with asyncio.timeout_at(deadline):
-                    data = await reader.__anext__()
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                if hard_deadline is not None and time.monotonic() >= hard_deadline - 0.01:
-                    raise APITimeoutError(
-                        f"回答超过 {self.max_stream_seconds:g} 秒上限 / the answer exceeded "
-                        f"max_stream_seconds={self.max_stream_seconds:g}"
+        hard = None
+        if self.max_stream_seconds is not None:  # started_at is time.monotonic(); convert to loop time
+            hard = loop.time() + (state.started_at + self.max_stream_seconds - time.monotonic())
+        clock = _StreamClock(loop, self.stream_idle_timeout, hard)
+        next_bytes = response.aiter_bytes().__aiter__().__anext__
+        feed = splitter.feed
+        chunk_events = self._chunk_events
+        parse = provider.parse_data
+        done = eof = False
+        try:
+            while not done:
+                if clock.begin_read():
+                    raise self._stream_timeout(clock)
+                try:
+                    lines = feed(await next_bytes())
+                except StopAsyncIteration:
+                    eof = True
+                    lines = splitter.flush()  # a last line without its newline still counts
+                except asyncio.CancelledError:
+                    if clock.timed_out():
+                        raise self._stream_timeout(clock) from None
+                    raise
+                except httpx2.ReadTimeout:
+                    raise APITimeoutError(f"读取超时 / read timed out after {self.timeout:g}s") from None
+                except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.NetworkError) as exc:
+                    raise IncompleteStreamError(
+                        f"连接在回答结束前中断 / the connection broke before the answer finished "
+                        f"({redact(str(exc) or type(exc).__name__, secrets)})"
                     ) from None
-                raise APITimeoutError(
-                    f"{idle:g} 秒没有收到数据 / no data for {idle:g}s (stream_idle_timeout)"
-                ) from None
-            except httpx2.ReadTimeout:
-                raise APITimeoutError(f"读取超时 / read timed out after {self.timeout:g}s") from None
-            except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.NetworkError) as exc:
-                raise IncompleteStreamError(
-                    f"连接在回答结束前中断 / the connection broke before the answer finished "
-                    f"({redact(str(exc) or type(exc).__name__, secrets)})"
-                ) from None
-            except httpx2.DecodingError:
-                raise IncompleteStreamError("响应解压失败 / the response could not be decoded") from None
-            for line in splitter.feed(data):
-                kind, obj = classify_line(line)
-                if kind == SKIP:
-                    continue
-                if kind == DONE:
-                    done = True
+                except httpx2.DecodingError:
+                    raise IncompleteStreamError("响应解压失败 / the response could not be decoded") from None
+                clock.reading = False
+                for line in lines:
+                    if not line or line == b"\r":  # the blank line after every event
+                        continue
+                    kind, obj = classify_line(line)
+                    if kind == SKIP:
+                        continue
+                    if kind == DONE:
+                        done = True
+                        break
+                    if kind == ERROR:
+                        err = error_in(obj) or obj
+                        raise error_from_body(_redact_obj(err, secrets), request_id=state.request_id)
+                    if not isinstance(obj, dict):
+                        raise IncompleteStreamError(f"无法识别的流数据 / unexpected stream data: {str(obj)[:80]!r}")
+                    err = error_in(obj)
+                    if err is not None:
+                        raise error_from_body(_redact_obj(err, secrets), request_id=state.request_id)
+                    clock.last_data = loop.time()  # comments (keep-alives) do not count as data
+                    state.chunks += 1
+                    state.attempt_chunks += 1
+                    chunk = parse(obj)
+                    for ev in chunk_events(chunk, state):
+                        yield ev
+                    if chunk.is_end:
+                        done = True
+                        break
+                if eof:
                     break
-                if kind == ERROR:
-                    err = error_in(obj) or obj
-                    raise error_from_body(_redact_obj(err, secrets), request_id=state.request_id)
-                assert kind == DATA
-                if not isinstance(obj, dict):
-                    raise IncompleteStreamError(f"无法识别的流数据 / unexpected stream data: {str(obj)[:80]!r}")
-                err = error_in(obj)
-                if err is not None:
-                    raise error_from_body(_redact_obj(err, secrets), request_id=state.request_id)
-                last_data = loop.time()
-                state.chunks += 1
-                state.attempt_chunks += 1
-                chunk = provider.parse_data(obj)
-                for ev in self._chunk_events(chunk, state):
-                    yield ev
-                if chunk.is_end:
-                    done = True
-                    break
+        finally:
+            clock.close()
         if not done:
-            for line in splitter.flush():
-                kind, obj = classify_line(line)
-                if kind == ERROR or (kind == DATA and error_in(obj) is not None):
-                    err = error_in(obj) or obj
-                    raise error_from_body(_redact_obj(err, secrets), request_id=state.request_id)
-                if kind == DONE:
-                    done = True
-            if not done:
-                raise IncompleteStreamError(
-                    "回答没有正常结束 / the stream ended without its end signal "
-                    f"({'[DONE]' if provider.done_sentinel else 'is_end'})"
-                )
+            raise IncompleteStreamError(
+                "回答没有正常结束 / the stream ended without its end signal "
+                f"({'[DONE]' if provider.done_sentinel else 'is_end'})"
+            )
         for ev in self._end_events(state):
             yield ev
+
+    def _stream_timeout(self, clock: _StreamClock) -> APITimeoutError:
+        if clock.expired == "hard":
+            return APITimeoutError(
+                f"回答超过 {self.max_stream_seconds:g} 秒上限 / the answer exceeded "
+                f"max_stream_seconds={self.max_stream_seconds:g}"
+            )
+        idle = self.stream_idle_timeout
+        return APITimeoutError(f"{idle:g} 秒没有收到数据 / no data for {idle:g}s (stream_idle_timeout)")
 
     def _chunk_events(self, chunk: Chunk, state: StreamState) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -542,10 +625,10 @@ class AsyncErnie:
                 )
         if chunk.reasoning:
             state.reasoning.append(chunk.reasoning)
-            events.append(StreamEvent("reasoning", text=chunk.reasoning, request_id=state.request_id))
+            events.append(_content_event("reasoning", chunk.reasoning, state.request_id))
         if chunk.text:
             state.text.append(chunk.text)
-            events.append(StreamEvent("text", text=chunk.text, request_id=state.request_id))
+            events.append(_content_event("text", chunk.text, state.request_id))
         if (chunk.reasoning or chunk.text) and not state.started:
             state.started = True
             state.first_at = time.monotonic()
@@ -569,6 +652,27 @@ class AsyncErnie:
         events.append(StreamEvent("finish", finish_reason=state.finish_reason, request_id=state.request_id,
                                   model=state.model))
         return events
+
+
+_new_object = object.__new__
+_set_field = object.__setattr__
+_EVENT_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(StreamEvent)
+                        if f.name not in ("type", "text", "request_id"))
+
+
+def _content_event(kind: EventType, text: str, request_id: str | None) -> StreamEvent:
+    """A text/reasoning event, built without the frozen dataclass __init__.
+
+    Frozen __init__ goes through a keyword call and eight global lookups; this runs for every chunk
+    and is ~40 % cheaper. Every field is set (the others to their defaults), so the event is complete.
+    """
+    ev = _new_object(StreamEvent)
+    _set_field(ev, "type", kind)
+    _set_field(ev, "text", text)
+    _set_field(ev, "request_id", request_id)
+    for name, default in _EVENT_DEFAULTS:
+        _set_field(ev, name, default)
+    return ev
 
 
 def _redact_obj(err: Any, secrets: tuple[str, ...]) -> Any:

@@ -43,15 +43,12 @@ class LineSplitter:
             return []
         lines = buf.split(b"\n")
         self._buf = lines.pop()
-        if len(self._buf) > self._limit:
+        # only a buffer over the limit can hold a line over it: skip the per-line check otherwise
+        if len(buf) > self._limit and any(len(line) > self._limit for line in (*lines, self._buf)):
+            self._buf = b""
             raise IncompleteStreamError(
                 f"单个事件超过 {self._limit // 1024} KiB / one stream event exceeded {self._limit // 1024} KiB"
             )
-        for line in lines:
-            if len(line) > self._limit:
-                raise IncompleteStreamError(
-                    f"单个事件超过 {self._limit // 1024} KiB / one stream event exceeded {self._limit // 1024} KiB"
-                )
         return lines
 
     def flush(self) -> list[bytes]:

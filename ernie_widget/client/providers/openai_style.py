@@ -58,11 +58,13 @@ class OpenAIStyleProvider(HTTPProvider):
             raise unreadable_chunk(obj) from None
 
     def _parse(self, obj: dict[str, Any]) -> Chunk:
+        # runs once per streamed chunk (tens of thousands per second): look up only what is there
         chunk = Chunk(request_id=str_or_none(obj.get("id")), model=str_or_none(obj.get("model")))
         usage = obj.get("usage")
         if usage:
             chunk.usage = Usage.from_dict(usage)
-        chunk.search_results = _search_results(obj)
+        if "search_results" in obj or "web_search" in obj:
+            chunk.search_results = _search_results(obj)
         choices = obj.get("choices")
         if choices:
             choice = choices[0]
@@ -70,13 +72,16 @@ class OpenAIStyleProvider(HTTPProvider):
             if delta is None:
                 delta = choice.get("message") or {}
             chunk.text = text_field(delta.get("content"))
-            chunk.reasoning = text_field(delta.get("reasoning_content") or delta.get("reasoning"))
-            chunk.finish_reason = normalize_finish(choice.get("finish_reason"))
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning is not None:
+                chunk.reasoning = text_field(reasoning)
+            reason = choice.get("finish_reason")
+            if reason:
+                chunk.finish_reason = normalize_finish(reason)
             flag = choice.get("flag") or obj.get("flag") or 0
             clear = bool(choice.get("need_clear_history") or obj.get("need_clear_history"))
-            ban_round = choice.get("ban_round", obj.get("ban_round"))
             if flag or clear:
+                ban_round = choice.get("ban_round", obj.get("ban_round"))
                 chunk.safety = Safety(int(flag), ban_round if isinstance(ban_round, int) else None, clear)
-            if choice.get("is_end") is True:
-                chunk.is_end = False  # v2 mock marks is_end but still sends [DONE]; wait for it
+            # the v2 mock also marks `is_end`, but still sends [DONE]: the stream ends there, not here
         return chunk
