@@ -67,6 +67,41 @@ def test_endless_stream_hits_max_stream_seconds_with_the_partial_text(sim, mode)
     assert len(sim.chat_requests) == 1  # text had arrived: not retried
 
 
+def test_slow_consumer_with_data_waiting_does_not_hit_stream_idle_timeout(sim):
+    # the idle limit is about the server going quiet; an answer already received must still be read
+    async def run() -> str:
+        async with AsyncErnie(**client_args(sim, "qianfan", stream_idle_timeout=0.2)) as client:
+            parts = []
+            async with client.stream("hi") as stream:
+                async for ev in stream:
+                    if not parts:
+                        await asyncio.sleep(0.5)  # busy with the first event for longer than the limit
+                    parts.append(ev.text)
+            return "".join(parts)
+
+    assert asyncio.run(run()) == TEXT
+
+
+def test_max_stream_seconds_fires_at_the_next_read_after_a_busy_consumer(sim):
+    sim.push(Fault.endless(interval=0.01))
+
+    async def run() -> tuple[float, BaseException | None]:
+        async with AsyncErnie(**client_args(sim, "qianfan", max_stream_seconds=0.3)) as client:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            try:
+                async with client.stream("hi") as stream:
+                    async for _ in stream:
+                        await asyncio.sleep(0.5)
+            except APITimeoutError as err:
+                return loop.time() - t0, err
+            return loop.time() - t0, None
+
+    elapsed, err = asyncio.run(run())
+    assert isinstance(err, APITimeoutError) and "max_stream_seconds" in err.message
+    assert elapsed < 1.0  # at the first read after the limit, even with events waiting
+
+
 # -- size limits and broken streams ------------------------------------------------------------------
 
 
