@@ -264,8 +264,11 @@ export class AssistantMessageView {
     this.isLast = isLast;
     if (this.streaming) this.stopStreaming();
 
-    if (msg.withdrawn) this.withdraw(msg.notice ?? "");
-    else {
+    if (msg.withdrawn) {
+      // The kernel replaces a withdrawn answer's content with the notice; shown as plain text.
+      this.withdraw(msg.content || msg.notice || "");
+      if (msg.notice && msg.notice !== msg.content) this.showNotice(msg.notice);
+    } else {
       if (this.withdrawn) {
         this.withdrawn = false;
         this.renderer.reset();

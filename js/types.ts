@@ -73,7 +73,7 @@ export interface ChatModel {
   send(content: BrowserMessage, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
 }
 
-const SAFE_IMAGE_DATA_URL = /^data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*$/;
+const SAFE_IMAGE_DATA_URL = /^data:image\/(?:png|jpe?g|gif|webp);base64,[A-Za-z0-9+/=\s]*$/;
 
 /** True for the data URLs the widget will display as thumbnails (never SVG, never remote). */
 export function isSafeImageDataUrl(value: unknown): value is string {

@@ -276,6 +276,12 @@ describe("delta protocol", () => {
     expect(el.querySelector(".ernie-answer")?.textContent).toBe("该回答已被撤回");
   });
 
+  it("a withdrawn answer in the transcript shows its notice as text, never the Markdown", () => {
+    const { el } = mount({ messages: [{ role: "assistant", content: "该回答已被撤回 **x**", mid: 1, withdrawn: true }] });
+    expect(el.querySelector(".ernie-answer")?.textContent).toBe("该回答已被撤回 **x**");
+    expect(el.querySelector(".ernie-answer strong")).toBeNull();
+  });
+
   it("shows a transient notice", () => {
     vi.useFakeTimers();
     const { el, model } = mount();
