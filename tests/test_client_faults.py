@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 try:  # tests/ may or may not be a package
@@ -196,27 +198,19 @@ def test_stall_before_content_is_retried(sim, mode):
     assert out.reply.metrics.retries == 1
 
 
-def test_refused_connection_is_retried_then_raised():
-    import asyncio
+@pytest.mark.parametrize("mode", MODES)
+def test_refused_connection_is_retried_then_raised(ernie_simulator, caplog, mode):
     import socket
-
-    from ernie_widget.client import AsyncErnie
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-
-    async def run():
-        async with AsyncErnie("openai", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1) as client:
-            stream = client.stream("hi")
-            with pytest.raises(APIConnectionError) as info:
-                async for _ in stream:
-                    pass
-            return stream.state.retries, info.value
-
-    retries, err = asyncio.run(run())
-    assert retries == 1
-    assert f"127.0.0.1:{port}" in str(err)
+    caplog.set_level(logging.INFO, logger="ernie_widget")
+    out = collect(ernie_simulator, mode, "openai", base_url=f"http://127.0.0.1:{port}/v1", max_retries=2)
+    assert type(out.error) is APIConnectionError
+    assert f"127.0.0.1:{port}" in str(out.error)
+    retries = [r for r in caplog.records if r.getMessage().startswith("retrying after APIConnectionError")]
+    assert len(retries) == 2
 
 
 @pytest.mark.parametrize("mode", MODES)
