@@ -46,6 +46,14 @@ class StreamBuffer:
         self._closed = True
         self._ready.set()
 
+    def get_nowait(self) -> Item | None:
+        """The next item if one is waiting, else None."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        self.bytes -= item.size
+        return item
+
     async def get(self) -> Item | None:
         """The next item, or None once closed and drained."""
         while not self._items:

@@ -199,8 +199,15 @@ async def chat_completions(request: Request) -> Response:
         try:
             item: Item | None = first
             while item is not None:
-                yield encoder.encode(item)
-                if item.kind in ("end", "error"):
+                # items that are already waiting go out in one write: fewer syscalls when the client
+                # is behind, and no added latency when it is not (nothing waits to be batched)
+                parts = [encoder.encode(item)]
+                ended = item.kind in ("end", "error")
+                while not ended and len(parts) < 64 and (item := buffer.get_nowait()) is not None:
+                    parts.append(encoder.encode(item))
+                    ended = item.kind in ("end", "error")
+                yield b"".join(parts)
+                if ended:
                     break
                 item = await buffer.get()
         finally:

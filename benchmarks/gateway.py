@@ -1,0 +1,228 @@
+"""Gateway overhead: TTFT it adds over talking to the service directly, and chunks/s through it vs direct.
+
+    python benchmarks/gateway.py              # 300 TTFT samples, 20 streams of 2,000 chunks, 1 and 8 at once
+    python benchmarks/gateway.py --smoke      # a few samples: a quick check that it runs (never LiteLLM)
+    python benchmarks/gateway.py --litellm    # also LiteLLM's proxy as a peer, from its own venv
+
+Every server runs in its own process: the simulator (two of them: a one-chunk answer for TTFT, a long
+answer for throughput), the gateway (`--no-auth` on 127.0.0.1, SSE), and optionally the LiteLLM proxy.
+The client is our `AsyncErnie(provider="openai")` for every target, so only the hop in between differs.
+
+Goals: added TTFT p50 < 5 ms; chunks/s through the gateway ≥ 0.8 × direct.
+
+The LiteLLM peer is optional: it is used only if a pinned ``litellm[proxy]`` (``LITELLM_VERSION``; the
+1.107.x releases are never used) installs into ``/tmp/litellm-venv``, outside the project; otherwise the
+benchmark prints that the peer was skipped and why. The machine has 2 cores, so with three processes
+busy the absolute numbers move with the load; the ratios are what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LITELLM_VERSION = "1.106.12"  # the last release before the compromised 1.107.x line
+LITELLM_VENV = Path("/tmp/litellm-venv")
+
+
+def start_simulator(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "ernie_widget.testing", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("ERNIE_SIMULATOR_URL="):
+        proc.kill()
+        raise SystemExit(f"simulator did not start: {line!r}")
+    return proc, line.split("=", 1)[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+async def ttft_samples(base_url: str, n: int, api_key: str | None = None, model: str | None = None) -> list[float]:
+    from ernie_widget.client import AsyncErnie
+
+    async with AsyncErnie("openai", base_url=base_url, api_key=api_key, model=model, max_retries=0) as client:
+        out: list[float] = []
+        for i in range(n + 5):  # 5 warm-up requests (connection pool, first-request costs)
+            t0 = time.perf_counter()
+            first = None
+            async with client.stream(f"q{i}") as s:
+                async for ev in s:
+                    if first is None and ev.type == "text":
+                        first = time.perf_counter() - t0
+            if i >= 5 and first is not None:
+                out.append(first)
+        return out
+
+
+async def stream_rate(base_url: str, streams: int, concurrency: int, api_key: str | None = None,
+                      model: str | None = None) -> tuple[float, int]:
+    """Aggregate chunks/s over ``streams`` long answers, ``concurrency`` at a time; and chunks per answer."""
+    from ernie_widget.client import AsyncErnie
+
+    async with AsyncErnie("openai", base_url=base_url, api_key=api_key, model=model, max_retries=0,
+                          max_concurrency=max(8, concurrency)) as client:
+        async def one() -> int:
+            n = 0
+            async with client.stream("long") as s:
+                async for ev in s:
+                    n += ev.type == "text"
+            return n
+
+        await one()  # warm up
+        sem = asyncio.Semaphore(concurrency)
+
+        async def limited() -> int:
+            async with sem:
+                return await one()
+
+        t0 = time.perf_counter()
+        counts = await asyncio.gather(*(limited() for _ in range(streams)))
+        elapsed = time.perf_counter() - t0
+        return sum(counts) / elapsed, counts[0]
+
+
+def measure(name: str, ttft_url: str, long_url: str, args: argparse.Namespace, **kw: Any) -> dict[str, Any]:
+    samples = asyncio.run(ttft_samples(ttft_url, args.samples, **kw))
+    rates = {c: asyncio.run(stream_rate(long_url, args.streams, c, **kw)) for c in (1, 8)}
+    return {"name": name, "p50": statistics.median(samples) * 1000, "p95": pct(samples, 0.95) * 1000,
+            "rate1": rates[1][0], "rate8": rates[8][0], "chunks": rates[1][1]}
+
+
+def ensure_litellm() -> tuple[Path | None, str]:
+    """The litellm executable in its own venv (installed if missing), or None and why not."""
+    exe = LITELLM_VENV / "bin" / "litellm"
+    if exe.exists():
+        return exe, "installed"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True, capture_output=True,
+                       timeout=120)
+        r = subprocess.run([str(LITELLM_VENV / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
+                           capture_output=True, text=True, timeout=900)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return None, f"could not create {LITELLM_VENV}: {exc}"
+    if r.returncode != 0 or not exe.exists():
+        return None, f"pip install litellm[proxy]=={LITELLM_VERSION} failed: {(r.stderr or r.stdout).strip()[-300:]}"
+    return exe, "installed now"
+
+
+def start_litellm(exe: Path, ttft_sim: str, long_sim: str) -> tuple[subprocess.Popen[bytes] | None, str, str]:
+    from ernie_widget.gateway.testing import _wait_port, free_port
+
+    port = free_port()
+    cfg = Path(tempfile.mkdtemp()) / "litellm.yaml"
+    cfg.write_text(
+        "model_list:\n"
+        f"  - model_name: short\n    litellm_params: {{model: openai/default, api_base: '{ttft_sim}/v1', api_key: x}}\n"
+        f"  - model_name: long\n    litellm_params: {{model: openai/default, api_base: '{long_sim}/v1', api_key: x}}\n"
+        "litellm_settings:\n  telemetry: false\n")
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this function, with the proxy
+    proc = subprocess.Popen([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_port("127.0.0.1", port, 180, proc)
+    except Exception as exc:
+        proc.kill()
+        log.seek(0)
+        return None, "", f"the proxy did not start ({exc}): {log.read().decode(errors='replace')[-300:]}"
+    return proc, f"http://127.0.0.1:{port}/v1", ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--samples", type=int, default=300, help="TTFT samples per target")
+    p.add_argument("--streams", type=int, default=20, help="long answers per throughput run")
+    p.add_argument("--chunks", type=int, default=2000, help="chunks per long answer")
+    p.add_argument("--smoke", action="store_true", help="tiny run for CI (no LiteLLM)")
+    p.add_argument("--litellm", action="store_true", help="add LiteLLM's proxy as a peer")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.samples, args.streams, args.chunks, args.litellm = 20, 4, 200, False
+
+    from ernie_widget.gateway.testing import GatewayProcess
+
+    procs: list[Any] = []
+    try:
+        sim_short, short_url = start_simulator("--text", "ok", "--chunk-size", "8")
+        sim_long, long_url = start_simulator("--text", "块" * (4 * args.chunks), "--chunk-size", "4")
+        procs += [sim_short, sim_long]
+        gw_short = GatewayProcess(["--no-auth", "--provider", "openai", "--base-url", short_url + "/v1",
+                                   "--log-level", "warning"], env={"ERNIE_QUIET": "1"}).launch()
+        gw_long = GatewayProcess(["--no-auth", "--provider", "openai", "--base-url", long_url + "/v1",
+                                  "--log-level", "warning"], env={"ERNIE_QUIET": "1"}).launch()
+        procs += [gw_short, gw_long]
+        gw_short.wait_ready()
+        gw_long.wait_ready()
+
+        print(f"TTFT: {args.samples} sequential one-chunk answers; throughput: {args.streams} answers of "
+              f"{args.chunks} chunks, 1 and 8 at a time", flush=True)
+        results = [measure("direct", short_url + "/v1", long_url + "/v1", args),
+                   measure("gateway", gw_short.url + "/v1", gw_long.url + "/v1", args)]
+        peer_note = "LiteLLM peer: skipped (--smoke)" if args.smoke else "LiteLLM peer: skipped (pass --litellm)"
+        if args.litellm:
+            exe, why = ensure_litellm()
+            if exe is None:
+                peer_note = f"LiteLLM peer: skipped — {why}"
+            else:
+                proc, url, why = start_litellm(exe, short_url, long_url)
+                if proc is None:
+                    peer_note = f"LiteLLM peer: skipped — {why}"
+                else:
+                    procs.append(proc)
+                    try:
+                        short = measure("litellm", url, url, args, api_key="sk-bench", model="short")
+                        # the long answers go through the same proxy, to the long simulator
+                        rates = {c: asyncio.run(stream_rate(url, args.streams, c, api_key="sk-bench",
+                                                            model="long")) for c in (1, 8)}
+                        short.update(rate1=rates[1][0], rate8=rates[8][0], chunks=rates[1][1])
+                        results.append(short)
+                        peer_note = f"LiteLLM peer: litellm[proxy]=={LITELLM_VERSION} ({why})"
+                    except Exception as exc:
+                        peer_note = f"LiteLLM peer: skipped — it failed during the run: {type(exc).__name__}: {exc}"
+
+        direct = results[0]
+        print(f"\n{'target':<10} {'TTFT p50':>9} {'p95':>8} {'added p50':>10} {'chunks/s ×1':>12} {'×8':>10} "
+              f"{'vs direct':>10}")
+        for r in results:
+            added = r["p50"] - direct["p50"]
+            print(f"{r['name']:<10} {r['p50']:>7.2f}ms {r['p95']:>6.2f}ms {added:>8.2f}ms {r['rate1']:>12.0f} "
+                  f"{r['rate8']:>10.0f} {r['rate1'] / direct['rate1']:>9.2f}×")
+            if r["chunks"] != args.chunks:
+                print(f"  ! {r['name']} delivered {r['chunks']} chunks per answer, expected {args.chunks}")
+        gw = results[1]
+        added = gw["p50"] - direct["p50"]
+        ratio = gw["rate1"] / direct["rate1"]
+        print(f"\ngoal: added TTFT p50 < 5 ms: {added:.2f} ms — {'met' if added < 5 else 'NOT met'}")
+        print(f"goal: gateway chunks/s ≥ 0.8 × direct: {ratio:.2f}× (1 stream), "
+              f"{gw['rate8'] / direct['rate8']:.2f}× (8 streams) — {'met' if ratio >= 0.8 else 'NOT met'}")
+        print(peer_note)
+        return 0
+    finally:
+        for proc in reversed(procs):
+            if hasattr(proc, "stop"):
+                proc.stop()
+            else:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
