@@ -43,7 +43,7 @@ def sent_prompts(sim: ErnieSimulator) -> list[str]:
 def test_rows_come_back_in_input_order_when_they_finish_out_of_order(client, ernie_simulator):
     # the first requests to arrive answer slowest, so completion order is roughly reversed
     n = 24
-    ernie_simulator.push(*[Answer(chunk_size=2, delay=0.004 * (n - i)) for i in range(n)])
+    ernie_simulator.push(*[Answer(chunk_size=2, delay=0.002 * (n - i)) for i in range(n)])
     prompts = [f"问题 {i}" for i in range(n)]
     result = client.map(prompts, concurrency=8, progress=False)
 
