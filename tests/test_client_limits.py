@@ -30,10 +30,10 @@ def sim(ernie_simulator):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_no_response_within_timeout_is_an_api_timeout_error(sim, mode):
-    sim.latency = 0.6
+    sim.latency = 1.5
     out = collect(sim, mode, timeout=0.2, max_retries=0)
     assert isinstance(out.error, APITimeoutError)
-    assert out.elapsed < 0.55
+    assert out.elapsed < 1.2
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -85,21 +85,21 @@ def test_slow_consumer_with_data_waiting_does_not_hit_stream_idle_timeout(sim):
 def test_max_stream_seconds_fires_at_the_next_read_after_a_busy_consumer(sim):
     sim.push(Fault.endless(interval=0.01))
 
-    async def run() -> tuple[float, BaseException | None]:
+    async def run() -> tuple[int, BaseException | None]:
+        seen = 0
         async with AsyncErnie(**client_args(sim, "qianfan", max_stream_seconds=0.3)) as client:
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
             try:
                 async with client.stream("hi") as stream:
                     async for _ in stream:
+                        seen += 1
                         await asyncio.sleep(0.5)
             except APITimeoutError as err:
-                return loop.time() - t0, err
-            return loop.time() - t0, None
+                return seen, err
+            return seen, None
 
-    elapsed, err = asyncio.run(run())
+    seen, err = asyncio.run(run())
     assert isinstance(err, APITimeoutError) and "max_stream_seconds" in err.message
-    assert elapsed < 1.0  # at the first read after the limit, even with events waiting
+    assert seen <= 1  # the first read after the limit fails, although more events were waiting
 
 
 # -- size limits and broken streams ------------------------------------------------------------------
@@ -271,9 +271,9 @@ def short_window(monkeypatch):
 
 def _assert_spread(sim, per_window: int) -> None:
     starts = [r.started for r in sim.chat_requests]
-    assert starts[per_window - 1] - starts[0] < WINDOW / 2  # the first `per_window` go at once
+    assert starts[per_window - 1] - starts[0] < WINDOW - 0.1  # the first `per_window` go at once
     for early, late in zip(starts, starts[per_window:], strict=False):
-        assert late - early >= WINDOW - 0.03  # any per_window+1 requests span a whole window
+        assert late - early >= WINDOW - 0.1  # any per_window+1 requests span (about) a whole window
 
 
 @pytest.mark.parametrize("mode", MODES)
