@@ -161,6 +161,30 @@ def test_sse_heartbeat_comments_while_upstream_is_quiet(ernie_simulator: ErnieSi
     assert reply.text == "abc"
 
 
+def test_a_slow_first_token_still_gets_heartbeats(ernie_simulator: ErnieSimulator) -> None:
+    ernie_simulator.latency = 0.6  # nothing from upstream for 0.6 s
+    with gateway_for(ernie_simulator, heartbeat=0.1) as gw:
+        r = HTTP.post(gw.url + "/v1/chat/completions",
+                      json={"stream": True, "messages": [{"role": "user", "content": "a"}]})
+    assert r.status_code == 200
+    before_first = r.text.split("data: ", 1)[0]
+    assert before_first.count(": keep-alive") >= 3
+    events = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]" and json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+
+
+def test_upstream_is_retried_before_the_first_token_only(ernie_simulator: ErnieSimulator) -> None:
+    ernie_simulator.push(Fault.status(503), Answer(text="second try"),
+                         Fault.cut(after_chunks=2, answer=Answer(text="abcdefgh", chunk_size=2)))
+    with gateway_for(ernie_simulator, max_retries=2) as gw:
+        assert _client(gw).chat("hi").text == "second try"
+        assert len(ernie_simulator.chat_requests) == 2
+        with pytest.raises(ServerError) as err:  # cut after content: no retry, an error event
+            _client(gw).chat("hi")
+    assert err.value.partial_text == "abcd"
+    assert len(ernie_simulator.chat_requests) == 3
+
+
 def test_client_disconnect_cancels_the_upstream_request(ernie_simulator: ErnieSimulator, access_log) -> None:  # type: ignore[no-untyped-def]
     ernie_simulator.push(Fault.endless(interval=0.01))
     with gateway_for(ernie_simulator) as gw:

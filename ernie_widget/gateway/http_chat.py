@@ -93,19 +93,24 @@ async def _wait_disconnect(receive: Receive) -> None:
             return
 
 
-async def _first_or_disconnect(buffer: StreamBuffer, receive: Receive) -> tuple[bool, Item | None]:
-    """(disconnected, first item): wait for the first item while watching for the client leaving."""
+async def _first_or_disconnect(buffer: StreamBuffer, receive: Receive,
+                               timeout: float | None) -> tuple[bool, Item | None]:
+    """(disconnected, first item): wait for the first item while watching for the client leaving.
+
+    After ``timeout`` seconds without one, returns (False, None): the caller starts the stream anyway so
+    heartbeats keep proxies from closing a connection whose answer is slow to begin.
+    """
     get = asyncio.ensure_future(buffer.get())
     gone = asyncio.ensure_future(_wait_disconnect(receive))
     try:
-        await asyncio.wait((get, gone), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((get, gone), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for t in (get, gone):
-            if not t.done():
-                t.cancel()
+        gone.cancel()
+        if not get.done():
+            get.cancel()
     if get.done() and not get.cancelled():
         return False, get.result()
-    return True, None
+    return gone.done() and not gone.cancelled(), None
 
 
 def _cancel(task: asyncio.Task[Any]) -> None:
@@ -182,22 +187,26 @@ async def chat_completions(request: Request) -> Response:
             buffer.close()
 
     task = asyncio.create_task(pump(), name=f"gateway-answer-{req.id}")
-    gone, first = await _first_or_disconnect(buffer, request.receive)
-    if gone or first is None:
+    # Errors before the first token keep their HTTP status, so wait for it — but a streamed answer
+    # that is slow to start gets its 200 and heartbeats after one heartbeat interval.
+    wait = gw.settings.heartbeat if req.stream and gw.settings.heartbeat > 0 else None
+    gone, first = await _first_or_disconnect(buffer, request.receive, wait)
+    if gone or (first is None and wait is None):
         _cancel(task)
         return Response(status_code=499)
-    if first.kind == "error" and first.error is not None:
+    if first is not None and first.kind == "error" and first.error is not None:
         await asyncio.shield(task)
         return error_response(first.error)
     headers = {"X-Request-Id": req.id}
     if not req.stream:
+        assert first is not None
         return await _collect(req, run, first, buffer, task, request.receive, headers)
 
     encoder = _Encoder(req, run.model or "default")
 
     async def events() -> AsyncIterator[bytes]:
         try:
-            item: Item | None = first
+            item: Item | None = first if first is not None else await buffer.get()
             while item is not None:
                 # items that are already waiting go out in one write: fewer syscalls when the client
                 # is behind, and no added latency when it is not (nothing waits to be batched)
