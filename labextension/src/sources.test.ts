@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ActiveHistory } from "./history";
 import {
-  escapeBraces, explainSource, fenceFor, fixSource, generateSource, hasLoadExt, isCellMagic, LOAD_EXT, openChatSource,
+  escapeFields, explainSource, fenceFor, fixSource, generateSource, hasLoadExt, isCellMagic, LOAD_EXT, openChatSource,
 } from "./sources";
 
 describe("cell sources", () => {
@@ -17,9 +17,9 @@ describe("cell sources", () => {
     expect(isCellMagic(fixSource())).toBe(false);
   });
 
-  it("explain: the code goes in literally (braces doubled for %%ernie's {name} fields)", () => {
+  it("explain: the code goes in literally (field-shaped braces doubled for %%ernie's {name} fields)", () => {
     const src = explainSource('d = {"k": f"{x}"}\n');
-    expect(src).toBe('%%ernie\nExplain this code:\n\n```python\nd = {{"k": f"{{x}}"}}\n```');
+    expect(src).toBe('%%ernie\nExplain this code:\n\n```python\nd = {"k": f"{{x}}"}\n```');
     expect(isCellMagic(src)).toBe(true);
   });
 
@@ -31,8 +31,11 @@ describe("cell sources", () => {
     expect(src.endsWith("\n````")).toBe(true);
   });
 
-  it("escapeBraces doubles every brace", () => {
-    expect(escapeBraces("{}{{}}a")).toBe("{{}}{{{{}}}}a");
+  it("escapeFields doubles the braces of fields only", () => {
+    expect(escapeFields("{}{{}}a {'k': {1, 2}} \\frac{1}{x^{2}}")).toBe("{}{{}}a {'k': {1, 2}} \\frac{1}{x^{2}}");
+    expect(escapeFields("f'{x}' {In[3]} {Out[-1]} {Err[2]} {变量} {_a1}")).toBe(
+      "f'{{x}}' {{In[3]}} {{Out[-1]}} {{Err[2]}} {{变量}} {{_a1}}");
+    expect(escapeFields("{{x}} {x.y} {x[0]} {1x} {x }")).toBe("{{{x}}} {x.y} {x[0]} {1x} {x }");
   });
 
   it("hasLoadExt finds a %load_ext ernie_widget line in any source", () => {

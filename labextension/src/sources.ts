@@ -21,9 +21,14 @@ export function isCellMagic(source: string): boolean {
   return source.startsWith("%%");
 }
 
-/** `%%ernie` fills `{name}` fields from the notebook; doubling braces keeps code text literal. */
-export function escapeBraces(text: string): string {
-  return text.replace(/[{}]/g, (c) => c + c);
+/**
+ * `%%ernie` fills `{name}`, `{In[n]}`, `{Out[n]}`, `{Err[n]}` from the notebook and turns `{{field}}` into the
+ * literal `{field}`; every other brace is plain text (ernie_widget/interpolate.py). Doubling the braces of
+ * field-shaped text only keeps code literal: `{"k": 1}` stays, `f"{x}"` becomes `f"{{x}}"` (sent as `f"{x}"`),
+ * and `{{x}}` becomes `{{{x}}}` (sent as `{{x}}`).
+ */
+export function escapeFields(text: string): string {
+  return text.replace(/\{((?:In|Out|Err)\[-?[0-9]+\]|[\p{L}\p{Nl}_][\p{L}\p{Nl}\p{Mn}\p{Mc}\p{Nd}\p{Pc}]*)\}/gu, "{{$1}}");
 }
 
 /** A Markdown fence longer than any backtick run in `text`, so the text cannot close it early. */
@@ -47,9 +52,9 @@ export function fixSource(): string {
   return `${LOAD_EXT}\n%ernie --fix`;
 }
 
-/** "ERNIE: Explain / fix this cell" when the cell has no error: the cell's code, verbatim. */
+/** "ERNIE: Explain / fix this cell" when the cell has no error: the cell's code, sent verbatim. */
 export function explainSource(code: string, language = "python"): string {
   const body = code.replace(/\n+$/, "");
   const fence = fenceFor(body);
-  return `%%ernie\nExplain this code:\n\n${fence}${language}\n${escapeBraces(body)}\n${fence}`;
+  return `%%ernie\nExplain this code:\n\n${fence}${language}\n${escapeFields(body)}\n${fence}`;
 }

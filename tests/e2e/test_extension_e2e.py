@@ -1,0 +1,440 @@
+"""The ernie-widget JupyterLab / Notebook 7 extension in a real server and Chromium, against the protocol simulator.
+
+Playwright's clicks are real input events (`isTrusted`); page script can only make synthetic ones, which the
+extension must ignore. The extension is served from the build output (`labextension/` → ernie_widget/labextension,
+built by scripts/bootstrap) through JUPYTER_PATH, so the test does not depend on how the package was installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import JupyterServer, open_notebook, run_cell, server_env, wait_idle, write_notebook
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILT = ROOT / "ernie_widget" / "labextension"
+NB = "window.jupyterapp.shell.currentWidget.content"
+CHAT_CELL = "from ernie_widget import ErnieChat\nchat = ErnieChat()\nchat"
+# exact-text probe: braces, quotes, markup, CJK, indentation, a blank line
+CODE = 'def greet(name):\n    return f"你好, {name}! <b>&amp;</b> \'q\'"\n\n\nprint(greet("ernie"))'
+RUN_CODE = 'print("ran-" + str(6 * 7))'
+KNOWN_NB7_ERROR = "Cannot read properties of undefined (reading 'schema')"
+
+
+def _share_dir(root: Path) -> Path:
+    """A JUPYTER_PATH entry whose labextensions/ernie-widget is the freshly built extension."""
+    if not (BUILT / "package.json").exists():
+        pytest.fail("ernie_widget/labextension is not built: run scripts/bootstrap (or `cd labextension && npm run build`)")
+    share = root / "share" / "jupyter"
+    (share / "labextensions").mkdir(parents=True, exist_ok=True)
+    link = share / "labextensions" / "ernie-widget"
+    if not link.exists():
+        link.symlink_to(BUILT, target_is_directory=True)
+    return share
+
+
+def _env(sim: Any, root: Path) -> dict[str, str]:
+    env = server_env(sim, root)
+    env["JUPYTER_PATH"] = str(_share_dir(root))
+    return env
+
+
+def _start(root: Path, env: dict[str, str], app: str = "jupyterlab") -> JupyterServer:
+    if app == "notebook":
+        # JupyterServer only passes --LabApp.expose_app_in_browser; Notebook 7 reads its own trait from config
+        config = Path(env["JUPYTER_CONFIG_DIR"])
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "jupyter_server_config.json").write_text(
+            json.dumps({"JupyterNotebookApp": {"expose_app_in_browser": True}}), encoding="utf-8")
+    return JupyterServer(root, env, app=app)
+
+
+class Page:
+    """A notebook page plus the errors it raised."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("pageerror", self._page_error)
+        page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" and "ernie" in msg.text.lower()
+                else None)
+
+    def _page_error(self, exc: Any) -> None:
+        text = f"{exc}\n{exc.stack}"
+        # Notebook 7.6 itself raises this while loading settings, with or without any extension installed
+        if str(exc).endswith(KNOWN_NB7_ERROR) and "/static/notebook/" in text and "ernie" not in text:
+            return
+        self.errors.append(text)
+
+    def cells(self) -> list[dict[str, Any]]:
+        cells: list[dict[str, Any]] = self.page.evaluate(f"() => {NB}.model.toJSON().cells")
+        return cells
+
+    def sources(self) -> list[str]:
+        return [c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in self.cells()]
+
+    def activate(self, index: int) -> None:
+        self.page.evaluate(f"() => {{ {NB}.activeCellIndex = {index}; }}")
+
+    def insert(self, index: int, source: str) -> None:
+        self.page.evaluate(f"([i, s]) => {NB}.model.sharedModel.insertCell(i, {{cell_type: 'code', source: s}})",
+                           [index, source])
+
+    def wait_cells(self, n: int, timeout: float = 10_000) -> None:
+        self.page.wait_for_function(f"() => {NB}.model.cells.length === {n}", timeout=timeout)
+
+    def ask(self, text: str) -> Any:
+        """Ask in the (last) chat and wait for the answer's code block toolbar."""
+        blocks = self.page.locator(".ernie-chat .ernie-codeblock")
+        before = blocks.count()
+        box = self.page.locator('[data-testid="ernie-input"]').last
+        box.click()
+        box.fill(text)
+        box.press("Enter")
+        self.page.wait_for_function(f"() => document.querySelectorAll('.ernie-chat .ernie-codeblock').length > {before}",
+                                    timeout=30_000)
+        self.page.locator('.ernie-chat [data-testid="ernie-send"]').last.wait_for(state="visible", timeout=30_000)
+        return blocks.last
+
+    def palette(self, label: str) -> None:
+        """Run a command from the command palette by its label, as a user would."""
+        self.page.evaluate("() => window.jupyterapp.commands.execute('apputils:activate-command-palette')")
+        box = self.page.locator(".lm-CommandPalette-input")
+        box.wait_for(state="visible", timeout=10_000)
+        box.fill(label)
+        item = self.page.locator(".lm-CommandPalette-item", has_text=label).first
+        item.wait_for(state="visible", timeout=10_000)
+        item.click()
+
+
+def _code_answer(code: str) -> str:
+    return f"Here you go:\n\n```python\n{code}\n```\n\nDone."
+
+
+def _open_chat(page: Page, sim: Any, server: JupyterServer, name: str, cells: list[str], nb7: bool = False) -> None:
+    write_notebook(server.root / name, cells)
+    if nb7:
+        page.page.goto(server.url(f"notebooks/{name}"))
+        page.page.wait_for_function(
+            "window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+            timeout=120_000)
+    else:
+        open_notebook(page.page, server, name, name.replace(".", "-"))
+    run_cell(page.page, 0)
+    page.page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+    wait_idle(page.page)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# JupyterLab
+
+
+@pytest.fixture(scope="module")
+def ext_lab(e2e_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    root = tmp_path_factory.mktemp("extlab")
+    server = _start(root, _env(e2e_sim, root))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_page(browser: Any, ext_lab: JupyterServer, e2e_sim: Any) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = Page(context.new_page())
+    _open_chat(page, e2e_sim, ext_lab, "ext.ipynb", [CHAT_CELL, "x = 1", "import time\ntime.sleep(5)"])
+    yield page
+    assert page.errors == []
+    context.close()
+
+
+def test_panel_is_marked_and_the_chat_offers_the_three_actions(lab_page: Page, e2e_sim: Any) -> None:
+    assert lab_page.page.locator(".jp-NotebookPanel[data-ernie-extension]").count() == 1
+    e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=7, delay=0.0)
+    block = lab_page.ask("write greet")
+    for testid in ("ernie-copy", "ernie-insert-below", "ernie-replace-cell", "ernie-run-cell"):
+        assert block.locator(f'[data-testid="{testid}"]').count() == 1, testid
+
+
+def test_insert_below_puts_the_exact_code_under_the_working_cell(lab_page: Page, e2e_sim: Any) -> None:
+    e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=5, delay=0.0)
+    block = lab_page.ask("write greet again")
+    target = lab_page.sources().index("x = 1")
+    lab_page.activate(target)
+    n = len(lab_page.cells())
+    block.locator('[data-testid="ernie-insert-below"]').click()
+    lab_page.wait_cells(n + 1)
+    cells = lab_page.cells()
+    assert lab_page.sources()[target + 1] == CODE
+    assert lab_page.sources()[target] == "x = 1"
+    prov = cells[target + 1]["metadata"]["ernie_widget"]
+    assert prov["source"] == "chat:insert-below"
+    assert prov["time"].endswith("Z") and prov["model"]
+    assert "request_id" in prov
+    assert cells[target + 1]["outputs"] == [] and cells[target + 1]["execution_count"] is None
+    assert lab_page.page.evaluate(f"() => {NB}.activeCellIndex") == target + 1
+
+
+def test_replace_cell_replaces_the_working_cell_not_the_chat(lab_page: Page, e2e_sim: Any) -> None:
+    lab_page.insert(1, "scratch = 'to be replaced'")
+    lab_page.activate(1)
+    n = len(lab_page.cells())
+    e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=9, delay=0.0)
+    block = lab_page.ask("replace it")
+    block.locator('[data-testid="ernie-replace-cell"]').click()
+    lab_page.page.wait_for_function(f"() => {NB}.model.cells.get(1).sharedModel.getSource() === {json.dumps(CODE)}",
+                                    timeout=10_000)
+    assert len(lab_page.cells()) == n
+    assert lab_page.sources()[0] == CHAT_CELL
+    assert lab_page.cells()[1]["metadata"]["ernie_widget"]["source"] == "chat:replace-cell"
+
+
+def test_run_in_new_cell_runs_it_even_while_the_kernel_is_busy(lab_page: Page, e2e_sim: Any) -> None:
+    e2e_sim.set_answer(text=_code_answer(RUN_CODE), chunk_size=4, delay=0.0)
+    block = lab_page.ask("print 42")
+    sleeper = lab_page.sources().index("import time\ntime.sleep(5)")
+    run_cell(lab_page.page, sleeper)
+    lab_page.page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status "
+                                    "=== 'busy'", timeout=10_000)
+    n = len(lab_page.cells())
+    block.locator('[data-testid="ernie-run-cell"]').click()
+    lab_page.wait_cells(n + 1, timeout=2_000)  # inserted at once, not after the sleep
+    assert lab_page.page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status") \
+        == "busy"
+    new = lab_page.sources().index(RUN_CODE)
+    assert new == sleeper + 1
+    lab_page.page.wait_for_function(
+        f"() => JSON.stringify({NB}.model.cells.get({new}).toJSON().outputs).includes('ran-42')", timeout=30_000)
+    assert lab_page.cells()[new]["metadata"]["ernie_widget"]["source"] == "chat:run-in-new-cell"
+    wait_idle(lab_page.page)
+
+
+def test_synthetic_clicks_from_page_script_do_nothing(lab_page: Page, e2e_sim: Any) -> None:
+    e2e_sim.set_answer(text=_code_answer("import os\nos.system('echo pwned')"), chunk_size=8, delay=0.0)
+    lab_page.ask("be evil")
+    wait_idle(lab_page.page)
+    before = lab_page.cells()
+    count = lab_page.page.evaluate("""() => {
+        const blocks = document.querySelectorAll('.ernie-chat .ernie-codeblock');
+        const block = blocks[blocks.length - 1];
+        let n = 0;
+        for (const id of ['ernie-insert-below', 'ernie-replace-cell', 'ernie-run-cell']) {
+            const b = block.querySelector(`[data-testid="${id}"]`);
+            b.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+            b.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true, composed: true, detail: 1}));
+            b.click();
+            n += 3;
+        }
+        return n;
+    }""")
+    assert count == 9
+    lab_page.page.wait_for_timeout(1500)
+    assert lab_page.cells() == before
+    assert "echo pwned" not in "\n".join(lab_page.sources())
+
+
+def test_context_menu_offers_the_commands(lab_page: Page) -> None:
+    lab_page.page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-InputArea-prompt").click(button="right")
+    menu = lab_page.page.locator(".lm-Menu").last
+    for label in ("ERNIE: Generate code in a new cell", "ERNIE: Explain / fix this cell", "ERNIE: Open chat"):
+        menu.locator(".lm-Menu-itemLabel", has_text=label).wait_for(state="visible", timeout=10_000)
+    lab_page.page.keyboard.press("Escape")
+
+
+def test_palette_generate_inserts_and_runs_a_code_cell(lab_page: Page, e2e_sim: Any) -> None:
+    lab_page.activate(len(lab_page.cells()) - 1)
+    n_cells, n_req = len(lab_page.cells()), len(e2e_sim.chat_requests)
+    e2e_sim.set_answer(text=_code_answer("print('generated')"), chunk_size=5, delay=0.0)
+    lab_page.palette("ERNIE: Generate code in a new cell")
+    dialog = lab_page.page.locator(".jp-Dialog")
+    dialog.locator("input").fill("plot {nothing} 正弦")
+    dialog.locator(".jp-mod-accept").click()
+    # no cell above loads the extension yet: a load cell, then the %%ernie cell (a cell magic must come first)
+    lab_page.page.wait_for_function(f"() => {NB}.model.cells.length >= {n_cells + 2}", timeout=10_000)
+    assert lab_page.sources()[n_cells:n_cells + 2] == ["%load_ext ernie_widget", "%%ernie -f code\nplot {nothing} 正弦"]
+    assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
+    assert e2e_sim.chat_requests[n_req].json["messages"][-1]["content"] == "plot {nothing} 正弦"
+    lab_page.page.wait_for_function(
+        f"() => JSON.stringify({NB}.model.cells.get({n_cells + 1}).toJSON().outputs).includes('generated')",
+        timeout=30_000)
+    wait_idle(lab_page.page)
+    cells = lab_page.cells()
+    assert [c["metadata"]["ernie_widget"]["source"] for c in cells[n_cells:n_cells + 2]] == ["command:generate"] * 2
+    assert cells[n_cells]["execution_count"] and cells[n_cells + 1]["execution_count"]
+    # -f code: the kernel puts the generated code in the next cell (set_next_input)
+    lab_page.page.wait_for_function(f"() => {NB}.model.cells.length === {n_cells + 3}", timeout=10_000)
+    assert lab_page.sources()[n_cells + 2] == "print('generated')"
+
+
+def test_palette_explain_sends_the_cell_code_literally(lab_page: Page, e2e_sim: Any) -> None:
+    code = 'd = {"k": 1}\nprint(f"{d} {{d}}", "{In[1]}")'
+    n = len(lab_page.cells())
+    lab_page.insert(n, code)
+    lab_page.activate(n)
+    n_req = len(e2e_sim.chat_requests)
+    e2e_sim.set_answer(text="It prints a dict.", chunk_size=5, delay=0.0)
+    lab_page.palette("ERNIE: Explain / fix this cell")
+    lab_page.wait_cells(n + 2)  # a cell above loads the extension now: only the %%ernie cell
+    assert lab_page.sources()[n + 1].startswith("%%ernie\nExplain this code:")
+    assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
+    assert f"```python\n{code}\n```" in e2e_sim.chat_requests[n_req].json["messages"][-1]["content"]
+    wait_idle(lab_page.page)
+
+
+def test_palette_fix_runs_ernie_fix_for_the_failed_cell(lab_page: Page, e2e_sim: Any) -> None:
+    n = len(lab_page.cells())
+    lab_page.insert(n, "1 / 0")
+    run_cell(lab_page.page, n)
+    wait_idle(lab_page.page)
+    assert lab_page.cells()[n]["outputs"][0]["output_type"] == "error"
+    n_req = len(e2e_sim.chat_requests)
+    e2e_sim.set_answer(text=_code_answer("1 / 1"), chunk_size=5, delay=0.0)
+    lab_page.activate(n)
+    lab_page.palette("ERNIE: Explain / fix this cell")
+    lab_page.wait_cells(n + 2)
+    assert lab_page.sources()[n + 1] == "%load_ext ernie_widget\n%ernie --fix"
+    assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
+    sent = e2e_sim.chat_requests[n_req].json["messages"][-1]["content"]
+    assert "ZeroDivisionError" in sent and "1 / 0" in sent
+    wait_idle(lab_page.page)
+
+
+def test_palette_open_chat_inserts_a_working_chat(lab_page: Page, e2e_sim: Any) -> None:
+    chats = lab_page.page.locator(".ernie-chat").count()
+    n = len(lab_page.cells())
+    lab_page.activate(n - 1)
+    lab_page.palette("ERNIE: Open chat")
+    lab_page.wait_cells(n + 1)
+    assert lab_page.sources()[n] == "%load_ext ernie_widget\nfrom ernie_widget import ErnieChat\nErnieChat()"
+    lab_page.page.wait_for_function(f"() => document.querySelectorAll('.ernie-chat').length > {chats}",
+                                    timeout=30_000)
+    wait_idle(lab_page.page)
+    # the new chat sees the extension too
+    e2e_sim.set_answer(text=_code_answer("z = 3"), chunk_size=5, delay=0.0)
+    block = lab_page.ask("z")
+    assert block.locator('[data-testid="ernie-insert-below"]').count() == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Notebook 7
+
+
+@pytest.fixture(scope="module")
+def nb7(e2e_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    root = tmp_path_factory.mktemp("nb7")
+    server = _start(root, _env(e2e_sim, root), app="notebook")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_notebook7_buttons_commands_and_synthetic_clicks(browser: Any, nb7: JupyterServer, e2e_sim: Any) -> None:
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = Page(context.new_page())
+    try:
+        _open_chat(page, e2e_sim, nb7, "nb7.ipynb", [CHAT_CELL, "x = 1"], nb7=True)
+        assert page.page.locator(".jp-NotebookPanel[data-ernie-extension]").count() == 1
+        e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=6, delay=0.0)
+        block = page.ask("greet")
+
+        page.activate(1)
+        block.locator('[data-testid="ernie-insert-below"]').click()
+        page.wait_cells(3)
+        assert page.sources() == [CHAT_CELL, "x = 1", CODE]
+
+        page.activate(1)
+        block.locator('[data-testid="ernie-replace-cell"]').click()
+        page.page.wait_for_function(f"() => {NB}.model.cells.get(1).sharedModel.getSource() === {json.dumps(CODE)}",
+                                    timeout=10_000)
+
+        before = page.cells()
+        page.page.evaluate("""() => {
+            for (const b of document.querySelectorAll('.ernie-chat [data-ernie-action]')) {
+                b.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+                b.click();
+            }
+        }""")
+        page.page.wait_for_timeout(1000)
+        assert page.cells() == before
+
+        e2e_sim.set_answer(text=_code_answer(RUN_CODE), chunk_size=6, delay=0.0)
+        block = page.ask("42")
+        block.locator('[data-testid="ernie-run-cell"]').click()
+        page.page.wait_for_function(
+            f"() => {NB}.model.toJSON().cells.some(c => JSON.stringify(c.outputs || []).includes('ran-42'))",
+            timeout=30_000)
+
+        n = len(page.cells())
+        page.palette("ERNIE: Open chat")
+        page.wait_cells(n + 1)
+        page.page.wait_for_function("() => document.querySelectorAll('.ernie-chat').length === 2", timeout=30_000)
+        assert page.errors == []
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Extension disabled
+
+
+@pytest.fixture(scope="module")
+def lab_disabled(e2e_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    root = tmp_path_factory.mktemp("disabled")
+    env = _env(e2e_sim, root)
+    # --level=user: the isolated JUPYTER_CONFIG_DIR (the default level, sys_prefix, would disable it for the venv)
+    subprocess.run([sys.executable, "-m", "jupyter", "labextension", "disable", "--level=user", "ernie-widget"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    page_config = json.loads((Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig" / "page_config.json").read_text())
+    assert page_config["disabledExtensions"] == {"ernie-widget": True}
+    listed = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"], env=env, check=True,
+                            capture_output=True, text=True, timeout=120)
+    out = listed.stdout + listed.stderr
+    assert "ernie-widget" in out and "disabled" in out.split("ernie-widget", 1)[1].splitlines()[0]
+    server = _start(root, env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_with_the_extension_disabled_only_copy_is_offered(browser: Any, lab_disabled: JupyterServer,
+                                                           e2e_sim: Any) -> None:
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = Page(context.new_page())
+    try:
+        _open_chat(page, e2e_sim, lab_disabled, "off.ipynb", [CHAT_CELL, "x = 1"])
+        assert page.page.locator("[data-ernie-extension]").count() == 0
+        e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=6, delay=0.0)
+        block = page.ask("greet")
+        assert block.locator('[data-testid="ernie-copy"]').count() == 1
+        assert block.locator("[data-ernie-action]").count() == 0
+        ids = page.page.evaluate("() => [...window.jupyterapp.commands.listCommands()]")
+        assert not [c for c in ids if c.startswith("ernie-widget:")]
+        before = page.cells()
+        block.locator('[data-testid="ernie-copy"]').click()
+        page.page.wait_for_timeout(500)
+        assert page.cells() == before
+        assert page.errors == []
+    finally:
+        context.close()
+
+
+def test_built_extension_declares_its_contract() -> None:
+    meta = json.loads((BUILT / "package.json").read_text(encoding="utf-8"))
+    assert meta["name"] == "ernie-widget"
+    shared = meta["jupyterlab"]["sharedPackages"]
+    assert shared["@jupyterlab/notebook"]["requiredVersion"] == "^4.5.0"
+    static = os.listdir(BUILT / "static")
+    assert any(name.startswith("remoteEntry.") for name in static)
