@@ -132,6 +132,7 @@ _models_lock = threading.Lock()
 _llama_class: Any = None
 _jobs: set[_Job] = set()  # generations running in the worker now
 _jobs_lock = threading.Lock()
+_closing = False  # set at interpreter exit: start nothing new
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -180,6 +181,8 @@ _worker = _DaemonWorker()
 @atexit.register
 def _shutdown() -> None:
     """Stop running generations and free the models while the interpreter can still do it cleanly."""
+    global _closing
+    _closing = True
     with _jobs_lock:
         for job in _jobs:
             job.cancel.set()
@@ -282,6 +285,9 @@ def _load(path: str) -> Any:
 def _generate(job: _Job) -> None:
     """Runs in the worker thread: one generation, every piece posted to the job's queue."""
     if job.cancel.is_set():
+        return  # the stream was closed while this job waited for the worker
+    if _closing:
+        job.post(("error", ErnieError("Python 正在退出 / the interpreter is exiting")))
         return
     job.started = True
     with _jobs_lock:
