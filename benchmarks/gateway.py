@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 LITELLM_VERSION = "1.106.12"  # the last release before the compromised 1.107.x line
 LITELLM_VENV = Path("/tmp/litellm-venv")
+LITELLM_KEY = "sk-bench-" + "0" * 32  # the proxy refuses to start without a master key
 
 
 def start_simulator(*args: str) -> tuple[subprocess.Popen[str], str]:
@@ -96,11 +97,30 @@ async def stream_rate(base_url: str, streams: int, concurrency: int, api_key: st
         return sum(counts) / elapsed, counts[0]
 
 
-def measure(name: str, ttft_url: str, long_url: str, args: argparse.Namespace, **kw: Any) -> dict[str, Any]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes (Linux /proc), to report cost independently of machine load."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measure(name: str, ttft_url: str, long_url: str, args: argparse.Namespace, pids: tuple[list[int], list[int]]
+            = ([], []), **kw: Any) -> dict[str, Any]:
+    """TTFT samples and stream rates for one target; ``pids``: the target's processes (short, long) for CPU cost."""
+    c0 = cpu_seconds(pids[0])
     samples = asyncio.run(ttft_samples(ttft_url, args.samples, **kw))
+    cpu_req = (cpu_seconds(pids[0]) - c0) / (args.samples + 5)
+    c0 = cpu_seconds(pids[1])
     rates = {c: asyncio.run(stream_rate(long_url, args.streams, c, **kw)) for c in (1, 8)}
+    cpu_chunk = (cpu_seconds(pids[1]) - c0) / (2 * (args.streams + 1) * args.chunks)
     return {"name": name, "p50": statistics.median(samples) * 1000, "p95": pct(samples, 0.95) * 1000,
-            "rate1": rates[1][0], "rate8": rates[8][0], "chunks": rates[1][1]}
+            "rate1": rates[1][0], "rate8": rates[8][0], "chunks": rates[1][1],
+            "cpu_req_ms": cpu_req * 1000 if pids[0] else None, "cpu_chunk_us": cpu_chunk * 1e6 if pids[1] else None}
 
 
 def ensure_litellm() -> tuple[Path | None, str]:
@@ -130,7 +150,8 @@ def start_litellm(exe: Path, ttft_sim: str, long_sim: str) -> tuple[subprocess.P
         f"  - model_name: short\n    litellm_params: {{model: openai/default, api_base: '{ttft_sim}/v1', api_key: x}}\n"
         f"  - model_name: long\n    litellm_params: {{model: openai/default, api_base: '{long_sim}/v1', api_key: x}}\n"
         "litellm_settings:\n  telemetry: false\n")
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+           "LITELLM_MASTER_KEY": LITELLM_KEY}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this function, with the proxy
     proc = subprocess.Popen([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -159,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[Any] = []
     try:
         sim_short, short_url = start_simulator("--text", "ok", "--chunk-size", "8")
-        sim_long, long_url = start_simulator("--text", "块" * (4 * args.chunks), "--chunk-size", "4")
+        # every chunk differs from the one before it (LiteLLM rejects a stream that repeats one chunk)
+        long_text = "".join(f"文{i % 1000:03d}" for i in range(args.chunks))
+        sim_long, long_url = start_simulator("--text", long_text, "--chunk-size", "4")
         procs += [sim_short, sim_long]
         gw_short = GatewayProcess(["--no-auth", "--provider", "openai", "--base-url", short_url + "/v1",
                                    "--log-level", "warning"], env={"ERNIE_QUIET": "1"}).launch()
@@ -171,13 +194,15 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"TTFT: {args.samples} sequential one-chunk answers; throughput: {args.streams} answers of "
               f"{args.chunks} chunks, 1 and 8 at a time", flush=True)
+        assert gw_short.proc is not None and gw_long.proc is not None
         results = [measure("direct", short_url + "/v1", long_url + "/v1", args),
-                   measure("gateway", gw_short.url + "/v1", gw_long.url + "/v1", args)]
+                   measure("gateway", gw_short.url + "/v1", gw_long.url + "/v1", args,
+                           ([gw_short.proc.pid], [gw_long.proc.pid]))]
         peer_note = "LiteLLM peer: skipped (--smoke)" if args.smoke else "LiteLLM peer: skipped (pass --litellm)"
         if args.litellm:
-            exe, why = ensure_litellm()
+            exe, installed = ensure_litellm()
             if exe is None:
-                peer_note = f"LiteLLM peer: skipped — {why}"
+                peer_note = f"LiteLLM peer: skipped — {installed}"
             else:
                 proc, url, why = start_litellm(exe, short_url, long_url)
                 if proc is None:
@@ -185,23 +210,29 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     procs.append(proc)
                     try:
-                        short = measure("litellm", url, url, args, api_key="sk-bench", model="short")
+                        short = measure("litellm", url, url, args, ([proc.pid], []), api_key=LITELLM_KEY,
+                                        model="short")
                         # the long answers go through the same proxy, to the long simulator
-                        rates = {c: asyncio.run(stream_rate(url, args.streams, c, api_key="sk-bench",
+                        c0 = cpu_seconds([proc.pid])
+                        rates = {c: asyncio.run(stream_rate(url, args.streams, c, api_key=LITELLM_KEY,
                                                             model="long")) for c in (1, 8)}
-                        short.update(rate1=rates[1][0], rate8=rates[8][0], chunks=rates[1][1])
+                        cpu_chunk = (cpu_seconds([proc.pid]) - c0) / (2 * (args.streams + 1) * args.chunks)
+                        short.update(rate1=rates[1][0], rate8=rates[8][0], chunks=rates[1][1],
+                                     cpu_chunk_us=cpu_chunk * 1e6)
                         results.append(short)
-                        peer_note = f"LiteLLM peer: litellm[proxy]=={LITELLM_VERSION} ({why})"
+                        peer_note = f"LiteLLM peer: litellm[proxy]=={LITELLM_VERSION} ({installed})"
                     except Exception as exc:
                         peer_note = f"LiteLLM peer: skipped — it failed during the run: {type(exc).__name__}: {exc}"
 
         direct = results[0]
         print(f"\n{'target':<10} {'TTFT p50':>9} {'p95':>8} {'added p50':>10} {'chunks/s ×1':>12} {'×8':>10} "
-              f"{'vs direct':>10}")
+              f"{'vs direct':>10} {'proxy CPU/req':>14} {'CPU/chunk':>10}")
         for r in results:
             added = r["p50"] - direct["p50"]
+            cpu_req = "-" if r.get("cpu_req_ms") is None else f"{r['cpu_req_ms']:.2f}ms"
+            cpu_chunk = "-" if r.get("cpu_chunk_us") is None else f"{r['cpu_chunk_us']:.0f}µs"
             print(f"{r['name']:<10} {r['p50']:>7.2f}ms {r['p95']:>6.2f}ms {added:>8.2f}ms {r['rate1']:>12.0f} "
-                  f"{r['rate8']:>10.0f} {r['rate1'] / direct['rate1']:>9.2f}×")
+                  f"{r['rate8']:>10.0f} {r['rate1'] / direct['rate1']:>9.2f}× {cpu_req:>14} {cpu_chunk:>10}")
             if r["chunks"] != args.chunks:
                 print(f"  ! {r['name']} delivered {r['chunks']} chunks per answer, expected {args.chunks}")
         gw = results[1]
@@ -210,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ngoal: added TTFT p50 < 5 ms: {added:.2f} ms — {'met' if added < 5 else 'NOT met'}")
         print(f"goal: gateway chunks/s ≥ 0.8 × direct: {ratio:.2f}× (1 stream), "
               f"{gw['rate8'] / direct['rate8']:.2f}× (8 streams) — {'met' if ratio >= 0.8 else 'NOT met'}")
+        if gw.get("cpu_chunk_us"):
+            print(f"gateway CPU: {gw['cpu_req_ms']:.2f} ms per request, {gw['cpu_chunk_us']:.0f} µs per chunk "
+                  f"(≈ {1e6 / gw['cpu_chunk_us']:.0f} chunks/s per core, whatever else the machine is doing)")
         print(peer_note)
         return 0
     finally:

@@ -113,6 +113,20 @@ def test_usage_chunk_only_when_asked_and_the_stream_ends_with_done(ernie_simulat
     assert not any("usage" in json.loads(e) for e in events[:-1])
 
 
+def test_the_fast_chunk_encoder_writes_the_same_bytes_as_the_plain_one() -> None:
+    from ernie_widget.gateway.answer import Item
+    from ernie_widget.gateway.http_chat import _Encoder
+    from ernie_widget.gateway.openai_wire import ChatRequest, chunk_bytes
+
+    req = ChatRequest([{"role": "user", "content": "x"}])
+    enc = _Encoder(req, "m1")
+    assert b'"role":"assistant"' in enc.encode(Item("text", text="first"))
+    for text in ('你好 "quoted" \\ back\nslash', "</script>", "\u2028"):
+        for kind, field in (("text", "content"), ("reasoning", "reasoning_content")):
+            assert enc.encode(Item(kind, text=text)) == chunk_bytes(req, "m1", {field: text})
+    assert enc.encode(Item("text", text="x", model="m2")) == chunk_bytes(req, "m2", {"content": "x"})
+
+
 def test_upstream_error_before_the_first_token_keeps_its_status(ernie_simulator: ErnieSimulator) -> None:
     ernie_simulator.push(Fault.status(429, retry_after=7), Fault.status(500))
     with gateway_for(ernie_simulator) as gw:

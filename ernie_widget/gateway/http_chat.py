@@ -31,6 +31,7 @@ from .openai_wire import (
     ChatRequest,
     chunk_bytes,
     completion_body,
+    dumps,
     parse_chat_request,
     sse_data,
     usage_chunk_bytes,
@@ -125,6 +126,18 @@ class _Encoder:
         self.req = req
         self.model = model
         self.role_sent = False
+        self._template: tuple[str, bytes, bytes] | None = None  # (model, before delta, after delta)
+
+    def _fast(self, field: str, text: str) -> bytes:
+        """A content delta from a template: only the text is JSON-escaped per chunk (the hot path).
+
+        The bytes are what `chunk_bytes` would build for the same values (tested).
+        """
+        if self._template is None or self._template[0] != self.model:
+            before, _, after = chunk_bytes(self.req, self.model, {"@": "@"}).partition(b'{"@":"@"}')
+            self._template = (self.model, before, after)
+        _, before, after = self._template
+        return b"".join((before, b'{"', field.encode(), b'":', dumps(text).encode("utf-8"), b"}", after))
 
     def _delta(self, delta: dict[str, Any]) -> dict[str, Any]:
         if not self.role_sent:
@@ -136,10 +149,11 @@ class _Encoder:
         req = self.req
         if item.model:
             self.model = item.model
-        if item.kind == "text":
-            return chunk_bytes(req, self.model, self._delta({"content": item.text}))
-        if item.kind == "reasoning":
-            return chunk_bytes(req, self.model, self._delta({"reasoning_content": item.text}))
+        if item.kind in ("text", "reasoning"):
+            field = "content" if item.kind == "text" else "reasoning_content"
+            if self.role_sent:
+                return self._fast(field, item.text)
+            return chunk_bytes(req, self.model, self._delta({field: item.text}))
         if item.kind == "safety":
             return chunk_bytes(req, self.model, self._delta({}), safety=item.safety)
         if item.kind == "withdraw":
