@@ -208,3 +208,23 @@ def test_output_filter_withdraws_on_the_websocket_too(ernie_simulator: ErnieSimu
     withdraw = next(m for m in msgs if m["type"] == "withdraw")
     assert withdraw["notice"] == "[gone]" and msgs[-1]["finish_reason"] == "content_filter"
     assert [m["type"] for m in replay] == ["withdraw", "done"]  # the withdrawn text is not replayed
+
+
+def test_the_replay_store_stays_bounded_in_answers_bytes_and_time() -> None:
+    from ernie_widget.gateway.answer import Item
+    from ernie_widget.gateway.replay import ReplayStore
+
+    store = ReplayStore(max_bytes=1000, ttl=5.0, grace=1.0, max_answers=20)
+    for i in range(50):
+        a = store.create("u", i)
+        for _ in range(30):
+            a.put(Item("text", text="0123456789"))
+        a.put(Item("end", finish_reason="stop"))
+        assert a.bytes <= 1000 and a.entries[-1][0] == 30  # oldest deltas dropped, numbering kept
+    assert len(store.answers) <= 20 and store.get("u", 49) is not None
+    assert store.get("u", 49).since(29) == [  # type: ignore[union-attr]
+        {"type": "delta", "mid": 49, "text": "0123456789", "seq": 30},
+        {"type": "done", "mid": 49, "usage": None, "finish_reason": "stop"}]
+    assert store.get("u", 49).since(0) is None  # type: ignore[union-attr]
+    store.sweep(now=time.monotonic() + 10)  # past the TTL
+    assert not store.answers

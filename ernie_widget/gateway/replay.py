@@ -128,16 +128,26 @@ class ReplayAnswer:
 class ReplayStore:
     """Answers by (user, mid): a user can only resume their own."""
 
-    def __init__(self, max_bytes: int, ttl: float, grace: float) -> None:
+    def __init__(self, max_bytes: int, ttl: float, grace: float, max_answers: int = 10_000) -> None:
         self.max_bytes = max_bytes
+        self.max_answers = max_answers
         self.ttl = ttl
         self.grace = grace
         self.answers: dict[tuple[str, Any], ReplayAnswer] = {}
 
     def create(self, user: str, mid: Any) -> ReplayAnswer:
+        if len(self.answers) >= self.max_answers:
+            self._evict_finished()
         answer = ReplayAnswer(user, mid, self.max_bytes)
+        self.answers.pop((user, _key(mid)), None)
         self.answers[(user, _key(mid))] = answer
         return answer
+
+    def _evict_finished(self) -> None:
+        """Keep the store bounded: drop the oldest finished answers (running ones are bounded by the
+        per-connection in-flight limit)."""
+        for key in [k for k, a in self.answers.items() if a.terminal is not None][: max(1, self.max_answers // 10)]:
+            del self.answers[key]
 
     def get(self, user: str, mid: Any) -> ReplayAnswer | None:
         return self.answers.get((user, _key(mid)))

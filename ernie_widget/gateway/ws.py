@@ -100,8 +100,12 @@ class WSConnection:
             try:
                 async with asyncio.timeout(timeout):
                     await self.ws.send_text(data)
-            except (TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
-                self._slow() if not self.closed else None
+            except TimeoutError:  # one write blocked for send_timeout: the client stopped reading
+                if not self.closed:
+                    self._slow()
+                return
+            except (WebSocketDisconnect, RuntimeError, OSError):  # gone: the reader loop sees it too
+                self.closed = True
                 return
 
     def _slow(self) -> None:
