@@ -3,7 +3,8 @@
 Fields: ts, transport, user, model, stream, status, error, ttft_ms, duration_ms, tokens_in, tokens_out,
 finish_reason, id, upstream_id; ``prompt`` only with ``--log-prompts``. No field ever holds a key; the
 free text that could (the prompt) goes through `ernie_widget.client.redact`, so a key pasted into a
-prompt is masked. (Only that text: redacting the whole line cost ~1 ms a request.)
+prompt is masked. The logger sits under ``ernie_widget``, so the client's `RedactingFilter` also
+passes over every whole line.
 """
 
 from __future__ import annotations
