@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from ..client.redact import redact
+from ..client.redact import install_log_redaction, redact
 
 __all__ = ["ACCESS_LOGGER", "AccessLog"]
 
@@ -25,6 +25,7 @@ class AccessLog:
     def __init__(self, log_prompts: bool = False, logger: logging.Logger | None = None) -> None:
         self.log_prompts = log_prompts
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+        install_log_redaction()  # now that the logger exists, it gets the filter too
 
     def write(self, prompt: Any = None, **fields: Any) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
