@@ -81,8 +81,8 @@ def test_interrupt_cancels_the_magic_but_not_a_widget_stream(kernel: Kernel, sim
     magic_req = sim.chat_requests[n]
     kernel.km.interrupt_kernel()
     assert sim.wait_for(lambda: magic_req.disconnected, timeout=2), "the interrupt did not close the magic's request"
-    reply, _ = kernel.collect(msg_id, timeout=10)
-    assert reply is not None and reply["content"]["ename"] == "KeyboardInterrupt"
+    interrupted, _ = kernel.collect(msg_id, timeout=10)
+    assert interrupted is not None and interrupted["content"]["ename"] == "KeyboardInterrupt"
 
     # the widget's answer went on streaming, untouched, and completes
     assert not widget_req.disconnected and widget_req.finished is None
