@@ -1,0 +1,209 @@
+"""Main-thread cost of stream-rendering a long Markdown answer in real Chromium: incremental vs whole re-render.
+
+    python benchmarks/browser_render.py            # a 40 KB answer in 20-character chunks
+    python benchmarks/browser_render.py --smoke    # an 8 KB answer: a quick check that it runs
+
+The widget's own renderer (js/markdown.ts: `IncrementalRenderer` and `renderFull`, with markdown-it, KaTeX,
+highlight.js and DOMPurify exactly as shipped) is bundled standalone with esbuild (same plugins as the widget
+build) and loaded into a blank page with the widget's CSS in Debian's Chromium. The answer streams in
+~20-character chunks; the page renders once per batch of chunks that arrive within one animation frame
+(`--batch` chunks, default 4: 80 chars per frame ≈ 250 chunks/s at 60 fps), and each batch forces layout.
+
+- incremental: `IncrementalRenderer.push()` per chunk, its scheduled flush run once per batch;
+- whole re-render: `container.innerHTML = renderFull(text so far)` per batch (what a re-render-everything
+  widget does, notebook-platform.md §9.3).
+
+Reported: total main-thread ms per strategy, per-batch p50/p95/max, and the ratio. Goal: whole / incremental
+≥ 10. Also checked: both end with the same DOM. Exit status 0 (1 with --strict when the goal is missed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CSS = ROOT / "ernie_widget" / "static" / "widget.css"
+# As in tests/e2e/conftest.py: no sandbox (root in CI), no GPU, no background network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+GOAL = 10.0
+
+ENTRY = """
+import { IncrementalRenderer, renderFull } from %s;
+window.ernieBench = { IncrementalRenderer, renderFull };
+"""
+
+BUILD = """
+import * as esbuild from "esbuild";
+import { jsOptions } from %s;
+const [entry, outfile] = process.argv.slice(-2);
+// The widget's own options (KaTeX slimming, shims, define, target); only the entry and the format differ.
+await esbuild.build({ ...jsOptions(), entryPoints: [entry], outfile, format: "iife", logLevel: "warning" });
+"""
+
+# Runs entirely in the page, synchronously: everything measured is main-thread time.
+RUN = """([chunks, batch, strategy]) => {
+  const { IncrementalRenderer, renderFull } = window.ernieBench;
+  const host = document.getElementById("host");
+  host.replaceChildren();
+  const el = document.createElement("div");
+  el.className = "ernie-answer";
+  host.append(el);
+  let flush = null;
+  const renderer = new IncrementalRenderer(el, { schedule: (f) => { flush = f; } });
+  const times = [];
+  let text = "";
+  const t0 = performance.now();
+  for (let i = 0; i < chunks.length; i += batch) {
+    const start = performance.now();
+    for (const chunk of chunks.slice(i, i + batch)) {
+      text += chunk;
+      if (strategy === "incremental") renderer.push(chunk);
+    }
+    if (strategy === "incremental") {
+      const f = flush;
+      flush = null;
+      if (f) f();
+    } else {
+      el.innerHTML = renderFull(text);
+    }
+    void el.getBoundingClientRect().height;  // force style + layout, as a frame would
+    times.push(performance.now() - start);
+  }
+  if (strategy === "incremental") renderer.finish();
+  const total = performance.now() - t0;
+  return { total, times, html: el.innerHTML, expected: renderFull(text), chars: text.length };
+}"""
+
+
+def make_answer(size: int) -> str:
+    """A deterministic Markdown answer of `size` UTF-8 bytes (or a character less): prose (Chinese and
+    English), lists, code, tables, math, quotes — what a long ERNIE answer looks like."""
+    parts: list[str] = []
+    i = 0
+    while sum(len(p.encode()) for p in parts) < size:
+        k = i % 6
+        if k == 0:
+            parts.append(f"## 第 {i} 节：数据处理 Section {i}\n\n")
+        if k in (0, 3):
+            parts.append(f"这是**重要的。**后文说明第 {i} 步如何处理数据，包括 `df.groupby('month')` 和 *缺失值* 的填充。"
+                         f" In step {i} we compute the mean of $x_{i}$ over $n$ samples, i.e. "
+                         f"$\\bar x = \\frac{{1}}{{n}}\\sum_i x_i$, and [link](https://example.com/{i}).\n\n")
+        elif k == 1:
+            parts.append("".join(f"- 项目 {i}.{j}：检查 **列 {j}** 是否存在，然后 `fillna({j})`\n" for j in range(5))
+                         + "\n")
+        elif k == 2:
+            parts.append(f"```python\nimport pandas as pd\n\ndef step_{i}(df):\n    \"\"\"Step {i}.\"\"\"\n"
+                         f"    out = df[df['value'] > {i}].copy()\n    out['z'] = (out['value'] - out['value'].mean())"
+                         f" / out['value'].std()\n    return out.sort_values('z')[:{i + 10}]\n```\n\n")
+        elif k == 4:
+            parts.append("| 月份 | 收入 | 增长 |\n|:---|---:|:---:|\n"
+                         + "".join(f"| {m} 月 | {1000 + 37 * m * i} | {m * 3 % 17}% |\n" for m in range(1, 7)) + "\n")
+        else:
+            parts.append(f"> 提示 {i}：结果可能因数据而异。\n> Note: see $$E = mc^2$$ for scale.\n\n")
+        i += 1
+    return "".join(parts).encode()[:size].decode(errors="ignore")
+
+
+def chunked(text: str, size: int) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def build_bundle(outdir: Path) -> Path:
+    """Bundle js/markdown.ts (with the widget's esbuild options) into one IIFE script."""
+    node = shutil.which("node")
+    if not node:
+        raise SystemExit("node is required (npm ci in the repository first)")
+    entry = outdir / "entry.ts"
+    entry.write_text(ENTRY % _js_string((ROOT / "js" / "markdown.ts").as_posix()), encoding="utf-8")
+    script = BUILD % _js_string((ROOT / "js" / "tools" / "bundle.mjs").as_uri())
+    out = outdir / "markdown.js"
+    # evaluated with the repository as cwd, so "esbuild" resolves from its node_modules
+    subprocess.run([node, "--input-type=module", "-e", script, str(entry), str(out)], cwd=ROOT, check=True)
+    return out
+
+
+def _js_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(bundle: Path, chunks: list[str], batch: int, runs: int) -> dict[str, dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        raise SystemExit("Debian's chromium is required: apt-get install chromium")
+    results: dict[str, dict[str, Any]] = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 900})
+            page.set_content('<!doctype html><html><body><div class="ernie-chat" id="host"></div></body></html>')
+            if CSS.exists():
+                page.add_style_tag(path=str(CSS))
+            page.add_script_tag(path=str(bundle))
+            page.evaluate(RUN, [chunks[:50], batch, "incremental"])  # warm up: JIT, KaTeX and highlight.js init
+            page.evaluate(RUN, [chunks[:50], batch, "full"])
+            # the whole re-render is the slow baseline (~50 s at 40 KB): one run; its noise is small beside it
+            for strategy, n in (("incremental", runs), ("full", 1)):
+                best: dict[str, Any] | None = None
+                for _ in range(n):
+                    r = page.evaluate(RUN, [chunks, batch, strategy])
+                    if best is None or r["total"] < best["total"]:
+                        best = r
+                assert best is not None
+                results[strategy] = best
+        finally:
+            browser.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kb", type=float, default=40, help="answer size in KB of UTF-8 (default 40)")
+    parser.add_argument("--chunk", type=int, default=20, help="characters per streamed chunk (default 20)")
+    parser.add_argument("--batch", type=int, default=4, help="chunks rendered per frame (default 4)")
+    parser.add_argument("--runs", type=int, default=3, help="incremental runs, best kept (default 3)")
+    parser.add_argument("--smoke", action="store_true", help="an 8 KB answer, one run: checks that it runs")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
+    args = parser.parse_args(argv)
+    size, runs = (8 * 1024, 1) if args.smoke else (int(args.kb * 1024), args.runs)
+
+    text = make_answer(size)
+    chunks = chunked(text, args.chunk)
+    with tempfile.TemporaryDirectory(prefix="ernie-bench-") as tmp:
+        bundle = build_bundle(Path(tmp))
+        results = measure(bundle, chunks, args.batch, runs)
+
+    batches = len(results["incremental"]["times"])
+    print(f"answer: {len(text.encode()) / 1024:.1f} KB ({len(text):,} chars), {len(chunks):,} chunks of "
+          f"{args.chunk} chars, {args.batch} chunks per frame → {batches:,} renders; incremental: best of {runs}")
+    print(f"{'strategy':<16}{'total ms':>10}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+    for name, label in (("incremental", "incremental"), ("full", "whole re-render")):
+        r = results[name]
+        t = r["times"]
+        print(f"{label:<16}{r['total']:>10.1f}{statistics.median(t):>9.2f}{_pct(t, 0.95):>9.2f}{max(t):>9.2f}")
+    ratio = results["full"]["total"] / max(results["incremental"]["total"], 1e-9)
+    same = all(r["html"] == r["expected"] for r in results.values())
+    met = ratio >= GOAL
+    print(f"ratio whole / incremental: {ratio:.1f}x (goal ≥ {GOAL:.0f}x: {'met' if met else 'MISSED'}); "
+          f"final DOM identical to renderFull: {'yes' if same else 'NO'}")
+    if not same:
+        return 1
+    return 1 if (args.strict and not met and not args.smoke) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
