@@ -10,6 +10,7 @@ left on that loop.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import gc
 import json
 import os
@@ -103,3 +104,9 @@ def save_result(name: str, data: Any) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return path
+
+
+def busiest_window(times: list[float], window: float) -> int:
+    """The most requests that started within any `window` seconds of each other."""
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)

@@ -7,7 +7,6 @@ Sizes suit a 2-core CI runner (the simulator shares this process and its GIL). F
 from __future__ import annotations
 
 import asyncio
-import bisect
 import gc
 import threading
 import time
@@ -21,7 +20,7 @@ from ernie_widget.client.limits import MemoryRateLimiter
 from ernie_widget.testing import ErnieSimulator
 from tests.test_client_support import client_args
 
-from ._support import open_fds, rss_bytes, save_result
+from ._support import busiest_window, open_fds, rss_bytes, save_result
 
 pytestmark = pytest.mark.slow
 
@@ -181,12 +180,6 @@ def test_50_concurrent_streams_through_one_async_client_stay_flat(ernie_simulato
 
 
 # -- rate limits ----------------------------------------------------------------------------------------
-
-
-def busiest_window(times: list[float], window: float) -> int:
-    """The most requests that started within any `window` seconds of each other."""
-    times = sorted(times)
-    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
 JITTER = 0.1  # a request is stamped by the limiter, then reaches the simulator a little later
