@@ -1,0 +1,211 @@
+"""Kernel-to-DOM latency of the chat widget at 200 chunks/s, in a real JupyterLab and Chromium.
+
+    python benchmarks/kernel_to_dom.py            # 2,000 chunks (10 s at 200 chunks/s)
+    python benchmarks/kernel_to_dom.py --smoke    # 400 chunks: a quick check that it runs
+
+The protocol simulator streams an answer whose every chunk is one numbered marker (`mk00042` plus two
+characters of spacing; a paragraph break every 10 chunks) at 200 chunks/s, paced against a schedule. The
+whole path is real: the kernel's HTTP client reads the SSE stream, `ErnieChat` batches deltas onto the comm,
+jupyter_server relays them over the websocket, and the widget renders Markdown in the page. The simulator runs
+in this process; the only instrumentation is a wrapper around its `ResponseWriter.event` that paces the events
+and notes `time.time()` once each has been written to the socket (the send time). In the page, a
+MutationObserver on the chat notes the wall-clock time (`performance.timeOrigin + performance.now()`) at which
+each marker first appears in the DOM. Same machine, same clock: latency = DOM time − send time.
+
+Reported: the achieved chunk rate, markers seen, latency p50 / p95 / max. Goal: p95 < 100 ms.
+Exit status 0 (1 with --strict when the goal is missed; 1 when markers are missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GOAL_P95_MS = 100.0
+RATE = 200  # chunks per second
+PAUSE = 1e-6  # the simulator's own pause between events (any > 0: write each event immediately)
+MARKER = re.compile(r"mk(\d{5})")
+WARMUP = re.compile(r"wk(\d{5})")
+CHAT = '[data-testid="ernie-message"][data-role="assistant"]'
+
+# Installed once the widget is on the page. Markers only ever grow at the end of the text, so each callback
+# scans from just before the last one found.
+WATCH = """(chat) => {
+  const seen = new Map();
+  let from = 0;
+  const root = document.querySelector(chat);
+  const answersOf = () => root.querySelectorAll('[data-testid="ernie-message"][data-role="assistant"] .ernie-answer');
+  const before = answersOf().length;  // only the answer that starts after this
+  new MutationObserver(() => {
+    const now = performance.timeOrigin + performance.now();
+    const answers = answersOf();
+    const text = answers.length > before ? answers[answers.length - 1].textContent : "";
+    const re = /mk(\\d{5})/g;
+    re.lastIndex = Math.max(0, from - 9);
+    for (let m; (m = re.exec(text)); ) {
+      const n = Number(m[1]);
+      if (!seen.has(n)) seen.set(n, now);
+      from = re.lastIndex;
+    }
+  }).observe(root, { childList: true, subtree: true, characterData: true });
+  window.ernieMarkers = seen;
+}"""
+
+
+def marker_text(chunks: int, prefix: str = "mk") -> str:
+    """`chunks` markers of 9 characters each (so chunk_size=9 puts exactly one in every SSE event)."""
+    return "".join(f"{prefix}{i:05d}" + ("\n\n" if i % 10 == 9 else "  ") for i in range(chunks))
+
+
+@contextmanager
+def paced_send_times(rate: float) -> Iterator[dict[int, float]]:
+    """Pace marker events at `rate` per second and note when each has been written to the socket.
+
+    Wraps the simulator's `ResponseWriter.event`. Pacing against a schedule (rather than the simulator's fixed
+    sleep between events, which drifts by the write time and by late wake-ups on a busy machine) keeps the
+    average rate exact. Keys: marker n → n, warm-up marker n → -1 - n.
+    """
+    from ernie_widget.testing import _wire
+
+    sent: dict[int, float] = {}
+    original = _wire.ResponseWriter.event
+    schedule: dict[str, float] = {}
+
+    async def paced(self: Any, payload: str, *, trailing_space: bool = False) -> None:
+        found = [(int(m.group(1)), p) for p, rx in (("mk", MARKER), ("wk", WARMUP)) for m in rx.finditer(payload)]
+        if found:
+            n, prefix = found[0]
+            start = schedule.get(prefix) if n else None
+            if start is None:
+                start = schedule[prefix] = time.monotonic()
+            await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
+        await original(self, payload, trailing_space=trailing_space)
+        now = time.time()
+        for n, prefix in found:
+            sent.setdefault(n if prefix == "mk" else -1 - n, now)
+
+    _wire.ResponseWriter.event = paced  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        _wire.ResponseWriter.event = original  # type: ignore[method-assign]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(chunks: int) -> tuple[dict[int, float], dict[int, float], float]:
+    """Stream `chunks` markers into a chat in JupyterLab.
+
+    Returns send times and DOM times (epoch seconds, by marker) and how far (ms) the page's clock read outside
+    a round trip to it (0 when the clocks agree within the round trip).
+    """
+    from playwright.sync_api import sync_playwright
+
+    from ernie_widget.testing import Answer, ErnieSimulator
+    from tests.e2e.conftest import (
+        CHROMIUM_ARGS,
+        JupyterServer,
+        chromium_path,
+        open_notebook,
+        run_cell,
+        server_env,
+        wait_idle,
+        write_notebook,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="ernie-k2d-") as tmp, ErnieSimulator() as sim, \
+            paced_send_times(RATE) as sent:
+        root = Path(tmp)
+        write_notebook(root / "latency.ipynb", ["from ernie_widget import ErnieChat\nchat = ErnieChat()\nchat"])
+        server = JupyterServer(root, server_env(sim, root))
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page(viewport={"width": 1100, "height": 900})
+                    open_notebook(page, server, "latency.ipynb", "latency")
+                    run_cell(page, 0)
+                    box = page.locator('[data-testid="ernie-input"]')
+                    box.wait_for(timeout=60_000)
+                    wait_idle(page)
+                    # Warm-up answer (1 s): first-use costs are not streaming latency.
+                    # (delay > 0 makes the simulator write every event at once; the pacing is ours.)
+                    sim.push(Answer(text=marker_text(RATE, prefix="wk"), chunk_size=9, delay=PAUSE))
+                    box.fill("warm up")
+                    box.press("Enter")
+                    page.locator(CHAT).last.locator(f"text=wk{RATE - 1:05d}").wait_for(timeout=30_000)
+                    page.locator('[data-testid="ernie-send"]').wait_for(state="visible", timeout=10_000)
+                    sent.clear()
+
+                    page.evaluate(WATCH, ".ernie-chat")
+                    sim.push(Answer(text=marker_text(chunks), chunk_size=9, delay=PAUSE))
+                    box.fill("latency")
+                    box.press("Enter")
+                    last = f"mk{chunks - 1:05d}"
+                    page.wait_for_function(f"() => window.ernieMarkers.has({chunks - 1})",
+                                           timeout=chunks / RATE * 1000 + 60_000)
+                    page.locator('[data-testid="ernie-send"]').wait_for(state="visible", timeout=30_000)
+                    assert last in page.locator(CHAT).last.inner_text()
+                    shown = page.evaluate("() => [...window.ernieMarkers.entries()]")
+                    # the page's clock against ours: its reading must fall inside our round trip
+                    t0 = time.time()
+                    page_now = page.evaluate("() => performance.timeOrigin + performance.now()") / 1000
+                    t1 = time.time()
+                    skew = (min(0.0, page_now - t0) or max(0.0, page_now - t1)) * 1000
+                finally:
+                    browser.close()
+        finally:
+            server.stop()
+    return dict(sent), {int(n): t / 1000 for n, t in shown}, skew
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=2000, help="chunks to stream (default 2,000 = 10 s)")
+    parser.add_argument("--smoke", action="store_true", help="400 chunks: checks that it runs")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    args = parser.parse_args(argv)
+    chunks = 400 if args.smoke else args.chunks
+
+    sent, shown, skew = run(chunks)
+    common = sorted(set(sent) & set(shown))
+    latencies = [(shown[n] - sent[n]) * 1000 for n in common]
+    span = max(sent.values()) - min(sent.values()) if len(sent) > 1 else 0.0
+    rate = (len(sent) - 1) / span if span else 0.0
+    missing = chunks - len(common)
+    p50, p95 = statistics.median(latencies), _pct(latencies, 0.95)
+    met = p95 < GOAL_P95_MS
+    print(f"streamed {len(sent):,} chunks at {rate:.0f} chunks/s (target {RATE}); markers seen in the DOM: "
+          f"{len(common):,}/{chunks:,}")
+    print(f"kernel-to-DOM latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms, "
+          f"min {min(latencies):.1f} ms (goal p95 < {GOAL_P95_MS:.0f} ms: {'met' if met else 'MISSED'})")
+    print(f"clock check: page clock vs ours {'agree within a round trip' if skew == 0 else f'off by {skew:+.1f} ms'}")
+    if args.json:
+        print(json.dumps({"chunks": chunks, "rate": round(rate, 1), "p50_ms": round(p50, 1),
+                          "p95_ms": round(p95, 1), "max_ms": round(max(latencies), 1), "missing": missing,
+                          "clock_skew_ms": round(skew, 1)}))
+    if missing:
+        print(f"{missing} markers never appeared", file=sys.stderr)
+        return 1
+    return 1 if (args.strict and not met and not args.smoke) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
