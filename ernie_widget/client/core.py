@@ -7,6 +7,7 @@ limits (semaphore, RPM/TPM) → provider.build_request → httpx2 (pooled per lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -15,7 +16,7 @@ import random
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .classify import error_from_body, error_from_status, error_in, parse_retry_after
@@ -276,7 +277,8 @@ class AsyncErnie:
 
     @property
     def model(self) -> str | None:
-        return self._config.model
+        # local and replay know their model name only from the provider (the GGUF file, the cassette)
+        return self._config.model or self._provider.model
 
     @property
     def base_url(self) -> str | None:
@@ -373,14 +375,16 @@ class AsyncErnie:
         return res
 
     async def _events(self, messages: list[Message], params: dict[str, Any], state: StreamState,
-                      concurrency: asyncio.Semaphore | None = None) -> AsyncIterator[StreamEvent]:
+                      concurrency: asyncio.Semaphore | None = None) -> AsyncGenerator[StreamEvent, None]:
         provider = self._provider
         res = self._loop_resources()
         sem = concurrency or res.semaphore
         async with sem:
             if isinstance(provider, DirectProvider):
-                async for ev in self._direct_events(provider, messages, params, state):
-                    yield ev
+                # aclosing: a Stop reaches the provider at once, not when the generator is collected
+                async with contextlib.aclosing(self._direct_events(provider, messages, params, state)) as direct:
+                    async for ev in direct:
+                        yield ev
                 return
             estimate = estimate_tokens(messages) + int(params.get("max_tokens") or 0)
             attempt = 0
@@ -392,8 +396,11 @@ class AsyncErnie:
                     await self._rate_limiter.acquire(estimate)
                     charged = True
                 try:
-                    async for ev in self._attempt(provider, res.http, messages, dict(params), state):
-                        yield ev
+                    async with contextlib.aclosing(
+                        self._attempt(provider, res.http, messages, dict(params), state)
+                    ) as attempt_events:
+                        async for ev in attempt_events:
+                            yield ev
                 except ErnieError as err:
                     if charged and self._rate_limiter is not None and not state.started:
                         self._rate_limiter.reconcile(estimate, 0)
@@ -414,32 +421,33 @@ class AsyncErnie:
                 return
 
     async def _direct_events(self, provider: DirectProvider, messages: list[Message], params: dict[str, Any],
-                             state: StreamState) -> AsyncIterator[StreamEvent]:
+                             state: StreamState) -> AsyncGenerator[StreamEvent, None]:
         try:
-            async for ev in provider.events(messages, dict(params)):
-                if ev.type in ("text", "reasoning"):
-                    if state.first_at is None:
-                        state.first_at = time.monotonic()
-                    state.started = True
-                    (state.text if ev.type == "text" else state.reasoning).append(ev.text)
-                    state.chunks += 1
-                elif ev.type == "usage":
-                    state.usage = ev.usage
-                elif ev.type == "finish":
-                    state.finish_reason = ev.finish_reason
-                    state.truncated = ev.finish_reason == "length"
-                elif ev.type == "safety":
-                    state.safety = ev.safety
-                if ev.model:
-                    state.model = ev.model
-                if ev.request_id:
-                    state.request_id = ev.request_id
-                yield ev
+            async with contextlib.aclosing(provider.events(messages, dict(params))) as events:
+                async for ev in events:
+                    if ev.type in ("text", "reasoning"):
+                        if state.first_at is None:
+                            state.first_at = time.monotonic()
+                        state.started = True
+                        (state.text if ev.type == "text" else state.reasoning).append(ev.text)
+                        state.chunks += 1
+                    elif ev.type == "usage":
+                        state.usage = ev.usage
+                    elif ev.type == "finish":
+                        state.finish_reason = ev.finish_reason
+                        state.truncated = ev.finish_reason == "length"
+                    elif ev.type == "safety":
+                        state.safety = ev.safety
+                    if ev.model:
+                        state.model = ev.model
+                    if ev.request_id:
+                        state.request_id = ev.request_id
+                    yield ev
         except ErnieError as err:
             raise state.fail(err) from None
 
     async def _attempt(self, provider: HTTPProvider, http: httpx2.AsyncClient, messages: list[Message],
-                       params: dict[str, Any], state: StreamState) -> AsyncIterator[StreamEvent]:
+                       params: dict[str, Any], state: StreamState) -> AsyncGenerator[StreamEvent, None]:
         import httpx2
 
         req = provider.build_request(messages, params, stream=True)

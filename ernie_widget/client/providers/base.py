@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +136,7 @@ class DirectProvider:
     def check_messages(self, messages: list[Message]) -> None:
         """Raise BadRequestError for a history this provider cannot take (default: any history)."""
 
-    def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+    def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         raise NotImplementedError
 
     async def aclose(self) -> None:

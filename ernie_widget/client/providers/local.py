@@ -23,7 +23,7 @@ import importlib.util
 import os
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -435,7 +435,7 @@ class LocalProvider(DirectProvider):
     def model(self) -> str | None:
         return model_name(self.path)
 
-    async def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+    async def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         requested = params.get("model")
         path = _resolve_path(requested) if _is_gguf(requested) else self.path
         name = model_name(path)

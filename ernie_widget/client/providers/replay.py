@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -314,7 +314,7 @@ class ReplayProvider(DirectProvider):
             self._served[key] = n + 1
             return recorded[min(n, len(recorded) - 1)]  # in order, then the last one again
 
-    async def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+    async def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         entry = self._next_entry(request_key(messages, params))
         if entry is None:
             raise self._miss(messages, params)
