@@ -165,10 +165,11 @@ def vectors(probe: str) -> list[Vector]:
 
     # --- math (KaTeX in the widget, MathJax in JupyterLab for %%ernie) -------------------------------------
     add("math \\href", f"mathhref $\\href{{javascript:{flag}}}{{x}}$", "mathhref")
-    add("math \\url", f"mathurl $\\url{{javascript:{flag}}}$", "mathurl")
+    # alert(n), not the flag, where TeX would read `_` as a subscript and fail before the payload matters
+    add("math \\url", "mathurl $\\url{javascript:alert({N})}$", "mathurl")
     add("math \\includegraphics", "mathimg $\\includegraphics{http://{P}/hit?{N}}$", "mathimg")
     add("math \\style url()", "mathstyle $\\style{background-image:url(http://{P}/hit?{N})}{x}$", "mathstyle")
-    add("math html in TeX", f"mathhtml $$\\text{{<img src=x onerror={flag}>}}$$", "mathhtml")
+    add("math html in TeX", "mathhtml $$\\text{<img src=x onerror=alert({N})>}$$", "mathhtml")
     return out
 
 
