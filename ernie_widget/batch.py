@@ -358,24 +358,28 @@ class _Progress:
         if row.error is not None:
             self.failed += 1
 
-    def refresh(self) -> None:
-        bar = self._bar
-        if bar is None:
-            return
+    def _set_postfix(self, bar: Any) -> None:
         postfix = f"tokens={self.tokens}" + (f", failed={self.failed}" if self.failed else "")
         if postfix != self._postfix:
             self._postfix = postfix
             bar.set_postfix_str(postfix, refresh=False)
+
+    def refresh(self) -> None:
+        bar = self._bar
+        if bar is None:
+            return
+        self._set_postfix(bar)
         delta = self.done - self._shown
         if delta:
             self._shown += delta
             bar.update(delta)  # tqdm prints only if mininterval has passed since its last print
 
     def close(self) -> None:
-        if self._bar is not None:
-            self.refresh()
-            self._bar.close()
-            self._bar = None
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            self._set_postfix(bar)
+            bar.n = self.done  # close() draws the final state once (red in a notebook if rows are missing)
+            bar.close()
 
 
 # ---------------------------------------------------------------------------------------------------
