@@ -16,7 +16,7 @@ import random
 import ssl
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .classify import error_from_body, error_from_status, error_in, parse_retry_after
@@ -604,6 +604,8 @@ class AsyncErnie:
                 "回答没有正常结束 / the stream ended without its end signal "
                 f"({'[DONE]' if provider.done_sentinel else 'is_end'})"
             )
+        if not eof:
+            await _drain_tail(next_bytes)
         for ev in self._end_events(state):
             yield ev
 
@@ -681,6 +683,23 @@ def _content_event(kind: EventType, text: str, request_id: str | None) -> Stream
     for name, default in _EVENT_DEFAULTS:
         _set_field(ev, name, default)
     return ev
+
+
+async def _drain_tail(next_bytes: Callable[[], Awaitable[bytes]], limit: int = 65536, wait: float = 0.05) -> None:
+    """Read what follows the end signal (the chunked terminator) so the connection goes back to the pool.
+
+    Closing a response with unread bytes drops its connection, which made every streamed request open a
+    new TCP connection. A server that keeps talking after [DONE] is cut off after *limit* bytes or *wait* s.
+    """
+    import httpx2
+
+    read = 0
+    try:
+        async with asyncio.timeout(wait):
+            while read < limit:
+                read += len(await next_bytes())
+    except (StopAsyncIteration, TimeoutError, httpx2.HTTPError):
+        pass
 
 
 def _redact_obj(err: Any, secrets: tuple[str, ...]) -> Any:

@@ -33,6 +33,7 @@ class RecordedRequest:
     disconnected: bool = False  # the client closed the connection before the response was complete
     events: list[str] = field(default_factory=list)  # payloads of the `data:` events sent
     response_body: bytes | None = None  # the body of a non-stream response
+    connection: int = 0  # which TCP connection carried it (1, 2, …): equal numbers mean a reused connection
 
     @property
     def messages(self) -> list[dict[str, Any]]:

@@ -94,6 +94,7 @@ class ErnieSimulator:
         self.host = host
         self.port = port
         self.latency = latency  # seconds before every chat response starts
+        self._connections = 0  # TCP connections accepted so far
         self.models: list[str] = ["ernie-4.5-0.3b", "ernie-4.5-21b-a3b"]  # what GET /v1/models lists
         self.openai_api_key: str | None = None  # when set, /v1 requires `Authorization: Bearer <it>`
         self.in_flight = 0
@@ -287,6 +288,8 @@ class ErnieSimulator:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(reader, writer)
+        self._connections += 1
+        conn.number = self._connections
         try:
             while True:
                 try:
@@ -336,6 +339,7 @@ class ErnieSimulator:
             surface=surface,
             started=time.monotonic(),
             stream=bool(isinstance(body, dict) and body.get("stream")),
+            connection=getattr(conn, "number", 0),
         )
         with self._lock:
             self._all.append(rec)

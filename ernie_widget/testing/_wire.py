@@ -79,6 +79,7 @@ class Connection:
         self.writer = writer
         self.buf = bytearray()
         self.eof = False
+        self.number = 0  # the simulator numbers connections so tests can see reuse
         self.gone = asyncio.Event()
         self.current: RecordedRequest | None = None  # the request whose response is being written
         self.response_complete = False
