@@ -18,7 +18,7 @@ from tests.test_kernel import Kernel, displays
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
-SLOW = Answer(text="慢慢地" * 12, chunk_size=1, delay=0.1)  # 36 chunks, ~3.6 s
+SLOW = Answer(text="慢慢地" * 20, chunk_size=1, delay=0.1)  # 60 chunks, ~6 s: outlives the magic cell
 
 
 @pytest.fixture(scope="module")

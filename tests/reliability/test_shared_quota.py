@@ -57,7 +57,7 @@ def redis_url() -> Iterator[str]:
 def test_processes_using_one_redis_respect_one_rpm_budget(redis_url: str, ernie_simulator: ErnieSimulator) -> None:
     sim = ernie_simulator
     sim.set_answer(text="ok", chunk_size=2)
-    start_at = time.time() + 2.0
+    start_at = time.time() + 3.0
     procs = [subprocess.Popen(
         [sys.executable, "-c", _WORKER, redis_url, sim.base_url("qianfan"), str(RPM), str(PER_PROCESS), str(WINDOW),
          str(start_at), f"p{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
