@@ -451,13 +451,15 @@ class AsyncErnie:
         import httpx2
 
         req = provider.build_request(messages, params, stream=True)
-        secrets = provider.secrets()
-        request = http.build_request(req.method, req.url, json=req.json, headers=req.headers,
-                                     params=req.params or None)
+        secrets = Secrets(provider.secrets())
         state.attempt_chunks = 0
         try:
             async with asyncio.timeout(self.timeout):  # connecting + the first byte of the response
-                response = await http.send(request, stream=True)
+                # no local holds the httpx request: its repr shows the URL, which carries v1's access_token,
+                # and tracebacks that print locals (IPython's verbose mode, error trackers) would show it
+                response = await http.send(http.build_request(req.method, req.url, json=req.json,
+                                                              headers=req.headers, params=req.params or None),
+                                           stream=True)
         except TimeoutError:
             raise APITimeoutError(
                 f"{self.timeout:g} 秒内未收到响应 / no response within {self.timeout:g}s"
@@ -491,10 +493,11 @@ class AsyncErnie:
 
         body = bytearray()
         try:
-            async for part in response.aiter_bytes():
-                body += part
-                if len(body) > 4 * MAX_EVENT_BYTES:
-                    break
+            async with contextlib.aclosing(response.aiter_bytes()) as parts:
+                async for part in parts:
+                    body += part
+                    if len(body) > 4 * MAX_EVENT_BYTES:
+                        break
         except httpx2.HTTPError as exc:
             raise APIConnectionError(f"读取响应失败 / failed reading the response: {type(exc).__name__}") from None
         status = response.status_code
@@ -541,7 +544,8 @@ class AsyncErnie:
         if self.max_stream_seconds is not None:  # started_at is time.monotonic(); convert to loop time
             hard = loop.time() + (state.started_at + self.max_stream_seconds - time.monotonic())
         clock = _StreamClock(loop, self.stream_idle_timeout, hard)
-        next_bytes = response.aiter_bytes().__aiter__().__anext__
+        byte_iter = response.aiter_bytes()
+        next_bytes = byte_iter.__aiter__().__anext__
         feed = splitter.feed
         chunk_events = self._chunk_events
         parse = provider.parse_data
@@ -599,6 +603,11 @@ class AsyncErnie:
                     break
         finally:
             clock.close()
+            # close httpx2's byte iterators now, not whenever the GC finalizes them (from any thread)
+            aclose = getattr(byte_iter, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
         if not done:
             raise IncompleteStreamError(
                 "回答没有正常结束 / the stream ended without its end signal "
@@ -700,6 +709,15 @@ async def _drain_tail(next_bytes: Callable[[], Awaitable[bytes]], limit: int = 6
                 read += len(await next_bytes())
     except (StopAsyncIteration, TimeoutError, httpx2.HTTPError):
         pass
+
+
+class Secrets(tuple[str, ...]):
+    """The secrets of one request; its repr never shows them (tracebacks may print locals)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} secret(s) redacted>"
 
 
 def _redact_obj(err: Any, secrets: tuple[str, ...]) -> Any:

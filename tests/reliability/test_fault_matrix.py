@@ -376,16 +376,11 @@ def _open_httpx_generators() -> list[str]:
                   and ("httpx2" in o.ag_code.co_filename or "httpcore2" in o.ag_code.co_filename))
 
 
-_NOT_CLOSED = pytest.mark.xfail(
-    strict=True, reason="BUG: client/core.py _read_stream (and _non_stream_body at its 4 MiB break) never closes "
-    "response.aiter_bytes(): after an error between reads the generator chain is left to the GC, whose finalizer "
-    "(any thread, any time) sometimes prints 'Exception ignored … async generator already executing'")
-
 
 @pytest.mark.parametrize("how", [
-    pytest.param("error-event", marks=_NOT_CLOSED),
-    pytest.param("malformed-json", marks=_NOT_CLOSED),
-    pytest.param("oversized-event", marks=_NOT_CLOSED),
+    "error-event",
+    "malformed-json",
+    "oversized-event",
     "consumer-stops",
 ])
 def test_a_stream_that_ends_early_closes_its_byte_iterators_at_once(how: str, ernie_simulator: ErnieSimulator) -> None:

@@ -170,8 +170,6 @@ def test_notebook_leaves_no_trace_of_the_key(path: Path, sim: ErnieSimulator, tm
 # -- tracebacks that show local variables ------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: client/core.py keeps the raw keys in a local `secrets` tuple "
-                   "(_attempt, _read_stream, _non_stream_body) and HTTPRequest's repr shows its headers")
 @pytest.mark.parametrize("how", ["ipython-xmode-verbose", "traceback-capture-locals"])
 def test_a_traceback_that_shows_locals_does_not_show_the_key(how: str, ernie_simulator: ErnieSimulator,
                                                              ip: Any) -> None:

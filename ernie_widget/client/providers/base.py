@@ -22,9 +22,10 @@ __all__ = ["Chunk", "DirectProvider", "HTTPProvider", "HTTPRequest", "text_field
 class HTTPRequest:
     method: str
     url: str
-    json: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
+    json: dict[str, Any] = field(repr=False)
+    # headers and query carry keys and tokens: never in a repr (tracebacks may print locals)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    params: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(slots=True)
