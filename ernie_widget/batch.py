@@ -497,7 +497,8 @@ class _Batch:
         while True:
             if limiter is not None:
                 await limiter.acquire(estimate)
-            stream = AsyncStream(client, job.messages, dict(self.params), concurrency=sem)
+            # a row is all or nothing: one JSON answer costs far less CPU than a stream of events
+            stream = AsyncStream(client, job.messages, dict(self.params), concurrency=sem, stream=False)
             try:
                 async with stream:
                     async for _ in stream:

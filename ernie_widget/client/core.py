@@ -375,7 +375,8 @@ class AsyncErnie:
         return res
 
     async def _events(self, messages: list[Message], params: dict[str, Any], state: StreamState,
-                      concurrency: asyncio.Semaphore | None = None) -> AsyncGenerator[StreamEvent, None]:
+                      concurrency: asyncio.Semaphore | None = None,
+                      stream: bool = True) -> AsyncGenerator[StreamEvent, None]:
         provider = self._provider
         res = self._loop_resources()
         sem = concurrency or res.semaphore
@@ -397,7 +398,7 @@ class AsyncErnie:
                     charged = True
                 try:
                     async with contextlib.aclosing(
-                        self._attempt(provider, res.http, messages, dict(params), state)
+                        self._attempt(provider, res.http, messages, dict(params), state, stream)
                     ) as attempt_events:
                         async for ev in attempt_events:
                             yield ev
@@ -447,18 +448,24 @@ class AsyncErnie:
             raise state.fail(err) from None
 
     async def _attempt(self, provider: HTTPProvider, http: httpx2.AsyncClient, messages: list[Message],
-                       params: dict[str, Any], state: StreamState) -> AsyncGenerator[StreamEvent, None]:
+                       params: dict[str, Any], state: StreamState,
+                       stream: bool = True) -> AsyncGenerator[StreamEvent, None]:
         import httpx2
 
-        req = provider.build_request(messages, params, stream=True)
+        req = provider.build_request(messages, params, stream=stream)
         secrets = Secrets(provider.secrets())
         state.attempt_chunks = 0
+        # streamed: `timeout` covers connecting and the first byte; unstreamed (batch rows), the response
+        # head arrives only with the whole answer, so the answer's own limit applies
+        first_byte = self.timeout if stream else max(self.timeout, self.max_stream_seconds or 0)
+        timeout = httpx2.USE_CLIENT_DEFAULT if stream else httpx2.Timeout(self.timeout, read=first_byte)
         try:
-            async with asyncio.timeout(self.timeout):  # connecting + the first byte of the response
+            async with asyncio.timeout(first_byte):
                 # no local holds the httpx request: its repr shows the URL, which carries v1's access_token,
                 # and tracebacks that print locals (IPython's verbose mode, error trackers) would show it
                 response = await http.send(http.build_request(req.method, req.url, json=req.json,
-                                                              headers=req.headers, params=req.params or None),
+                                                              headers=req.headers, params=req.params or None,
+                                                              timeout=timeout),
                                            stream=True)
         except TimeoutError:
             raise APITimeoutError(
@@ -756,7 +763,7 @@ class AsyncStream:
     """An answer being streamed: ``async for event in stream``; ``await stream.close()``; ``.reply`` at the end."""
 
     def __init__(self, client: AsyncErnie, messages: list[Message], params: dict[str, Any],
-                 concurrency: asyncio.Semaphore | None = None) -> None:
+                 concurrency: asyncio.Semaphore | None = None, *, stream: bool = True) -> None:
         trimmed_messages, trimmed = trim_to_limit(messages, params.get("model") or client.model,
                                                   int(params.get("max_tokens") or 0))
         client._provider.check_messages(trimmed_messages)
@@ -767,6 +774,7 @@ class AsyncStream:
         self._client = client
         self._gen: AsyncIterator[StreamEvent] | None = None
         self._concurrency = concurrency
+        self._stream = stream  # False: one JSON answer (cheaper for batch rows), same events and errors
         self._closed = False
 
     @property
@@ -780,7 +788,8 @@ class AsyncStream:
         if self._closed:
             raise StopAsyncIteration
         if self._gen is None:
-            self._gen = self._client._events(self.messages, self.params, self.state, self._concurrency)
+            self._gen = self._client._events(self.messages, self.params, self.state, self._concurrency,
+                                             self._stream)
             if self._client._recorder is not None:
                 self._gen = self._client._recorder.wrap(self._gen, self.messages, self.params, self._client)
         try:
