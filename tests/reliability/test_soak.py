@@ -30,6 +30,10 @@ CONCURRENT = 50
 ROUNDS = 10
 RSS_SLACK = 12 * 1024 * 1024  # allocator noise; a per-stream leak of 12 KiB over 1,000 streams would exceed it
 FD_SLACK = 4  # idle keep-alive connections (two fds each: client and simulator side) may differ by one or two
+# Concurrent answers last ~0.4 s, so the 50 overlap even on a loaded runner; the warm-up round is slower still,
+# so it surely opens all 50 pooled connections and later rounds cannot need more.
+CONCURRENT_ANSWER = {"text": TEXT, "chunk_size": 6, "delay": 0.03}
+WARM_UP_ANSWER = {"text": TEXT, "chunk_size": 6, "delay": 0.08}
 _soak: dict[str, Any] = {}
 
 
@@ -97,7 +101,7 @@ def test_1000_sequential_streams_through_one_client_stay_flat(ernie_simulator: E
 
 def test_50_concurrent_streams_through_one_sync_client_stay_flat(ernie_simulator: ErnieSimulator) -> None:
     sim = ernie_simulator
-    sim.set_answer(text=TEXT, chunk_size=6, delay=0.01)  # ~0.15 s per answer: the 50 overlap
+    sim.set_answer(**WARM_UP_ANSWER)
     with Ernie(**client_args(sim, "qianfan", max_concurrency=CONCURRENT)) as client, \
             ThreadPoolExecutor(CONCURRENT) as pool:
 
@@ -113,6 +117,7 @@ def test_50_concurrent_streams_through_one_sync_client_stay_flat(ernie_simulator
         one_round("warm")  # starts the 50 worker threads and fills the pool
         _settle(sim)
         sim.clear()
+        sim.set_answer(**CONCURRENT_ANSWER)
         before = _vitals()
         errors = peak = 0
         t0 = time.monotonic()
@@ -136,7 +141,7 @@ def test_50_concurrent_streams_through_one_sync_client_stay_flat(ernie_simulator
 
 def test_50_concurrent_streams_through_one_async_client_stay_flat(ernie_simulator: ErnieSimulator) -> None:
     sim = ernie_simulator
-    sim.set_answer(text=TEXT, chunk_size=6, delay=0.01)
+    sim.set_answer(**WARM_UP_ANSWER)
 
     async def run() -> dict[str, Any]:
         async with AsyncErnie(**client_args(sim, "qianfan", max_concurrency=CONCURRENT)) as client:
@@ -158,6 +163,7 @@ def test_50_concurrent_streams_through_one_async_client_stay_flat(ernie_simulato
             await one_round("warm")
             await asyncio.to_thread(_settle, sim)
             sim.clear()
+            sim.set_answer(**CONCURRENT_ANSWER)
             before = _vitals()
             errors = peak = 0
             t0 = time.monotonic()
