@@ -132,7 +132,7 @@ _clients: dict[tuple[Any, ...], Any] = {}
 _session_credentials: dict[str, dict[str, str]] = {}
 
 
-def _client_for(provider: str | None, model: str | None) -> Any:
+def _client_for(provider: str | None, model: str | None, **limits: Any) -> Any:
     """One `Ernie` per (provider, model, credentials, configuration), so connection pools are reused.
 
     The key includes the configuration variables, so changing QIANFAN_API_KEY or a base URL in the
@@ -145,10 +145,11 @@ def _client_for(provider: str | None, model: str | None) -> Any:
     if provider is None and _session_credentials:
         provider, creds = next(iter(_session_credentials.items()))
     env = environment()
-    key = (provider, model, tuple(sorted(creds.items())), tuple(env.get(v) for v in ENV_VARS))
+    key = (provider, model, tuple(sorted(creds.items())), tuple(env.get(v) for v in ENV_VARS),
+           tuple(sorted(limits.items())))
     client = _clients.get(key)
     if client is None:
-        client = _clients[key] = Ernie(provider, model=model, **creds)  # type: ignore[arg-type]
+        client = _clients[key] = Ernie(provider, model=model, **creds, **limits)  # type: ignore[arg-type]
     return client
 
 
@@ -165,6 +166,14 @@ class ErnieMagics(Magics):
     temperature = Float(None, allow_none=True, help="Default temperature").tag(config=True)
     token_budget = Int(0, help="Tokens this session may spend through the magics (0 = no limit)").tag(config=True)
     update_interval = Float(0.05, help="Seconds between display updates (≤ 20 Hz)").tag(config=True)
+    timeout = Float(60.0, help="Seconds to connect and get the first byte").tag(config=True)
+    stream_idle_timeout = Float(60.0, allow_none=True, help="Seconds without data before a stream fails").tag(config=True)
+    max_stream_seconds = Float(600.0, allow_none=True, help="Longest answer in seconds (None: no limit)").tag(config=True)
+    max_retries = Int(2, help="Retries of 429/5xx/connection errors before the answer starts").tag(config=True)
+
+    def _limits(self) -> dict[str, Any]:
+        return {"timeout": self.timeout, "stream_idle_timeout": self.stream_idle_timeout,
+                "max_stream_seconds": self.max_stream_seconds, "max_retries": self.max_retries}
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -313,7 +322,7 @@ class ErnieMagics(Magics):
                 f"estimate {estimate}, budget {self.token_budget} (raise ErnieMagics.token_budget)"
             )
         try:
-            client = _client_for(args.provider or self.provider, args.model or self.model)
+            client = _client_for(args.provider or self.provider, args.model or self.model, **self._limits())
         except ErnieError as err:
             raise UsageError(err.message) from None
         try:
@@ -447,7 +456,7 @@ class ErnieMagics(Magics):
         if args.over not in ns:
             raise UsageError(f"找不到变量 / no variable named {args.over!r} for --over")
         try:
-            client = _client_for(args.provider or self.provider, args.model or self.model)
+            client = _client_for(args.provider or self.provider, args.model or self.model, **self._limits())
             fmt = (args.format or self.format).lower()
             result = client.map(template, ns[args.over], system=self._system_prompt(args, fmt),
                                 namespace=ns, **self._request_params(args))

@@ -386,3 +386,30 @@ def test_interrupt_stops_a_stalled_stream_and_keeps_the_partial_answer(sim, ip) 
     assert threads.get_thread("default").messages[-1]["status"] == "stopped"
     _, result = cell(ip, "", "next")
     assert result.success
+
+
+def test_time_limits_are_configurable_and_reach_the_client(ernie_simulator, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`ErnieMagics.stream_idle_timeout` (and friends) configure the client the magic uses."""
+    from IPython.testing.globalipapp import get_ipython
+
+    from ernie_widget import magics
+    from ernie_widget.testing import Fault
+
+    for key, value in ernie_simulator.env("qianfan", api_key="bce-v3/ALTAK-limits/secret").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(magics, "_clients", {})
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "ernie_widget")
+    m = shell.magics_manager.registry["ErnieMagics"]
+    saved = (m.stream_idle_timeout, m.max_retries)
+    m.stream_idle_timeout, m.max_retries = 0.3, 0
+    try:
+        ernie_simulator.push(Fault.stall(after_chunks=1, seconds=10))
+        result = shell.run_cell("%%ernie --no-stream\nstall please")
+        assert result.error_in_exec is not None and "0.3" in str(result.error_in_exec)
+        (client,) = magics._clients.values()
+        assert client.aio.stream_idle_timeout == 0.3 and client.aio.max_retries == 0
+    finally:
+        m.stream_idle_timeout, m.max_retries = saved
+        for c in magics._clients.values():
+            c.close()

@@ -504,7 +504,11 @@ class AsyncErnie:
                 async for part in parts:
                     body += part
                     if len(body) > 4 * MAX_EVENT_BYTES:
-                        break
+                        err = IncompleteStreamError(
+                            f"响应超过 {4 * MAX_EVENT_BYTES // 2**20} MiB / the response body exceeded "
+                            f"{4 * MAX_EVENT_BYTES // 2**20} MiB", status_code=response.status_code)
+                        err.retryable = False  # the same request would get the same body
+                        raise err
         except httpx2.HTTPError as exc:
             raise APIConnectionError(f"读取响应失败 / failed reading the response: {type(exc).__name__}") from None
         status = response.status_code

@@ -27,7 +27,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from ernie_widget import ErnieChat, magics, threads
+from ernie_widget import ErnieChat, threads
 from ernie_widget.client import (
     APITimeoutError,
     AsyncErnie,
@@ -264,12 +264,14 @@ class MagicConsumer:
         return io, result
 
     def warm_up(self) -> None:
+        # the same limits as the other consumers, through the magics' own configuration
+        # (set on the instance, not with %config: the fixture restores instance traits, and a %config would
+        # stay in the shared test shell's config for every later ErnieMagics)
+        m = self.ip.magics_manager.registry["ErnieMagics"]
+        for name, value in LIMITS.items():
+            setattr(m, name, value)
         _, result = self._cell(WARM_UP)
         assert result.success
-        # The magics have no time-limit options; their cached client is configured like the others.
-        client = magics._client_for(self.provider, None)
-        for name, value in LIMITS.items():
-            setattr(client.aio, name, value)
 
     def ask(self) -> Observed:
         io, result = self._cell(QUESTION)
