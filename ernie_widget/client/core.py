@@ -612,6 +612,10 @@ class AsyncErnie:
                         break
                 if eof:
                     break
+            if done and not eof:
+                # before the byte iterator is closed below: read the chunked terminator so the
+                # connection goes back to the pool
+                await _drain_tail(next_bytes)
         finally:
             clock.close()
             # close httpx2's byte iterators now, not whenever the GC finalizes them (from any thread)
@@ -624,8 +628,6 @@ class AsyncErnie:
                 "回答没有正常结束 / the stream ended without its end signal "
                 f"({'[DONE]' if provider.done_sentinel else 'is_end'})"
             )
-        if not eof:
-            await _drain_tail(next_bytes)
         for ev in self._end_events(state):
             yield ev
 
