@@ -258,6 +258,9 @@ export class AssistantMessageView {
       this.mid = msg.mid;
       this.el.dataset.mid = String(msg.mid);
     }
+    // provenance for cells the companion extension inserts from this answer's code blocks
+    if (msg.model) this.el.dataset.model = msg.model;
+    if (msg.request_id) this.el.dataset.requestId = msg.request_id;
     const json = JSON.stringify({ ...msg, index: undefined });
     if (json === this.json && isLast === this.isLast) return;
     this.json = json;

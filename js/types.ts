@@ -32,6 +32,9 @@ export interface ChatMessage {
   notice?: string;
   images?: string[];
   withdrawn?: boolean;
+  /** provenance, put on the answer element for the companion extension's inserted cells */
+  model?: string;
+  request_id?: string;
 }
 
 /** Kernel → browser custom messages. */
@@ -93,6 +96,11 @@ export interface IndexedMessage extends ChatMessage {
   index: number;
 }
 
+/** A short identifier-like string (model names, request ids), or undefined: the trait is untrusted input. */
+function provenance(value: unknown): string | undefined {
+  return typeof value === "string" && /^[\w.:\/-]{1,128}$/.test(value) ? value : undefined;
+}
+
 /** Validate the `messages` trait: drop what is malformed, keep only known fields with the right types. */
 export function parseMessages(value: unknown): IndexedMessage[] {
   if (!Array.isArray(value)) return [];
@@ -121,6 +129,10 @@ export function parseMessages(value: unknown): IndexedMessage[] {
       if (images.length) msg.images = images;
     }
     if (m.withdrawn === true) msg.withdrawn = true;
+    const model = provenance(m.model);
+    if (model) msg.model = model;
+    const requestId = provenance(m.request_id);
+    if (requestId) msg.request_id = requestId;
     out.push(msg);
   }
   return out;

@@ -534,6 +534,22 @@ describe("code blocks", () => {
     expect(el.querySelector("[data-ernie-action]")).toBeNull();
   });
 
+  it("carry the answer's model and request id for the companion extension's provenance", () => {
+    const { el } = mount({
+      messages: [
+        { role: "assistant", content: answer, mid: 1, model: "ernie-4.5-turbo-32k", request_id: "as-abc123" },
+        { role: "assistant", content: answer, mid: 2, model: '"><img src=x onerror=alert(1)>', request_id: 7 },
+      ],
+    });
+    const [first, second] = Array.from(el.querySelectorAll<HTMLElement>('[data-role="assistant"]'));
+    const block = first.querySelector(".ernie-codeblock")!;
+    expect(block.closest<HTMLElement>("[data-model]")!.dataset.model).toBe("ernie-4.5-turbo-32k");
+    expect(block.closest<HTMLElement>("[data-request-id]")!.dataset.requestId).toBe("as-abc123");
+    // the trait is untrusted: anything that is not a plain identifier is dropped
+    expect(second.dataset.model).toBeUndefined();
+    expect(second.dataset.requestId).toBeUndefined();
+  });
+
   it("only the last answer's blocks name --paste", () => {
     const { el } = mount({
       messages: [

@@ -170,6 +170,8 @@ def test_panel_is_marked_and_the_chat_offers_the_three_actions(lab_page: Page, e
 def test_insert_below_puts_the_exact_code_under_the_working_cell(lab_page: Page, e2e_sim: Any) -> None:
     e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=5, delay=0.0)
     block = lab_page.ask("write greet again")
+    # the finished answer carries its request id (from the transcript) for the inserted cell's provenance
+    block.locator("xpath=ancestor::*[@data-request-id]").wait_for(state="attached", timeout=20_000)
     target = lab_page.sources().index("x = 1")
     lab_page.activate(target)
     n = len(lab_page.cells())
@@ -181,7 +183,7 @@ def test_insert_below_puts_the_exact_code_under_the_working_cell(lab_page: Page,
     prov = cells[target + 1]["metadata"]["ernie_widget"]
     assert prov["source"] == "chat:insert-below"
     assert prov["time"].endswith("Z") and prov["model"]
-    assert "request_id" in prov
+    assert prov["request_id"].startswith("as-")
     assert cells[target + 1]["outputs"] == [] and cells[target + 1]["execution_count"] is None
     assert lab_page.page.evaluate(f"() => {NB}.activeCellIndex") == target + 1
 
