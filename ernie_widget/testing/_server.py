@@ -562,6 +562,9 @@ class ErnieSimulator:
             return await self._stream(conn, rec, enc, answer, fault, headers)
         if fault is not None:
             return await self._plain_fault(conn, rec, enc, answer, fault, headers)
+        if answer.delay > 0:
+            # an unstreamed answer arrives once it is generated: as long as streaming its chunks would take
+            await conn.pause(answer.delay * len(enc.stream_plan(answer, ended=True).chunks))
         extra = _RATELIMIT_HEADERS if rec.surface == "qianfan" else []
         gz = answer.gzip and "gzip" in rec.headers.get("accept-encoding", "").lower()
         await self._send(
