@@ -18,6 +18,8 @@ from ernie_widget import magics, threads
 from ernie_widget.magics import FORMATS
 from ernie_widget.testing import Answer, Fault
 
+from .kernel_side import magics_shell
+
 KEY = "bce-v3/ALTAK-testkey123/secretpart456"
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
@@ -34,21 +36,7 @@ def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The test IPython shell with the extension loaded; the magics' settings restored afterwards."""
-    from IPython.testing.globalipapp import get_ipython
-
-    shell = get_ipython()
-    shell.run_line_magic("load_ext", "ernie_widget")
-    m = shell.magics_manager.registry["ErnieMagics"]
-    saved = {name: getattr(m, name) for name in m.trait_names() if m.trait_metadata(name, "config")}
-    monkeypatch.setattr(threads, "_registry", {})
-    monkeypatch.setattr(magics, "_session_credentials", {})
-    monkeypatch.setattr(magics, "_clients", {})
-    shell.rl_next_input = None
-    yield shell
-    for name, value in saved.items():
-        setattr(m, name, value)
-    m.tokens_used = 0
+    yield from magics_shell(monkeypatch)
 
 
 def cell(ip: Any, line: str, body: str | None = None) -> Any:
@@ -392,7 +380,6 @@ def test_time_limits_are_configurable_and_reach_the_client(ernie_simulator, monk
     """`ErnieMagics.stream_idle_timeout` (and friends) configure the client the magic uses."""
     from IPython.testing.globalipapp import get_ipython
 
-    from ernie_widget import magics
     from ernie_widget.testing import Fault
 
     for key, value in ernie_simulator.env("qianfan", api_key="bce-v3/ALTAK-limits/secret").items():

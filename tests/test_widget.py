@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
 import time
 from typing import Any
 
-import comm.base_comm
 import pytest
 
 from ernie_widget import ErnieChat, threads
@@ -18,44 +16,17 @@ from ernie_widget.batcher import DeltaBatcher
 from ernie_widget.testing import Answer, Fault
 from ernie_widget.threads import WITHDRAWN_NOTICE, ThreadBusyError
 
+from .kernel_side import Sent, capture_comm
+
 KEY = "bce-v3/ALTAK-testkey123/secretpart456"
 
 
 # -- capture -------------------------------------------------------------------------------------
 
 
-class Sent(list[dict[str, Any]]):
-    """Every comm `data` dict the widget sent, with the time it was sent."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-        self.lock = threading.Lock()
-
-    def custom(self, kind: str | None = None, mid: int | None = None) -> list[dict[str, Any]]:
-        with self.lock:
-            items = [d["content"] for d in self if d and d.get("method") == "custom"]
-        return [c for c in items if (kind is None or c["type"] == kind) and (mid is None or c.get("mid") == mid)]
-
-    def updates(self, key: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [d["state"] for d in self if d and d.get("method") == "update" and key in d["state"]]
-
-    def delta_text(self, mid: int) -> str:
-        return "".join(d.get("text", "") for d in self.custom("delta", mid))
-
-
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    log = Sent()
-
-    def fake_send(self: Any, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        with log.lock:
-            log.append(data)
-            log.times.append(time.monotonic())
-
-    monkeypatch.setattr(comm.base_comm.BaseComm, "send", fake_send)
-    return log
+    return capture_comm(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-import comm.base_comm
 import pytest
 
-from ernie_widget import magics, threads
+from ernie_widget import threads
 
-
-class Sent(list[dict[str, Any]]):
-    """Every comm `data` dict a widget sent (what the browser would receive)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lock = threading.Lock()
-
-    def custom(self, kind: str | None = None, mid: int | None = None) -> list[dict[str, Any]]:
-        with self.lock:
-            items = [d["content"] for d in self if d and d.get("method") == "custom"]
-        return [c for c in items if (kind is None or c["type"] == kind) and (mid is None or c.get("mid") == mid)]
-
-    def delta_text(self, mid: int) -> str:
-        return "".join(d.get("text", "") for d in self.custom("delta", mid))
+from ..kernel_side import Sent, capture_comm, magics_shell
 
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    """Capture comm messages at `BaseComm.send` (no browser, no kernel needed)."""
-    log = Sent()
-
-    def fake_send(self: Any, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        with log.lock:
-            log.append(data)
-
-    monkeypatch.setattr(comm.base_comm.BaseComm, "send", fake_send)
-    return log
+    return capture_comm(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -49,20 +25,5 @@ def _fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The test IPython shell with the extension loaded; the magics' settings and client cache restored."""
-    from IPython.testing.globalipapp import get_ipython
-
-    shell = get_ipython()
-    shell.run_line_magic("load_ext", "ernie_widget")
-    m = shell.magics_manager.registry["ErnieMagics"]
-    saved = {name: getattr(m, name) for name in m.trait_names() if m.trait_metadata(name, "config")}
-    monkeypatch.setattr(magics, "_session_credentials", {})
-    monkeypatch.setattr(magics, "_clients", {})
-    shell.rl_next_input = None
-    yield shell
-    for name, value in saved.items():
-        setattr(m, name, value)
-    m.tokens_used = 0
-    for client in magics._clients.values():
-        client.close()
+    yield from magics_shell(monkeypatch)
 
