@@ -50,7 +50,7 @@ _NOT_SET: Any = object()
 class StreamState:
     """Everything known about one answer while it streams; becomes the `Reply`."""
 
-    __slots__ = ("attempt_chunks", "chunks", "finish_reason", "first_at", "model", "provider", "reasoning",
+    __slots__ = ("chunks", "finish_reason", "first_at", "model", "provider", "reasoning",
                  "request_id", "results", "retries", "safety", "started", "started_at", "text", "trimmed",
                  "truncated", "usage")
 
@@ -69,7 +69,6 @@ class StreamState:
         self.started_at = time.monotonic()
         self.first_at: float | None = None
         self.chunks = 0
-        self.attempt_chunks = 0
         self.retries = 0
         self.trimmed = trimmed
 
@@ -454,7 +453,6 @@ class AsyncErnie:
 
         req = provider.build_request(messages, params, stream=stream)
         secrets = Secrets(provider.secrets())
-        state.attempt_chunks = 0
         # streamed: `timeout` covers connecting and the first byte; unstreamed (batch rows), the response
         # head arrives only with the whole answer, so the answer's own limit applies
         first_byte = self.timeout if stream else max(self.timeout, self.max_stream_seconds or 0)
@@ -603,7 +601,6 @@ class AsyncErnie:
                         raise error_from_body(_redact_obj(err, secrets), request_id=state.request_id)
                     clock.last_data = loop.time()  # comments (keep-alives) do not count as data
                     state.chunks += 1
-                    state.attempt_chunks += 1
                     chunk = parse(obj)
                     for ev in chunk_events(chunk, state):
                         yield ev
