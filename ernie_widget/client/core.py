@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import TYPE_CHECKING, Any
 
 from .classify import error_from_body, error_from_status, error_in, parse_retry_after
-from .config import ProviderConfig, resolve_config
+from .config import ProviderConfig, environment, resolve_config
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -239,8 +239,9 @@ class AsyncErnie:
                 register_secret(secret)
         if cassette is not None and provider is None:
             provider = "replay"
+        env = environment()  # the process env over .env, read once for the config and the recorder
         self._config: ProviderConfig = resolve_config(
-            provider, model=model, api_key=api_key, secret_key=secret_key, base_url=base_url
+            provider, model=model, api_key=api_key, secret_key=secret_key, base_url=base_url, env=env
         )
         if cassette is not None:
             extra = dict(self._config.extra)
@@ -252,7 +253,7 @@ class AsyncErnie:
         for secret in self._config.secrets:
             register_secret(secret)
         self._provider: HTTPProvider | DirectProvider = make_provider(self._config)
-        self._recorder = _maybe_recorder(self._config)
+        self._recorder = _maybe_recorder(self._config, env)
         self.timeout = timeout
         self.stream_idle_timeout = stream_idle_timeout
         self.max_stream_seconds = max_stream_seconds
@@ -748,13 +749,10 @@ def _validate_params(params: dict[str, Any]) -> None:
         raise BadRequestError(f"max_tokens 必须是正整数 / max_tokens must be a positive integer, got {m!r}")
 
 
-def _maybe_recorder(config: ProviderConfig) -> Any:
+def _maybe_recorder(config: ProviderConfig, env: Mapping[str, str]) -> Any:
     """A cassette recorder when ERNIE_CASSETTE_MODE=record (any provider but replay itself)."""
     if config.provider == "replay":
         return None
-    from .config import environment
-
-    env = environment()
     if env.get("ERNIE_CASSETTE") and env.get("ERNIE_CASSETTE_MODE") == "record":
         from .providers.replay import CassetteRecorder
 
