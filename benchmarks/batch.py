@@ -8,10 +8,13 @@ With a fixed latency L the ideal rate at concurrency C is C / L rows/s. The per-
 client adds to each row beyond L: elapsed × C / rows − L. Goal: ≥ 90 % of ideal at concurrency 32.
 Concurrency 1 runs at most 200 rows (its rate is latency-bound, 2,000 rows would take 100 s of waiting).
 
+The top concurrency runs ``--repeat`` times (3) and the goal is judged on the median run, so one stall of
+a busy machine does not decide it.
+
 Two columns make the result readable on a busy machine: ``cpu ms/row`` (this process's CPU time per row:
-the rate one core can sustain is 1000 / it), and a last line running the same requests through bare
-httpx2 (the HTTP stack alone, no ernie-widget code) at the top concurrency — the floor any client on
-httpx2 pays.
+the rate one core can sustain is 1000 / it), and the last lines run the same rows at the top concurrency
+through ``transport="httpx2"`` (the batch on the client's default HTTP stack instead of aiohttp) and
+through bare httpx2 (the HTTP stack alone, no ernie-widget code) — the floor any client on httpx2 pays.
 """
 
 from __future__ import annotations
@@ -50,15 +53,15 @@ def _stats(rows: int, concurrency: int, latency: float, elapsed: float, cpu: flo
             "overhead_ms": (elapsed * concurrency / rows - latency) * 1000, "cpu_ms": cpu / rows * 1000}
 
 
-def run(url: str, rows: int, concurrency: int, latency: float) -> dict[str, float]:
+def run(url: str, rows: int, concurrency: int, latency: float, transport: str = "auto") -> dict[str, float]:
     from ernie_widget.client import Ernie
 
     with Ernie("qianfan", api_key=KEY, base_url=url + "/v2") as client:
-        # warm up: imports, the private loop, and (through a first batch) the batch's connection pool
-        client.map(["warm up"] * concurrency, concurrency=concurrency, progress=False)
+        # warm up: imports and the private loop (each batch opens a connection pool of its own)
+        client.map(["warm up"] * concurrency, concurrency=concurrency, progress=False, transport=transport)
         prompts = [f"row {i}: 你好" for i in range(rows)]
         start, cpu = time.perf_counter(), time.process_time()
-        result = client.map(prompts, concurrency=concurrency, progress=False)
+        result = client.map(prompts, concurrency=concurrency, progress=False, transport=transport)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     failed = len(result.errors)
     if failed:
@@ -95,7 +98,7 @@ def run_bare_httpx2(url: str, rows: int, concurrency: int, latency: float) -> di
 
 
 def _line(label: str, c: int, r: dict[str, float]) -> str:
-    return (f"{label:<8} {c:>5} {int(r['rows']):>6} {r['elapsed']:>8.2f} {r['rate']:>8.1f} {r['ideal']:>6.0f} "
+    return (f"{label:<10} {c:>5} {int(r['rows']):>6} {r['elapsed']:>8.2f} {r['rate']:>8.1f} {r['ideal']:>6.0f} "
             f"{r['ratio']:>8.1%} {r['overhead_ms']:>12.2f} {r['cpu_ms']:>11.2f}")
 
 
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request (default 0.05)")
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32])
+    parser.add_argument("--repeat", type=int, default=3, help="runs at the top concurrency (median judged)")
     parser.add_argument("--smoke", action="store_true", help="a few rows per level")
     args = parser.parse_args(argv)
     rows = 40 if args.smoke else args.rows
@@ -113,22 +117,25 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"simulator {url}, latency {args.latency * 1000:g} ms, python {sys.version.split()[0]}, "
               f"{os.cpu_count()} cpus, load {load:.1f}")
-        print(f"{'':<8} {'conc':>5} {'rows':>6} {'elapsed':>8} {'rows/s':>8} {'ideal':>6} {'of ideal':>8} "
+        print(f"{'':<10} {'conc':>5} {'rows':>6} {'elapsed':>8} {'rows/s':>8} {'ideal':>6} {'of ideal':>8} "
               f"{'overhead ms':>12} {'cpu ms/row':>11}")
-        worst = 1.0
         top = max(args.concurrency)
+        ratios: list[float] = []
         for c in args.concurrency:
             n = min(rows, 200) if c == 1 else rows
-            r = run(url, n, c, args.latency)
-            print(_line("map", c, r), flush=True)
-            if c == top:
-                worst = r["ratio"]
+            for _ in range(max(1, args.repeat) if c == top and not args.smoke else 1):
+                r = run(url, n, c, args.latency)
+                print(_line("map", c, r), flush=True)
+                if c == top:
+                    ratios.append(r["ratio"])
+        print(_line("map/httpx2", top, run(url, rows, top, args.latency, transport="httpx2")), flush=True)
         print(_line("httpx2", top, run_bare_httpx2(url, rows, top, args.latency)))
+        worst = sorted(ratios)[len(ratios) // 2]
     finally:
         proc.terminate()
         proc.wait(5)
     goal = 0.9
-    print(f"goal: ≥ {goal:.0%} of ideal at concurrency {max(args.concurrency)} — "
+    print(f"goal: ≥ {goal:.0%} of ideal at concurrency {max(args.concurrency)} (median run) — "
           f"{'met' if worst >= goal else 'MISSED'} ({worst:.1%})")
     return 0 if args.smoke or worst >= goal else 1
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import functools
 import logging
@@ -39,6 +40,8 @@ from .redact import install_log_redaction, redact, register_secret
 
 if TYPE_CHECKING:
     import httpx2
+
+    from .aiohttp_sender import AiohttpResponse, AiohttpSender
 
 logger = logging.getLogger("ernie_widget")
 
@@ -111,6 +114,14 @@ class _LoopResources:
     def __init__(self, http: httpx2.AsyncClient, max_concurrency: int) -> None:
         self.http = http
         self.semaphore = asyncio.Semaphore(max_concurrency)
+        self.aiohttp: AiohttpSender | None = None  # chat requests go here when set (see with_own_pool)
+
+    async def aclose(self) -> None:
+        try:
+            await self.http.aclose()
+        finally:
+            if self.aiohttp is not None:
+                await self.aiohttp.aclose()
 
 
 @functools.lru_cache(maxsize=8)
@@ -264,6 +275,7 @@ class AsyncErnie:
             weakref.WeakKeyDictionary()
         )
         self._ssl: ssl.SSLContext | None = None
+        self._aiohttp_pool = False  # see with_own_pool()
         if self._config.auto_selected and self._config.provider == "local":
             from ..local_notice import announce_local
 
@@ -334,6 +346,21 @@ class AsyncErnie:
 
         return await amap(self, prompts_or_template, rows, **kwargs)
 
+    def with_own_pool(self, max_concurrency: int, *, aiohttp: bool = False) -> AsyncErnie:
+        """A client that shares this one's provider, credentials, token cache and rate limits, with a pool of
+        its own sized for ``max_concurrency`` requests (close it with `aclose`).
+
+        ``aiohttp=True`` sends its chat requests over aiohttp (see `aiohttp_sender`): ~4x less CPU per request
+        than httpx2's own pool, which matters for many small unstreamed requests such as batch rows.
+        """
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency!r}")
+        sibling = copy.copy(self)
+        sibling.max_concurrency = max_concurrency
+        sibling._resources = weakref.WeakKeyDictionary()
+        sibling._aiohttp_pool = aiohttp
+        return sibling
+
     async def aclose(self) -> None:
         """Close this loop's connection pool (pools of other loops close with their loop)."""
         try:
@@ -342,7 +369,7 @@ class AsyncErnie:
             return
         res = self._resources.pop(loop, None)
         if res is not None:
-            await res.http.aclose()
+            await res.aclose()
         if isinstance(self._provider, DirectProvider):
             await self._provider.aclose()
 
@@ -371,6 +398,10 @@ class AsyncErnie:
                 trust_env=True,
             )
             res = _LoopResources(http, self.max_concurrency)
+            if self._aiohttp_pool:
+                from .aiohttp_sender import AiohttpSender
+
+                res.aiohttp = AiohttpSender(max_connections=max(self.max_concurrency * 2, 16), verify=self._ssl)
             self._resources[loop] = res
         return res
 
@@ -398,7 +429,7 @@ class AsyncErnie:
                     charged = True
                 try:
                     async with contextlib.aclosing(
-                        self._attempt(provider, res.http, messages, dict(params), state, stream)
+                        self._attempt(provider, res, messages, dict(params), state, stream)
                     ) as attempt_events:
                         async for ev in attempt_events:
                             yield ev
@@ -447,7 +478,7 @@ class AsyncErnie:
         except ErnieError as err:
             raise state.fail(err) from None
 
-    async def _attempt(self, provider: HTTPProvider, http: httpx2.AsyncClient, messages: list[Message],
+    async def _attempt(self, provider: HTTPProvider, res: _LoopResources, messages: list[Message],
                        params: dict[str, Any], state: StreamState,
                        stream: bool = True) -> AsyncGenerator[StreamEvent, None]:
         import httpx2
@@ -457,15 +488,23 @@ class AsyncErnie:
         # streamed: `timeout` covers connecting and the first byte; unstreamed (batch rows), the response
         # head arrives only with the whole answer, so the answer's own limit applies
         first_byte = self.timeout if stream else max(self.timeout, self.max_stream_seconds or 0)
-        timeout = httpx2.USE_CLIENT_DEFAULT if stream else httpx2.Timeout(self.timeout, read=first_byte)
+        response: httpx2.Response | AiohttpResponse
         try:
             async with asyncio.timeout(first_byte):
-                # no local holds the httpx request: its repr shows the URL, which carries v1's access_token,
-                # and tracebacks that print locals (IPython's verbose mode, error trackers) would show it
-                response = await http.send(http.build_request(req.method, req.url, json=req.json,
-                                                              headers=req.headers, params=req.params or None,
-                                                              timeout=timeout),
-                                           stream=True)
+                if res.aiohttp is not None:
+                    response = await res.aiohttp.send(req.method, req.url, json=req.json, headers=req.headers,
+                                                      params=req.params, connect_timeout=self.timeout,
+                                                      read_timeout=first_byte)
+                else:
+                    http = res.http
+                    timeout = httpx2.USE_CLIENT_DEFAULT if stream else httpx2.Timeout(self.timeout, read=first_byte)
+                    # no local holds the httpx request: its repr shows the URL, which carries v1's
+                    # access_token, and tracebacks that print locals (IPython's verbose mode, error
+                    # trackers) would show it
+                    response = await http.send(http.build_request(req.method, req.url, json=req.json,
+                                                                  headers=req.headers, params=req.params or None,
+                                                                  timeout=timeout),
+                                               stream=True)
         except TimeoutError:
             raise APITimeoutError(
                 f"{self.timeout:g} 秒内未收到响应 / no response within {self.timeout:g}s"
@@ -490,7 +529,8 @@ class AsyncErnie:
         finally:
             await response.aclose()
 
-    async def _non_stream_body(self, provider: HTTPProvider, response: httpx2.Response, state: StreamState,
+    async def _non_stream_body(self, provider: HTTPProvider, response: httpx2.Response | AiohttpResponse,
+                               state: StreamState,
                                secrets: tuple[str, ...]) -> AsyncIterator[StreamEvent]:
         """A JSON (or other) body where a stream was asked for: an error, or a whole answer."""
         import json
@@ -544,7 +584,8 @@ class AsyncErnie:
         for ev in self._end_events(state):
             yield ev
 
-    async def _read_stream(self, provider: HTTPProvider, response: httpx2.Response, state: StreamState,
+    async def _read_stream(self, provider: HTTPProvider, response: httpx2.Response | AiohttpResponse,
+                           state: StreamState,
                            secrets: tuple[str, ...]) -> AsyncIterator[StreamEvent]:
         import httpx2
 
