@@ -75,6 +75,24 @@ def test_our_client_streams_text_reasoning_and_usage_through_the_gateway(ernie_s
     assert events[-1].type == "finish" and events[-1].finish_reason == "stop"
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx2"])
+def test_both_upstream_transports_relay_the_same_stream(ernie_simulator: ErnieSimulator, transport: str) -> None:
+    # split UTF-8 across writes and a gzip answer: the hard parts of reading upstream
+    ernie_simulator.push(Answer(text="长回答：" + "文心一言" * 200, chunk_size=7, split_utf8=True),
+                         Answer(text="压缩的流", gzip=True))
+    with gateway_for(ernie_simulator, upstream_transport=transport) as gw:
+        client = _client(gw)
+        first = "".join(e.text for e in client.stream("a") if e.type == "text")
+        second = "".join(e.text for e in client.stream("b") if e.type == "text")
+    assert first == "长回答：" + "文心一言" * 200
+    assert second == "压缩的流"
+    encodings = {r.headers.get("accept-encoding") for r in ernie_simulator.chat_requests}
+    # httpx2 sends the client's "gzip"; aiohttp its own list (the default `auto` picks aiohttp)
+    assert encodings == ({"gzip"} if transport == "httpx2" else {next(iter(encodings))})
+    assert transport == "httpx2" or "deflate" in next(iter(encodings))
+    assert all(r.connection == ernie_simulator.chat_requests[0].connection for r in ernie_simulator.chat_requests)
+
+
 def test_our_client_unstreamed_chat_gets_the_whole_reply(ernie_simulator: ErnieSimulator) -> None:
     with gateway_for(ernie_simulator) as gw:
         reply = _client(gw).chat("ping", temperature=0.5, max_tokens=64)
@@ -229,8 +247,9 @@ def test_disconnect_while_waiting_for_the_first_token_cancels_too(ernie_simulato
 
 
 def test_a_slow_consumer_is_disconnected_with_a_clear_error(ernie_simulator: ErnieSimulator) -> None:
-    # ~8 MB of answer: more than the kernel's socket buffers, so the gateway's own buffer must fill
-    ernie_simulator.set_answer(text="慢" * 2_700_000, chunk_size=4000)
+    # ~8 MB of answer over ~7 s: more than the socket buffers can hold, and still streaming when the
+    # gateway gives up on the client (its HTTP stack may read far ahead into its own buffers)
+    ernie_simulator.set_answer(text="慢" * 2_700_000, chunk_size=4000, delay=0.01)
     with gateway_for(ernie_simulator, stream_buffer_bytes=64 * 1024) as gw:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -492,9 +492,12 @@ class AsyncErnie:
         try:
             async with asyncio.timeout(first_byte):
                 if res.aiohttp is not None:
+                    # between a stream's chunks the idle clock (_StreamClock) is the real limit; this
+                    # per-read guard only backs it up, as httpx2's client-wide read timeout does
+                    read = max(self.timeout, self.stream_idle_timeout or 0) + 5 if stream else first_byte
                     response = await res.aiohttp.send(req.method, req.url, json=req.json, headers=req.headers,
                                                       params=req.params, connect_timeout=self.timeout,
-                                                      read_timeout=first_byte)
+                                                      read_timeout=read)
                 else:
                     http = res.http
                     timeout = httpx2.USE_CLIENT_DEFAULT if stream else httpx2.Timeout(self.timeout, read=first_byte)

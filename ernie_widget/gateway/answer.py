@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["AnswerRun", "Item", "Sink"]
 
 TERMINAL = ("end", "error")
+ROOM_GRACE = 1.0  # seconds a full sink gets to make room before its consumer counts as too slow
 
 
 @dataclass(slots=True)
@@ -54,6 +55,8 @@ class Sink(Protocol):
     def abort(self, item: Item) -> None:
         """Drop whatever is still queued and end with ``item`` (an error)."""
         ...
+
+    # optional: ``async def wait_for_room(self, item: Item, timeout: float) -> bool`` for a bounded sink
 
 
 def slow_consumer_error() -> GatewayError:
@@ -109,7 +112,7 @@ class AnswerRun:
                     item = self._item(ev)
                     if item is None:
                         continue
-                    if not sink.put(item):
+                    if not sink.put(item) and not await self._put_when_room(sink, item):
                         self._slow(sink)
                         return
                     if item.kind in ("text", "reasoning") and self._blocked(item):
@@ -145,6 +148,15 @@ class AnswerRun:
         if ev.type == "safety":
             return Item("safety", safety=ev.safety)
         return None  # search results are not part of the OpenAI wire format
+
+    async def _put_when_room(self, sink: Sink, item: Item) -> bool:
+        """A full sink gets a moment to make room, the upstream read paused meanwhile: one network read can
+        bring a burst bigger than the buffer, which is no sign of a slow consumer. The moment is shorter
+        than ``send_timeout``, so a consumer that is really stuck still gets the clear error event."""
+        wait = getattr(sink, "wait_for_room", None)
+        if wait is None or not await wait(item, min(ROOM_GRACE, self.gw.settings.send_timeout / 2)):
+            return False
+        return sink.put(item)
 
     def _blocked(self, item: Item) -> bool:
         flt = self.gw.filter

@@ -27,9 +27,29 @@ from .replay import ReplayStore
 from .settings import GatewaySettings
 from .ws import websocket_endpoint
 
-__all__ = ["Gateway", "create_app"]
+__all__ = ["Gateway", "create_app", "upstream_client"]
 
 logger = logging.getLogger("ernie_widget.gateway")
+
+
+def upstream_client(settings: GatewaySettings, *, max_retries: int = 2) -> AsyncErnie:
+    """The client a gateway with ``settings`` sends upstream with."""
+    from ..client.aiohttp_sender import aiohttp_available
+    from ..client.providers import HTTPProvider
+
+    client = AsyncErnie(
+        settings.provider, model=settings.model, base_url=settings.base_url, api_key=settings.api_key,
+        max_concurrency=settings.max_concurrency, rpm=settings.upstream_rpm, tpm=settings.upstream_tpm,
+        rate_limit_backend=settings.redis_url, max_retries=max_retries,
+    )
+    transport = settings.upstream_transport
+    if transport == "aiohttp" and not aiohttp_available():
+        raise ValueError("--upstream-transport aiohttp needs aiohttp: pip install 'ernie-widget[gateway]'")
+    if transport == "httpx2" or not aiohttp_available() or not isinstance(client._provider, HTTPProvider):
+        return client
+    # a gateway spends most of its CPU reading upstream streams; aiohttp's C parser hands over whatever
+    # arrived in one piece, where httpx2 yields every chunked-encoding frame on its own
+    return client.with_own_pool(settings.max_concurrency, aiohttp=True)
 
 
 class Gateway:
@@ -39,11 +59,7 @@ class Gateway:
                  keys: KeyStore | None = None) -> None:
         settings.validate()
         self.settings = settings
-        self.client = client or AsyncErnie(
-            settings.provider, model=settings.model, base_url=settings.base_url, api_key=settings.api_key,
-            max_concurrency=settings.max_concurrency, rpm=settings.upstream_rpm, tpm=settings.upstream_tpm,
-            rate_limit_backend=settings.redis_url,
-        )
+        self.client = client or upstream_client(settings)
         if keys is None and settings.keys_path is not None and not settings.no_auth:
             keys = KeyStore(settings.keys_path)
         if not settings.no_auth and keys is None and not (settings.jwt_secret or settings.jwt_public_key):

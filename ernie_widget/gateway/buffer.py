@@ -11,8 +11,9 @@ __all__ = ["StreamBuffer"]
 
 
 class StreamBuffer:
-    """A byte-bounded FIFO of `Item`s. ``put`` refuses (returns False) once the backlog would exceed ``max_bytes``:
-    the consumer is too slow, and the answer is ended rather than buffered without bound."""
+    """A byte-bounded FIFO of `Item`s. ``put`` refuses (returns False) once the backlog would exceed ``max_bytes``;
+    the producer then waits for room (`wait_for_room`), and a consumer that frees none in time is too slow:
+    the answer is ended rather than buffered without bound."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -20,6 +21,7 @@ class StreamBuffer:
         self.peak_bytes = 0
         self._items: deque[Item] = deque()
         self._ready = asyncio.Event()
+        self._taken = asyncio.Event()  # set whenever the consumer takes an item
         self._closed = False
 
     def put(self, item: Item) -> bool:
@@ -34,6 +36,22 @@ class StreamBuffer:
         self.peak_bytes = max(self.peak_bytes, self.bytes)
         self._ready.set()
         return True
+
+    async def wait_for_room(self, item: Item, timeout: float) -> bool:
+        """Wait until ``item`` fits, at most ``timeout`` seconds; False if it still does not (or closed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._items and self.bytes + item.size > self.max_bytes:
+            remaining = deadline - loop.time()
+            if self._closed or remaining <= 0:
+                return False
+            self._taken.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._taken.wait()
+            except TimeoutError:
+                return False
+        return not self._closed
 
     def abort(self, item: Item) -> None:
         self._items.clear()
@@ -52,6 +70,7 @@ class StreamBuffer:
             return None
         item = self._items.popleft()
         self.bytes -= item.size
+        self._taken.set()
         return item
 
     async def get(self) -> Item | None:
@@ -63,4 +82,5 @@ class StreamBuffer:
             await self._ready.wait()
         item = self._items.popleft()
         self.bytes -= item.size
+        self._taken.set()
         return item

@@ -41,6 +41,8 @@ def serve_parser() -> argparse.ArgumentParser:
     g.add_argument("--upstream-rpm", type=int, help="requests/min for the gateway's own key (shared via --redis)")
     g.add_argument("--upstream-tpm", type=int, help="tokens/min for the gateway's own key (shared via --redis)")
     g.add_argument("--max-concurrency", type=int, default=64, help="upstream requests at once")
+    g.add_argument("--upstream-transport", choices=("auto", "aiohttp", "httpx2"), default="auto",
+                   help="HTTP stack for upstream requests: aiohttp when installed (auto), or httpx2")
     g = p.add_argument_group("auth")
     g.add_argument("--keys", type=Path, help=f"API keys database (default {default_keys_path()})")
     g.add_argument("--jwt-secret", default=os.environ.get("ERNIE_GATEWAY_JWT_SECRET"),
@@ -75,6 +77,7 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         host=args.host, port=args.port, provider=args.provider, model=args.model, base_url=args.base_url,
         api_key=args.api_key, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
         upstream_rpm=args.upstream_rpm, upstream_tpm=args.upstream_tpm, max_concurrency=args.max_concurrency,
+        upstream_transport=args.upstream_transport,
         no_auth=args.no_auth, keys_path=args.keys or default_keys_path(), jwt_secret=args.jwt_secret,
         jwt_public_key=args.jwt_public_key.read_text() if args.jwt_public_key else None,
         jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, default_rpm=args.rpm, default_tpm=args.tpm,

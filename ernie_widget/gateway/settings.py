@@ -35,6 +35,9 @@ class GatewaySettings:
     upstream_rpm: int | None = None  # the gateway's own key: shared by replicas through --redis
     upstream_tpm: int | None = None
     max_concurrency: int = 64
+    # "auto": aiohttp when installed (the gateway extra brings it), which reads an upstream stream for a
+    # third of httpx2's CPU per chunk; "httpx2" keeps the client's default stack
+    upstream_transport: str = "auto"
     # -- auth
     no_auth: bool = False
     keys_path: Path | None = None
@@ -68,5 +71,7 @@ class GatewaySettings:
             raise ValueError("--no-auth is only allowed with --host 127.0.0.1 (or ::1)")
         if self.jwt_secret and self.jwt_public_key:
             raise ValueError("choose one of --jwt-secret (HS256) and --jwt-public-key (RS256)")
+        if self.upstream_transport not in ("auto", "aiohttp", "httpx2"):
+            raise ValueError("--upstream-transport must be auto, aiohttp or httpx2")
         if self.stream_buffer_bytes < 1024:
             raise ValueError("the stream buffer must be at least 1024 bytes")

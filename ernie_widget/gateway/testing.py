@@ -180,17 +180,19 @@ def gateway_for(sim: Any, provider: str = "qianfan", *, max_retries: int = 0, ke
                 **settings: Any) -> Iterator[GatewayThread]:
     """A gateway in a thread in front of an `ErnieSimulator` surface. Without keys or a JWT setting it runs
     with ``no_auth`` on 127.0.0.1. ``gw.gateway`` is the `Gateway` (metrics, replay store, settings)."""
-    from ..client import AsyncErnie
-    from .app import create_app
+    from .app import create_app, upstream_client
     from .settings import GatewaySettings
 
     env = sim.env(provider)
     api_key = env.get("QIANFAN_API_KEY") or env.get("AISTUDIO_ACCESS_TOKEN") or env.get("ERNIE_API_KEY")
-    client = AsyncErnie(provider, base_url=sim.base_url(provider), api_key=api_key, max_retries=max_retries,
-                        max_concurrency=64)
     if keys is None and not settings.get("jwt_secret") and not settings.get("jwt_public_key"):
         settings.setdefault("no_auth", True)
-    app = create_app(GatewaySettings(**settings), client=client, keys=keys)
+    settings.setdefault("max_concurrency", 64)
+    gateway_settings = GatewaySettings(provider=provider, base_url=sim.base_url(provider), api_key=api_key,
+                                       **settings)
+    # built as `ernie-widget serve` builds it (aiohttp upstream unless upstream_transport="httpx2")
+    client = upstream_client(gateway_settings, max_retries=max_retries)
+    app = create_app(gateway_settings, client=client, keys=keys)
     with GatewayThread(app) as gw:
         gw.gateway = app.state.gateway
         yield gw
