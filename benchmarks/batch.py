@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         proc.terminate()
         proc.wait(5)
     goal = 0.9
+    verdict = "not judged on a smoke run's 40 rows" if args.smoke else ("met" if worst >= goal else "MISSED")
     print(f"goal: ≥ {goal:.0%} of ideal at concurrency {max(args.concurrency)} (median run) — "
-          f"{'met' if worst >= goal else 'MISSED'} ({worst:.1%})")
+          f"{verdict} ({worst:.1%})")
     return 0 if args.smoke or worst >= goal else 1
 
 
