@@ -309,6 +309,81 @@ texts
     code(IGNORE + "sim.stop()"),
 ]
 
+GATEWAY = [
+    md("""
+# A gateway for teams · 团队网关
+
+One server holds the Qianfan key; notebooks stream through it with keys of their own (or JWTs), per-user
+RPM/TPM limits and daily token budgets. Nobody's notebook ever holds the service key. On a real server:
+
+```bash
+ernie-widget serve keys add alice --rpm 60 --daily-tokens 200000   # prints alice's key once
+QIANFAN_API_KEY=… ernie-widget serve --host 0.0.0.0 --port 8787
+```
+
+Here both the service (the protocol simulator) and the gateway run inside this kernel, so the notebook is
+self-contained. Install with `pip install 'ernie-widget[gateway]'`.
+"""),
+    code(SIM_SETUP),
+    code(IGNORE + """
+import pathlib, tempfile
+from ernie_widget.gateway import GatewaySettings, KeyStore, create_app
+from ernie_widget.gateway.testing import GatewayThread
+
+keys = KeyStore(pathlib.Path(tempfile.mkdtemp()) / "keys.sqlite")
+alice_key = keys.add("alice", rpm=5)          # shown once; only its HMAC digest is stored
+settings = GatewaySettings(provider="qianfan", base_url=sim.base_url("qianfan"))   # the service key: from the env
+gateway = GatewayThread(create_app(settings, keys=keys)).start()
+print("gateway at", gateway.url)
+"""),
+    md("## A notebook on the team · 团队成员的笔记本\n\n"
+       "Any OpenAI-compatible client works: `Ernie(provider=\"openai\")`, `ErnieChat`, the magics, the openai SDK."),
+    code(CHECK + """
+import os
+from ernie_widget import Ernie, ErnieChat
+
+for name in ("QIANFAN_API_KEY", "ERNIE_PROVIDER", "ERNIE_BASE_URL"):
+    os.environ.pop(name, None)             # the team's notebooks have no service key at all
+team = Ernie("openai", base_url=gateway.url + "/v1", api_key=alice_key, max_retries=0)
+print(team.chat("你好").text)
+print("key in the repr?", alice_key in repr(team))
+"""),
+    code(CHECK + """
+for event in team.stream("流式输出"):
+    if event.type == "text":
+        print(event.text, end="|")
+"""),
+    code(CHECK + """
+chat = ErnieChat(team)
+chat
+"""),
+    md("## Limits answer 429 with Retry-After · 限流\n\nAlice may send 5 requests a minute; she has used 2."),
+    code(CHECK + """
+from ernie_widget import RateLimitError
+
+for i in range(4):
+    try:
+        team.chat(f"question {i}")
+        print(i, "ok")
+    except RateLimitError as err:
+        print(i, type(err).__name__, "| retry after a while:", err.retry_after is not None and err.retry_after > 0)
+"""),
+    md("## Metrics for the operator\n\n`GET /metrics` is Prometheus text: requests, errors by code, TTFT and "
+       "duration histograms, tokens in and out, streams in flight."),
+    code(CHECK + """
+import httpx2
+
+metrics = httpx2.get(gateway.url + "/metrics").text
+for line in metrics.splitlines():
+    if line.startswith(("ernie_gateway_requests_total", "ernie_gateway_errors_total")):
+        print(line)
+"""),
+    code(IGNORE + """
+gateway.stop()
+sim.stop()
+"""),
+]
+
 
 def write(name: str, cells: list[nbformat.NotebookNode]) -> None:
     nb = new_notebook(cells=cells)
@@ -326,3 +401,4 @@ if __name__ == "__main__":
     write("03-client-api.ipynb", CLIENT)
     write("04-connect-to-ernie.ipynb", CONNECT)
     write("05-batch-over-data.ipynb", BATCH)
+    write("06-team-gateway.ipynb", GATEWAY)
