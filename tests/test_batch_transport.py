@@ -138,3 +138,25 @@ def test_a_bad_transport_name_fails_before_anything_is_sent(ernie_simulator):
     with make_client(ernie_simulator) as client, pytest.raises(ValueError, match="transport must be"):
         client.map(["q"], progress=False, transport="curl")  # type: ignore[arg-type]
     assert ernie_simulator.chat_requests == []
+
+
+@pytest.mark.parametrize("provider", ["qianfan", "qianfan-v1"])
+def test_a_failed_rows_traceback_with_locals_shows_no_key_or_token(ernie_simulator, provider):
+    import traceback
+
+    if provider == "qianfan":
+        client = make_client(ernie_simulator, max_retries=0)
+    else:
+        client = Ernie("qianfan-v1", api_key="ak-transport", secret_key="sk-very-secret-value",
+                       base_url=ernie_simulator.base_url("qianfan-v1"), max_retries=0)
+    ernie_simulator.push(Fault.status(500), Fault.cut())
+    with client:
+        result = client.map(["a", "b"], concurrency=1, progress=False, transport="aiohttp", row_retries=0)
+    tokens = list(ernie_simulator._tokens)  # the v1 access tokens the simulator issued to this client
+    assert len(result.errors) == 2
+    assert provider == "qianfan" or tokens  # v1 did get a token, which rides in every chat URL
+    for err in result.errors.values():
+        shown = "".join(traceback.TracebackException.from_exception(err, capture_locals=True).format())
+        assert "Traceback" in shown
+        for secret in ["very-secret-value", *tokens]:
+            assert secret not in shown and secret not in repr(err)
