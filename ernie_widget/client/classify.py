@@ -30,7 +30,7 @@ _V1_CONTEXT = frozenset({336007, 336103, 336104, 336105})
 
 def error_in(obj: Any) -> Any:
     """The error part of a parsed body, whatever the HTTP status, else None (ernie-api.md §8)."""
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):  # the dict test first: once per chunk
         return None
     err = obj.get("error")
     if err:

@@ -58,7 +58,8 @@ class LineSplitter:
 
 def _loads(raw: bytes | str) -> Any:
     try:
-        return json.loads(raw)
+        # decoding first skips json's Python-level encoding sniffing: this runs once per streamed chunk
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except UnicodeDecodeError:
         raise IncompleteStreamError("流中含有无效的 UTF-8 / the stream contained invalid UTF-8") from None
     except ValueError:
