@@ -1,6 +1,6 @@
 """Streaming throughput of the client vs raw httpx2 + SSE + json, and vs the openai SDK; import time.
 
-    python benchmarks/client_throughput.py               # one 20,000-chunk answer, best of 3 per client
+    python benchmarks/client_throughput.py               # one 20,000-chunk answer, best of 5 per client
     python benchmarks/client_throughput.py --chunks 50000
     python benchmarks/client_throughput.py --smoke       # a tiny answer: a quick check that it runs
 
@@ -178,7 +178,7 @@ CONTENDERS: list[tuple[str, Callable[..., object]]] = [
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=20_000, help="text chunks in the answer (default 20,000)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per client; the best counts (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per client; the best counts (default 5)")
     parser.add_argument("--smoke", action="store_true", help="a 300-chunk answer, one run: checks that it runs")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args(argv)
