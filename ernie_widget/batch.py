@@ -400,11 +400,9 @@ class _Batch:
             raise ValueError(f"on_error must be 'keep' or 'raise', not {on_error!r}")
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
-        from .client.core import _validate_params
-
         self.client = client
         self.params: dict[str, Any] = {"model": model, **params}
-        _validate_params(self.params)  # a bad temperature fails the call, not every row
+        client.check_params(self.params)  # a bad temperature fails the call, not every row
         self.concurrency = concurrency
         if transport not in ("auto", "httpx2", "aiohttp"):
             raise ValueError(f"transport must be 'auto', 'httpx2' or 'aiohttp', not {transport!r}")

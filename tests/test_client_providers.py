@@ -294,3 +294,58 @@ def test_non_stream_json_answer_to_a_stream_request_is_read_whole(ernie_simulato
     out = collect(ernie_simulator, mode, "openai")
     assert out.text == "整段回答"
     assert out.reply.usage == Usage(1, 2, 3) and out.reply.finish_reason == "stop"
+
+
+# -- temperature: ERNIE takes (0, 1], OpenAI-compatible servers [0, 2] ----------------------------------
+
+ERNIE_SURFACES = ("qianfan", "qianfan-v1", "aistudio")
+
+
+@pytest.mark.parametrize("provider", ERNIE_SURFACES)
+def test_temperature_zero_is_sent_to_ernie_as_its_smallest_value(ernie_simulator, provider):
+    with Ernie(**client_args(ernie_simulator, provider), max_retries=0) as client:
+        reply = client.chat("确定性", temperature=0)
+        for_batch = client.map(["确定性"], temperature=0, progress=False)
+    assert reply.text and for_batch.errors == {}
+    assert [r.json["temperature"] for r in ernie_simulator.chat_requests] == [0.01, 0.01]
+
+
+@pytest.mark.parametrize("provider", ERNIE_SURFACES)
+def test_temperature_above_one_is_refused_for_ernie_before_sending(ernie_simulator, provider):
+    with Ernie(**client_args(ernie_simulator, provider), max_retries=0) as client:
+        with pytest.raises(BadRequestError, match=r"temperature in \(0, 1\]") as info:
+            client.chat("hi", temperature=1.5)
+        with pytest.raises(BadRequestError):
+            client.map(["hi"], temperature=1.5, progress=False)
+    assert "超出范围" in str(info.value)
+    assert ernie_simulator.chat_requests == []
+
+
+def test_openai_compatible_servers_get_the_temperature_as_given(ernie_simulator):
+    with Ernie(**client_args(ernie_simulator, "openai"), max_retries=0) as client:
+        client.chat("a", temperature=0)
+        client.chat("b", temperature=1.5)
+        with pytest.raises(BadRequestError, match=r"\[0, 2\]"):
+            client.chat("c", temperature=2.5)
+    assert [r.json["temperature"] for r in ernie_simulator.chat_requests] == [0, 1.5]
+
+
+@pytest.mark.parametrize("provider", ERNIE_SURFACES)
+def test_the_simulator_refuses_what_ernie_refuses(ernie_simulator, provider):
+    # what a client without the mapping meets: the real service's error, as the simulator plays it
+    import httpx2
+
+    try:
+        from tests.test_simulator import request_kwargs
+    except ImportError:
+        from test_simulator import request_kwargs  # type: ignore[no-redef]
+
+    if provider == "qianfan-v1":
+        with Ernie(**client_args(ernie_simulator, provider)) as client:
+            client.chat("token first")  # the OAuth token the raw request below needs
+    r = httpx2.post(**request_kwargs(ernie_simulator, provider, stream=False, temperature=0), timeout=5)
+    body = r.json()
+    if provider == "qianfan-v1":
+        assert r.status_code == 200 and body["error_code"] == 336003
+    else:
+        assert r.status_code == 400 and body["error"]["code"] == "invalid_argument"

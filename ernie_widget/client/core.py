@@ -318,7 +318,7 @@ class AsyncErnie:
         """Stream an answer as `StreamEvent`s. Not awaited: ``async with client.stream(...) as s``."""
         messages = normalize_messages(prompt_or_messages, system)
         params = {"model": model, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, **extra}
-        _validate_params(params)
+        self.check_params(params)
         return AsyncStream(self, messages, params)
 
     async def chat(
@@ -345,6 +345,13 @@ class AsyncErnie:
         from ..batch import amap
 
         return await amap(self, prompts_or_template, rows, **kwargs)
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Raise BadRequestError for request parameters that are out of range for this client's surface
+        (ERNIE takes temperature in (0, 1]; OpenAI-compatible servers in [0, 2]), before anything is sent."""
+        _validate_params(params)
+        if isinstance(self._provider, HTTPProvider):
+            self._provider.check_params(dict(params))
 
     def with_own_pool(self, max_concurrency: int, *, aiohttp: bool = False) -> AsyncErnie:
         """A client that shares this one's provider, credentials, token cache and rate limits, with a pool of
@@ -781,10 +788,10 @@ def _redact_obj(err: Any, secrets: tuple[str, ...]) -> Any:
     return err
 
 
-def _validate_params(params: dict[str, Any]) -> None:
+def _validate_params(params: Mapping[str, Any]) -> None:
     t = params.get("temperature")
     if t is not None and not (0 <= t <= 2):
-        raise BadRequestError(f"temperature 超出范围 / temperature must be within (0, 1] for ERNIE, got {t}")
+        raise BadRequestError(f"temperature 超出范围 / temperature must be within [0, 2], got {t}")
     p = params.get("top_p")
     if p is not None and not (0 <= p <= 1):
         raise BadRequestError(f"top_p 超出范围 / top_p must be within [0, 1], got {p}")

@@ -515,6 +515,12 @@ class ErnieSimulator:
             if not isinstance(messages, list) or not messages:
                 return 400, enc.error_body(400, None, "'messages' must be a non-empty list")
             return None
+        temperature = body.get("temperature")
+        if isinstance(temperature, (int, float)) and not 0 < temperature <= 1:  # ERNIE: (0, 1] (§5.7)
+            refusal = f"temperature must be in (0, 1], got {temperature}"
+            if surface == "qianfan-v1":
+                return 200, enc.error_body(200, 336003, refusal)
+            return 400, enc.error_body(400, "invalid_argument", refusal)
         if surface == "qianfan-v1":
             problem = _v1_message_problem(body)
             return (200, enc.error_body(200, 336003, problem)) if problem else None

@@ -8,3 +8,4 @@ from .openai_style import OpenAIStyleProvider
 class AIStudioProvider(OpenAIStyleProvider):
     name = "aistudio"
     max_tokens_field = "max_completion_tokens"
+    ernie_sampling = True

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IncompleteStreamError
+from ..errors import BadRequestError, IncompleteStreamError
 from ..events import Safety, StreamEvent, Usage
 
 if TYPE_CHECKING:
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ..messages import Message
 
 __all__ = ["Chunk", "DirectProvider", "HTTPProvider", "HTTPRequest", "text_field", "unreadable_chunk"]
+
+
+ERNIE_MIN_TEMPERATURE = 0.01
 
 
 @dataclass(slots=True)
@@ -83,6 +86,9 @@ class HTTPProvider:
 
     name: str = "http"
     kind = "http"
+    #: ERNIE's own surfaces take temperature in (0, 1], not 0 (ernie-api.md §5.7); OpenAI-compatible
+    #: servers take [0, 2]
+    ernie_sampling = False
     #: whether the stream ends with `data: [DONE]` (v1 ends with is_end instead)
     done_sentinel = True
 
@@ -104,6 +110,18 @@ class HTTPProvider:
 
     def check_messages(self, messages: list[Message]) -> None:
         """Raise BadRequestError for a history this surface cannot take, before anything is sent."""
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Raise BadRequestError for a parameter this surface refuses, before anything is sent."""
+        t = params.get("temperature")
+        if self.ernie_sampling and t is not None and t > 1:
+            raise BadRequestError(f"temperature 超出范围 / ERNIE takes temperature in (0, 1], got {t}")
+
+    def adapt_params(self, params: dict[str, Any]) -> None:
+        """Map portable values to what this surface takes: ERNIE refuses temperature 0, and what 0 asks
+        for (the most deterministic answer) is its smallest accepted value."""
+        if self.ernie_sampling and params.get("temperature") == 0:
+            params["temperature"] = ERNIE_MIN_TEMPERATURE
 
     def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
         raise NotImplementedError

@@ -41,6 +41,7 @@ class OpenAIStyleProvider(HTTPProvider):
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
+        self.adapt_params(params)
         body: dict[str, Any] = {"model": params.pop("model", None) or self.model, "messages": messages}
         if stream:
             body["stream"] = True

@@ -8,3 +8,4 @@ from .openai_style import OpenAIStyleProvider
 class QianfanV2Provider(OpenAIStyleProvider):
     name = "qianfan"
     max_tokens_field = "max_completion_tokens"
+    ernie_sampling = True

@@ -59,6 +59,7 @@ def endpoint_for(model: str) -> str:
 
 
 class QianfanV1Provider(HTTPProvider):
+    ernie_sampling = True
     name = "qianfan-v1"
     done_sentinel = False
 
@@ -119,6 +120,7 @@ class QianfanV1Provider(HTTPProvider):
 
     def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
         system, turns = v1_messages(messages)
+        self.adapt_params(params)
         model = params.pop("model", None) or self.model or "ERNIE-Speed-8K"
         body: dict[str, Any] = {"messages": turns}
         if system:
