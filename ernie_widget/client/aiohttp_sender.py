@@ -9,7 +9,7 @@ The sender is deliberately small: `AsyncErnie` still builds the request and read
 failures are raised as the httpx2 exceptions its default stack would raise, so retries, error messages
 and secret redaction behave the same on both. Authentication requests (v1's OAuth token) stay on httpx2.
 Proxies come from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as with httpx2's ``trust_env``,
-looked up once per host: aiohttp's own ``trust_env`` looks them up in a worker thread on every request,
+looked up once per URL: aiohttp's own ``trust_env`` looks them up in a worker thread on every request,
 which costs more than the request.
 """
 
@@ -78,19 +78,23 @@ class AiohttpSender:
         self._max_connections = max_connections
         self._ssl: ssl.SSLContext | bool = verify if verify is not None else True
         self._session: Any = None
-        self._proxies: dict[tuple[str, str], str | None] = {}
+        self._proxies: dict[str, str | None] = {}
 
     def _proxy_for(self, url: str) -> str | None:
+        try:
+            return self._proxies[url]  # a batch sends every row to the same URL
+        except KeyError:
+            pass
         from urllib.parse import urlsplit
         from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
         parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc)
-        if key not in self._proxies:
-            proxies = getproxies_environment()
-            bypass = proxy_bypass_environment(parts.hostname or "", proxies)
-            self._proxies[key] = None if bypass else proxies.get(parts.scheme)
-        return self._proxies[key]
+        proxies = getproxies_environment()
+        bypass = proxy_bypass_environment(parts.hostname or "", proxies)
+        if len(self._proxies) > 64:  # v1 URLs differ by model: a small bound keeps this from growing
+            self._proxies.clear()
+        proxy = self._proxies[url] = None if bypass else proxies.get(parts.scheme)
+        return proxy
 
     async def send(self, method: str, url: str, *, json: Any, headers: Mapping[str, str],
                    params: Mapping[str, str] | None, connect_timeout: float | None,

@@ -425,7 +425,10 @@ class AsyncErnie:
                     async for ev in direct:
                         yield ev
                 return
-            estimate = estimate_tokens(messages) + int(params.get("max_tokens") or 0)
+            # only a rate limiter needs the estimate (it walks every message: not for nothing per batch row)
+            estimate = 0
+            if self._rate_limiter is not None:
+                estimate = estimate_tokens(messages) + int(params.get("max_tokens") or 0)
             attempt = 0
             reauthed = False
             await provider.authenticate(res.http)
