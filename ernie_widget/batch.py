@@ -28,8 +28,8 @@ sends only the rows that are missing.
 
 Transport: rows are sent unstreamed on a connection pool of the batch's own, over aiohttp when it is
 installed (the ``batch`` extra brings it; ~4x less CPU per request than httpx2's pool, which is what a
-wide batch is bound by). ``transport="httpx2"`` keeps the default HTTP stack; proxies set in the
-environment are always handled by httpx2.
+wide batch is bound by). ``transport="httpx2"`` keeps the default HTTP stack; either honours the proxy
+settings in the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY).
 """
 
 from __future__ import annotations
@@ -404,13 +404,9 @@ class _Batch:
         self.params: dict[str, Any] = {"model": model, **params}
         client.check_params(self.params)  # a bad temperature fails the call, not every row
         self.concurrency = concurrency
-        if transport not in ("auto", "httpx2", "aiohttp"):
-            raise ValueError(f"transport must be 'auto', 'httpx2' or 'aiohttp', not {transport!r}")
-        from .client.aiohttp_sender import aiohttp_available
+        from .client.aiohttp_sender import use_aiohttp
 
-        if transport == "aiohttp" and not aiohttp_available():
-            raise ImportError("transport='aiohttp' needs aiohttp: pip install 'ernie-widget[batch]'")
-        self.transport = transport
+        self.aiohttp = use_aiohttp(transport, "batch")  # a bad name fails the call, before any row
         self.limiter = MemoryRateLimiter(rpm, tpm) if rpm or tpm else None
         self.raise_on_error = on_error == "raise"
         self.row_retries = max(0, row_retries)
@@ -454,7 +450,7 @@ class _Batch:
 
     async def execute(self) -> BatchResult:
         """Run every pending row; the cache is closed and `finished` set however this ends."""
-        client, cleanup = _client_for_batch(self.client, self.concurrency, self.transport)
+        client, cleanup = _client_for_batch(self.client, self.concurrency, self.aiohttp)
         workers: list[asyncio.Task[None]] = []
         try:
             sem = asyncio.Semaphore(self.concurrency)
@@ -535,24 +531,22 @@ async def _noop() -> None:
     return None
 
 
-def _client_for_batch(client: AsyncErnie, concurrency: int, transport: str) -> tuple[AsyncErnie, Any]:
+def _client_for_batch(client: AsyncErnie, concurrency: int, aiohttp: bool) -> tuple[AsyncErnie, Any]:
     """The client to send the batch with, and a coroutine function that releases it.
 
     The core sizes each loop's httpx2 pool from ``max_concurrency``; a batch wider than that would queue on
     the pool, not on our semaphore. And batch rows are many small unstreamed requests, where aiohttp spends
     a quarter of httpx2's CPU per request. So a batch runs on a sibling client (same provider, credentials,
-    token cache and client-level rate limits) with its own pool, on aiohttp when it is installed, closed
-    when the batch ends.
+    token cache and client-level rate limits) with its own pool, on aiohttp when asked, closed when the
+    batch ends.
     """
-    from .client.aiohttp_sender import aiohttp_available
     from .client.providers import HTTPProvider
 
     if not isinstance(getattr(client, "_provider", None), HTTPProvider):
         return client, _noop
-    use_aiohttp = transport == "aiohttp" or (transport == "auto" and aiohttp_available())
-    if not use_aiohttp and concurrency <= client.max_concurrency:
+    if not aiohttp and concurrency <= client.max_concurrency:
         return client, _noop
-    own = client.with_own_pool(max(concurrency, client.max_concurrency), aiohttp=use_aiohttp)
+    own = client.with_own_pool(max(concurrency, client.max_concurrency), aiohttp=aiohttp)
     return own, own.aclose  # HTTP providers only: aclose() closes just this loop's pool
 
 

@@ -21,14 +21,27 @@ from typing import Any
 
 import httpx2
 
-USER_AGENT = "ernie-widget/0.1"
+from .core import USER_AGENT
+
+TRANSPORTS = ("auto", "httpx2", "aiohttp")
 
 
 def aiohttp_available() -> bool:
-    """True when aiohttp can be imported (the ``batch`` extra installs it)."""
+    """True when aiohttp can be imported (the ``batch`` and ``gateway`` extras install it)."""
     import importlib.util
 
     return importlib.util.find_spec("aiohttp") is not None
+
+
+def use_aiohttp(transport: str, extra: str) -> bool:
+    """Whether ``transport`` ("auto", "httpx2" or "aiohttp") means aiohttp here; a bad name, or "aiohttp"
+    without aiohttp installed (``extra`` names the install that brings it), is an error."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be 'auto', 'httpx2' or 'aiohttp', not {transport!r}")
+    available = aiohttp_available()
+    if transport == "aiohttp" and not available:
+        raise ImportError(f"transport 'aiohttp' needs aiohttp: pip install 'ernie-widget[{extra}]'")
+    return transport == "aiohttp" or (transport == "auto" and available)
 
 
 def _httpx_error(exc: BaseException, *, reading: bool) -> httpx2.TransportError:

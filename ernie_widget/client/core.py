@@ -47,6 +47,8 @@ logger = logging.getLogger("ernie_widget")
 
 __all__ = ["AsyncErnie", "AsyncStream", "StreamState"]
 
+USER_AGENT = "ernie-widget/0.1"
+
 _NOT_SET: Any = object()
 
 
@@ -351,7 +353,7 @@ class AsyncErnie:
         (ERNIE takes temperature in (0, 1]; OpenAI-compatible servers in [0, 2]), before anything is sent."""
         _validate_params(params)
         if isinstance(self._provider, HTTPProvider):
-            self._provider.check_params(dict(params))
+            self._provider.check_params(params)
 
     def with_own_pool(self, max_concurrency: int, *, aiohttp: bool = False) -> AsyncErnie:
         """A client that shares this one's provider, credentials, token cache and rate limits, with a pool of
@@ -388,6 +390,11 @@ class AsyncErnie:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _read_guard(self) -> float:
+        """The per-read timeout of a stream: between chunks the idle clock (_StreamClock) is the real limit,
+        and this only backs it up, on either HTTP stack."""
+        return max(self.timeout, self.stream_idle_timeout or 0) + 5
+
     def _loop_resources(self) -> _LoopResources:
         loop = asyncio.get_running_loop()
         res = self._resources.get(loop)
@@ -397,10 +404,10 @@ class AsyncErnie:
             if self._ssl is None:
                 self._ssl = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
             http = httpx2.AsyncClient(
-                timeout=httpx2.Timeout(self.timeout, read=max(self.timeout, self.stream_idle_timeout or 0) + 5),
+                timeout=httpx2.Timeout(self.timeout, read=self._read_guard()),
                 limits=httpx2.Limits(max_connections=max(self.max_concurrency * 2, 16),
                                      max_keepalive_connections=max(self.max_concurrency, 8)),
-                headers={"Accept-Encoding": "gzip", "User-Agent": "ernie-widget/0.1"},
+                headers={"Accept-Encoding": "gzip", "User-Agent": USER_AGENT},
                 verify=self._ssl,
                 trust_env=True,
             )
@@ -502,9 +509,7 @@ class AsyncErnie:
         try:
             async with asyncio.timeout(first_byte):
                 if res.aiohttp is not None:
-                    # between a stream's chunks the idle clock (_StreamClock) is the real limit; this
-                    # per-read guard only backs it up, as httpx2's client-wide read timeout does
-                    read = max(self.timeout, self.stream_idle_timeout or 0) + 5 if stream else first_byte
+                    read = self._read_guard() if stream else first_byte
                     response = await res.aiohttp.send(req.method, req.url, json=req.json, headers=req.headers,
                                                       params=req.params, connect_timeout=self.timeout,
                                                       read_timeout=read)

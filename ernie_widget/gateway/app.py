@@ -34,7 +34,7 @@ logger = logging.getLogger("ernie_widget.gateway")
 
 def upstream_client(settings: GatewaySettings, *, max_retries: int = 2) -> AsyncErnie:
     """The client a gateway with ``settings`` sends upstream with."""
-    from ..client.aiohttp_sender import aiohttp_available
+    from ..client.aiohttp_sender import use_aiohttp
     from ..client.providers import HTTPProvider
 
     client = AsyncErnie(
@@ -42,10 +42,7 @@ def upstream_client(settings: GatewaySettings, *, max_retries: int = 2) -> Async
         max_concurrency=settings.max_concurrency, rpm=settings.upstream_rpm, tpm=settings.upstream_tpm,
         rate_limit_backend=settings.redis_url, max_retries=max_retries,
     )
-    transport = settings.upstream_transport
-    if transport == "aiohttp" and not aiohttp_available():
-        raise ValueError("--upstream-transport aiohttp needs aiohttp: pip install 'ernie-widget[gateway]'")
-    if transport == "httpx2" or not aiohttp_available() or not isinstance(client._provider, HTTPProvider):
+    if not use_aiohttp(settings.upstream_transport, "gateway") or not isinstance(client._provider, HTTPProvider):
         return client
     # a gateway spends most of its CPU reading upstream streams; aiohttp's C parser hands over whatever
     # arrived in one piece, where httpx2 yields every chunked-encoding frame on its own

@@ -117,7 +117,7 @@ def serve(argv: Sequence[str]) -> int:
     _configure_logging()
     try:
         app = create_app(settings)
-    except (ValueError, ConfigurationError) as exc:
+    except (ValueError, ImportError, ConfigurationError) as exc:
         print(f"ernie-widget serve: {exc}", file=sys.stderr)
         return 2
     auth = "none (loopback only)" if settings.no_auth else "API keys" + (" + JWT" if (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +111,7 @@ class HTTPProvider:
     def check_messages(self, messages: list[Message]) -> None:
         """Raise BadRequestError for a history this surface cannot take, before anything is sent."""
 
-    def check_params(self, params: dict[str, Any]) -> None:
+    def check_params(self, params: Mapping[str, Any]) -> None:
         """Raise BadRequestError for a parameter this surface refuses, before anything is sent."""
         t = params.get("temperature")
         if self.ernie_sampling and t is not None and t > 1:
