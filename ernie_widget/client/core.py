@@ -403,9 +403,10 @@ class AsyncErnie:
 
             if self._ssl is None:
                 self._ssl = _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+            max_connections = max(self.max_concurrency * 2, 16)
             http = httpx2.AsyncClient(
                 timeout=httpx2.Timeout(self.timeout, read=self._read_guard()),
-                limits=httpx2.Limits(max_connections=max(self.max_concurrency * 2, 16),
+                limits=httpx2.Limits(max_connections=max_connections,
                                      max_keepalive_connections=max(self.max_concurrency, 8)),
                 headers={"Accept-Encoding": "gzip", "User-Agent": USER_AGENT},
                 verify=self._ssl,
@@ -415,7 +416,7 @@ class AsyncErnie:
             if self._aiohttp_pool:
                 from .aiohttp_sender import AiohttpSender
 
-                res.aiohttp = AiohttpSender(max_connections=max(self.max_concurrency * 2, 16), verify=self._ssl)
+                res.aiohttp = AiohttpSender(max_connections=max_connections, verify=self._ssl)
             self._resources[loop] = res
         return res
 
