@@ -20,6 +20,22 @@ __all__ = ["Chunk", "DirectProvider", "HTTPProvider", "HTTPRequest", "text_field
 
 ERNIE_MIN_TEMPERATURE = 0.01
 
+#: The longest model name any surface is sent; real names are well under 100 characters.
+MAX_MODEL_NAME = 256
+
+
+def check_model_name(model: Any) -> None:
+    """Refuse a model name no surface could mean: not a string, empty, too long, or holding whitespace or
+    control characters (they would reach a request line, a header or a log line)."""
+    if model is None:
+        return
+    if not isinstance(model, str) or not model or len(model) > MAX_MODEL_NAME:
+        raise BadRequestError(f"模型名称无效 / the model name must be a non-empty string of at most "
+                              f"{MAX_MODEL_NAME} characters, got {str(model)[:40]!r}")
+    if any(c.isspace() or not c.isprintable() for c in model):
+        raise BadRequestError(f"模型名称无效 / the model name holds whitespace or control characters: "
+                              f"{model[:40]!r}")
+
 
 @dataclass(slots=True)
 class HTTPRequest:
@@ -113,6 +129,7 @@ class HTTPProvider:
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Raise BadRequestError for a parameter this surface refuses, before anything is sent."""
+        check_model_name(params.get("model") or self.model)
         t = params.get("temperature")
         if self.ernie_sampling and t is not None and t > 1:
             raise BadRequestError(f"temperature 超出范围 / ERNIE takes temperature in (0, 1], got {t}")

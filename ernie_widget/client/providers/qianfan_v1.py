@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..classify import TOKEN_EXPIRED_CODES, error_from_body, error_in
-from ..errors import APIConnectionError, AuthenticationError
+from ..errors import APIConnectionError, AuthenticationError, BadRequestError
 from ..events import Safety, Usage
 from ..messages import Message, v1_messages
 from ..redact import register_secret
@@ -24,6 +27,8 @@ from .base import (
 
 if TYPE_CHECKING:
     import httpx2
+
+DEFAULT_V1_MODEL = "ERNIE-Speed-8K"
 
 #: model name (case-insensitive) → endpoint suffix; kept as data (langchain-ai/langchain#13116)
 V1_ENDPOINTS: dict[str, str] = {
@@ -53,8 +58,23 @@ V1_ENDPOINTS: dict[str, str] = {
 }
 
 
+#: A v1 model name becomes one segment of the URL path, next to the OAuth token in the query. So only a plain
+#: identifier is sent: "../../x" would reach another path of the host, "m?x=1&" would add query parameters, each
+#: carrying the token. Baidu's model names and custom endpoint names are letters, digits, ".", "-" and "_".
+PLAIN_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_v1_model(model: str) -> None:
+    """Raise BadRequestError unless ``model`` is a plain model identifier (see PLAIN_MODEL_NAME)."""
+    if not PLAIN_MODEL_NAME.fullmatch(model):
+        raise BadRequestError(
+            f"模型名称无效 / a Qianfan v1 model name is letters, digits, '.', '-' and '_' only "
+            f"(it becomes part of the URL path), got {model[:60]!r}")
+
+
 def endpoint_for(model: str) -> str:
-    """The v1 endpoint suffix for a model name; an unknown name is used as a custom endpoint."""
+    """The v1 endpoint suffix for a model name; an unknown plain name is used as a custom endpoint."""
+    check_v1_model(model)
     return V1_ENDPOINTS.get(model.lower(), model)
 
 
@@ -118,10 +138,14 @@ class QianfanV1Provider(HTTPProvider):
     def check_messages(self, messages: list[Message]) -> None:
         v1_messages(messages)  # raises before the OAuth token is fetched or anything is sent
 
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        super().check_params(params)
+        check_v1_model(params.get("model") or self.model or DEFAULT_V1_MODEL)
+
     def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
         system, turns = v1_messages(messages)
         self.adapt_params(params)
-        model = params.pop("model", None) or self.model or "ERNIE-Speed-8K"
+        model = params.pop("model", None) or self.model or DEFAULT_V1_MODEL
         body: dict[str, Any] = {"messages": turns}
         if system:
             body["system"] = system
@@ -131,7 +155,9 @@ class QianfanV1Provider(HTTPProvider):
         if max_tokens is not None:
             body["max_output_tokens"] = max_tokens
         body.update({k: v for k, v in params.items() if v is not None})
-        url = f"{self.config.base_url}/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/{endpoint_for(model)}"
+        # quoted as one path segment as well: the name check above is the rule, this is the seatbelt
+        endpoint = quote(endpoint_for(model), safe="")
+        url = f"{self.config.base_url}/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/{endpoint}"
         return HTTPRequest("POST", url, body, {}, {"access_token": self._token or ""})
 
     def parse_data(self, obj: dict[str, Any]) -> Chunk:
