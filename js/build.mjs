@@ -2,7 +2,7 @@
  * Bundle the widget: js/widget.ts → ernie_widget/static/widget.js (ESM, minified) and js/widget.css →
  * ernie_widget/static/widget.css, then enforce the size budget (the build fails when over).
  *
- *   node js/build.mjs            production build (hatch-jupyter-builder runs it through `npm run build`)
+ *   node js/build.mjs            production build (hatch_build.py runs it through `npm run build`)
  *   node js/build.mjs --watch    rebuild on change with inline source maps (`npm run dev`; pair with ANYWIDGET_HMR=1)
  */
 import * as esbuild from "esbuild";

@@ -8,7 +8,7 @@
 import { blockNumbers, codeOf, syncCodeTools, wrapCodeBlocks } from "./code-tools";
 import { copyText, flashLabel, h } from "./dom";
 import { type Lang, resolveLang, type StringKey, type Translate, translator } from "./i18n";
-import { bindSendKeys, imageFiles, MAX_IMAGE_BYTES, MAX_IMAGES, readAsDataUrl, type SendMode } from "./input";
+import { bindSendKeys, imageFiles, isolateKeys, MAX_IMAGE_BYTES, MAX_IMAGES, readAsDataUrl, type SendMode } from "./input";
 import { AssistantMessageView, type MessageView, messageKey, UserMessageView, type ViewContext } from "./messages";
 import { LOADABLE_IMAGE } from "./sanitize";
 import { DeltaAssembler, type StreamSink } from "./stream";
@@ -158,6 +158,7 @@ export class ChatView implements StreamSink {
     this.listen(this.retryButton, "click", () => this.send({ type: "retry" }));
     this.listen(this.continueButton, "click", () => this.send({ type: "continue" }));
     this.listen(this.clearButton, "click", () => this.send({ type: "clear" }));
+    this.cleanups.push(isolateKeys(this.root));
     this.cleanups.push(
       bindSendKeys(this.textarea, {
         mode: () => this.sendMode(),

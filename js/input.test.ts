@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it, vi } from "vitest";
-import { bindSendKeys, COMPOSITION_GRACE_MS, isSendKey, type SendMode } from "./input";
+import { bindSendKeys, COMPOSITION_GRACE_MS, isolateKeys, isSendKey, type SendMode } from "./input";
 
 function setup(mode: SendMode = "enter") {
   const textarea = document.createElement("textarea");
@@ -144,5 +144,52 @@ describe("isSendKey (the rules as a pure function)", () => {
     ["Ctrl+Enter in ctrl mode", { ...base, ctrlKey: true }, "ctrl-enter", true],
   ] as const)("%s → %s", (_name, event, mode, expected) => {
     expect(isSendKey(event, mode, false, Infinity)).toBe(expected);
+  });
+});
+
+describe("isolateKeys: keys typed in the widget never reach notebook shortcuts", () => {
+  function isolated() {
+    const root = document.createElement("div");
+    const textarea = document.createElement("textarea");
+    const button = document.createElement("button");
+    root.append(textarea, button);
+    document.body.append(root);
+    const seen: string[] = [];
+    const onDocument = (e: KeyboardEvent) => seen.push(e.key);
+    document.addEventListener("keydown", onDocument);
+    const unbind = isolateKeys(root);
+    const press = (target: HTMLElement, init: KeyboardEventInit) =>
+      target.dispatchEvent(new KeyboardEvent("keydown", { bubbles: true, cancelable: true, ...init }));
+    return { root, textarea, button, seen, unbind, press, done: () => document.removeEventListener("keydown", onDocument) };
+  }
+
+  it("marks the root for Lumino's shortcut suppression", () => {
+    const s = isolated();
+    expect(s.root.hasAttribute("data-lm-suppress-shortcuts")).toBe(true);
+    s.done();
+  });
+
+  it("stops keydown from the text box before the document sees it", () => {
+    const s = isolated();
+    for (const key of ["Enter", "Escape", "a", "b", "d", "ArrowUp"]) s.press(s.textarea, { key, shiftKey: key === "Enter" });
+    expect(s.seen).toEqual([]);
+    s.done();
+  });
+
+  it("does not prevent the default action (the newline is typed)", () => {
+    const s = isolated();
+    const event = new KeyboardEvent("keydown", { key: "Enter", shiftKey: true, bubbles: true, cancelable: true });
+    s.textarea.dispatchEvent(event);
+    expect(event.defaultPrevented).toBe(false);
+    s.done();
+  });
+
+  it("lets keys on buttons bubble, and unbinds cleanly", () => {
+    const s = isolated();
+    s.press(s.button, { key: "x" });
+    s.unbind();
+    s.press(s.textarea, { key: "y" });
+    expect(s.seen).toEqual(["x", "y"]);
+    s.done();
   });
 });

@@ -67,6 +67,33 @@ export function bindSendKeys(textarea: HTMLTextAreaElement, options: SendKeyOpti
   };
 }
 
+/**
+ * Keep every keystroke typed inside the widget away from the notebook's keyboard shortcuts.
+ *
+ * JupyterLab and Notebook 7 run shortcuts from one document-level `keydown` listener (Lumino's command
+ * registry): Shift+Enter typed in the chat box re-ran the cell that holds the chat (a new, empty ErnieChat
+ * replaced it and the draft was lost), and command-mode keys such as `a`, `b`, `d d` acted on cells. Two
+ * guards, because hosts differ in how they listen:
+ * - `data-lm-suppress-shortcuts` on the root: Lumino's registry (≥ 2.3) skips any binding whose key event
+ *   came from inside an element carrying it, in whichever phase the application listens;
+ * - keydown events from an editable element stop bubbling at the root, so a host listening in the bubble
+ *   phase without that Lumino rule (older hosts, other extensions) never sees them either.
+ * The widget's own handlers sit on the elements themselves, so they run before the root stops the event.
+ */
+export function isolateKeys(root: HTMLElement): () => void {
+  root.setAttribute("data-lm-suppress-shortcuts", "");
+  const onKey = (e: KeyboardEvent): void => {
+    if (isEditable(e.target)) e.stopPropagation();
+  };
+  root.addEventListener("keydown", onKey);
+  return () => root.removeEventListener("keydown", onKey);
+}
+
+function isEditable(target: EventTarget | null): boolean {
+  if (!(target instanceof HTMLElement)) return false;
+  return target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement || target.isContentEditable;
+}
+
 /** Image types the ERNIE vision models accept. */
 export const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 export const MAX_IMAGE_BYTES = 10 * 1024 * 1024;

@@ -63,9 +63,10 @@ from ernie_widget import Ernie, ErnieChat
 client = Ernie()
 client.provider in ("local", "qianfan", "qianfan-v1", "aistudio", "openai", "replay")
 """, ),
-    md("## The chat widget · 聊天组件\n\nType below and press **Enter** (Shift+Enter for a new line). **Stop** ends an answer at once."),
+    md("## The chat widget · 聊天组件\n\nType below and press **Enter** (Shift+Enter for a new line). **Stop** ends an answer at once.\n\n"
+       "`thread=\"quickstart\"` names the conversation: running this cell again shows the same chat, not an empty one."),
     code(CHECK + """
-chat = ErnieChat(client, temperature=0)
+chat = ErnieChat(client, thread="quickstart")
 chat
 """),
     md("The same chat from code: `ask()` returns at once; `await` it to wait for the answer."),

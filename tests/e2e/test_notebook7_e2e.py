@@ -52,6 +52,18 @@ def test_notebook7_chat_sends_streams_and_stops(browser: Any, nb7: JupyterServer
         box.wait_for(timeout=60_000)
         wait_idle(page)
 
+        # keys typed in the box stay there: Shift+Enter is a newline, not "run cell" (which replaced the chat)
+        cells = "() => window.jupyterapp.shell.currentWidget.content.model.toJSON().cells.map(c => c.execution_count)"
+        counts = page.evaluate(cells)
+        box.click()
+        box.type("one")
+        for key in ["Shift+Enter", "Escape", "a", "b", "d", "d"]:
+            box.press(key)
+        page.wait_for_timeout(1000)
+        assert box.input_value() == "one\nabdd"
+        assert page.evaluate(cells) == counts
+        box.fill("")
+
         # send + stream: the answer arrives in pieces and ends rendered as Markdown
         e2e_sim.push(Answer(text="第一段 streaming **粗体。**后文 " + " ".join(f"w{i}" for i in range(60)) + " done",
                             chunk_size=4, delay=0.02))

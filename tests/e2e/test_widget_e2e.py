@@ -49,6 +49,52 @@ def test_send_streams_an_answer_into_the_page(page: Any, e2e_sim: Any) -> None:
     assert e2e_sim.chat_requests[-1].json["messages"][-1]["content"] == "你好"
 
 
+def test_keys_typed_in_the_chat_never_reach_notebook_shortcuts(page: Any, e2e_sim: Any) -> None:
+    """Shift+Enter once re-ran the chat's cell (a new empty ErnieChat replaced it, the draft was lost); command-mode
+    keys (a, b, d d, Escape, arrows) typed in the box must not act on cells either."""
+    cells = "() => window.jupyterapp.shell.currentWidget.content.model.toJSON().cells.map(c => [c.source, c.execution_count])"
+    page.evaluate("() => { document.querySelector('.ernie-chat').dataset.probe = 'the same view'; }")
+    before = page.evaluate(cells)
+    n = len(e2e_sim.chat_requests)
+    box = page.locator('[data-testid="ernie-input"]')
+    box.click()
+    box.fill("")
+    box.type("line one")
+    box.press("Shift+Enter")
+    box.type("line two ")
+    for key in ["Escape", "ArrowUp", "ArrowDown", "a", "b", "d", "d", "Shift+Enter"]:
+        box.press(key)
+    page.wait_for_timeout(1500)  # a re-run cell or an inserted cell would show by now
+    assert box.input_value() == "line one\nline two abdd\n"
+    assert page.evaluate(cells) == before
+    assert page.evaluate("() => document.querySelector('.ernie-chat').dataset.probe") == "the same view"
+    assert len(e2e_sim.chat_requests) == n
+    assert page.evaluate(f"() => {KERNEL}.status") == "idle"
+    box.fill("")
+
+
+def test_a_rerun_chat_cell_with_a_thread_keeps_the_conversation(browser: Any, lab: Any, lab_root: Path,
+                                                                e2e_sim: Any) -> None:
+    write_notebook(lab_root / "rerun.ipynb", ["from ernie_widget import ErnieChat\nErnieChat(thread='rerun')"])
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    other = context.new_page()
+    try:
+        open_notebook(other, lab, "rerun.ipynb", "rerun")
+        run_cell(other, 0)
+        other.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+        wait_idle(other)
+        e2e_sim.set_answer(text="kept across re-runs", chunk_size=5, delay=0.0)
+        send(other, "remember me")
+        other.locator(CHAT).last.locator("text=kept across re-runs").wait_for(timeout=20_000)
+        wait_idle(other)
+        run_cell(other, 0)  # a new ErnieChat object, the same named conversation
+        wait_idle(other)
+        other.locator(".ernie-chat").last.locator("text=kept across re-runs").wait_for(timeout=20_000)
+        assert other.locator(".ernie-chat").count() == 1
+    finally:
+        context.close()
+
+
 def test_stop_closes_the_upstream_connection(page: Any, e2e_sim: Any) -> None:
     from ernie_widget.testing import Fault
 
