@@ -1,16 +1,19 @@
-"""The wheel ships the widget bundle and the prebuilt JupyterLab / Notebook 7 extension.
+"""What `pip install` gets: the sdist and wheel built the standard way ship the whole package.
 
-Builds a real wheel from the working tree (the front-end bundles must already be built: `scripts/bootstrap`
-does both) and reads it back.
+`python -m build` from a clean clone (no scripts/bootstrap, no node_modules, no prebuilt files) makes the sdist,
+then the wheel from that sdist; `hatch_build.py` runs npm for the widget bundle and the JupyterLab extension.
+`.ci/run` builds them once in its packaging stage and passes the folder as ERNIE_DIST (its extension end-to-end
+test runs against a fresh venv that installed that very wheel); without ERNIE_DIST this module builds them from
+a clone of the last commit (about 3 minutes).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,21 +25,31 @@ LABEXT = "share/jupyter/labextensions/ernie-widget"
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]:
-    for built, how in [(ROOT / "ernie_widget/static/widget.js", "npm run build"),
-                       (ROOT / "ernie_widget/labextension/package.json", "cd labextension && npm run build")]:
-        if not built.exists():
-            pytest.fail(f"{built.relative_to(ROOT)} is missing: run scripts/bootstrap (or `{how}`)")
-    out = tmp_path_factory.mktemp("wheel")
-    env = {**os.environ, "HATCH_JUPYTER_BUILDER_SKIP_NPM": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)]
-    if importlib.util.find_spec("hatchling") and importlib.util.find_spec("hatch_jupyter_builder"):
-        cmd.insert(4, "--no-build-isolation")  # the build backend is already here: no download
-    subprocess.run(cmd, check=True, env=env, timeout=300)
-    [path] = out.glob("ernie_widget-*.whl")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("ERNIE_DIST"):
+        return Path(os.environ["ERNIE_DIST"])
+    clone = tmp_path_factory.mktemp("clone") / "src"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    out = tmp_path_factory.mktemp("dist")
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(clone)], check=True, env=env,
+                   timeout=900, stdout=subprocess.DEVNULL)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Path) -> Iterator[zipfile.ZipFile]:
+    [path] = dist.glob("ernie_widget-*.whl")
     zf = zipfile.ZipFile(path)
     yield zf
     zf.close()
+
+
+@pytest.fixture(scope="module")
+def sdist(dist: Path) -> list[str]:
+    [path] = dist.glob("ernie_widget-*.tar.gz")
+    with tarfile.open(path) as tf:
+        return [n.split("/", 1)[1] for n in tf.getnames() if "/" in n]
 
 
 def data_dir(zf: zipfile.ZipFile) -> str:
@@ -74,3 +87,13 @@ def test_wheel_holds_only_the_package_and_its_data(wheel: zipfile.ZipFile) -> No
     # the build output is shipped once, as shared data, not again inside the package
     assert not [n for n in wheel.namelist() if n.startswith("ernie_widget/labextension/")]
     assert not [n for n in wheel.namelist() if "node_modules" in n or n.startswith("labextension/")]
+
+
+def test_sdist_carries_the_front_end_sources_and_no_build_output(sdist: list[str]) -> None:
+    names = set(sdist)
+    assert {"hatch_build.py", "package.json", "package-lock.json", "js/widget.ts", "js/build.mjs",
+            "labextension/package.json", "labextension/package-lock.json", "labextension/src/index.ts",
+            "labextension/install.json", "ernie_widget/__init__.py"} <= names
+    assert not [n for n in names if "node_modules" in n or n.startswith(("ernie_widget/static/",
+                                                                          "ernie_widget/labextension/",
+                                                                          "labextension/lib/"))]

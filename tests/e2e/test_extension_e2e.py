@@ -1,8 +1,10 @@
 """The ernie-widget JupyterLab / Notebook 7 extension in a real server and Chromium, against the protocol simulator.
 
 Playwright's clicks are real input events (`isTrusted`); page script can only make synthetic ones, which the
-extension must ignore. The extension is served from the build output (`labextension/` → ernie_widget/labextension,
-built by scripts/bootstrap) through JUPYTER_PATH, so the test does not depend on how the package was installed.
+extension must ignore. In the development tree the extension is served from the build output (`labextension/` →
+ernie_widget/labextension) through JUPYTER_PATH. With ERNIE_E2E_INSTALLED=1 (the packaging stage of `.ci/run`,
+in a fresh venv that installed a wheel built by `python -m build` from a clean clone) it is served exactly as
+that wheel installed it, and nothing of the source tree is used.
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ RUN_CODE = 'print("ran-" + str(6 * 7))'
 KNOWN_NB7_ERROR = "Cannot read properties of undefined (reading 'schema')"
 
 
+INSTALLED = os.environ.get("ERNIE_E2E_INSTALLED") == "1"
+
+
+def _installed_extension() -> Path:
+    """The extension as the wheel installed it, after checking this really is an install, not the source tree."""
+    import ernie_widget
+
+    assert "site-packages" in Path(ernie_widget.__file__).parts, f"not an installed package: {ernie_widget.__file__}"
+    installed = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "ernie-widget"
+    assert (installed / "package.json").is_file(), f"the wheel installed no extension at {installed}"
+    assert not installed.is_symlink()
+    return installed
+
+
 def _share_dir(root: Path) -> Path:
     """A JUPYTER_PATH entry whose labextensions/ernie-widget is the freshly built extension."""
     if not (BUILT / "package.json").exists():
@@ -45,7 +61,10 @@ def _share_dir(root: Path) -> Path:
 
 def _env(sim: Any, root: Path) -> dict[str, str]:
     env = server_env(sim, root)
-    env["JUPYTER_PATH"] = str(_share_dir(root))
+    if INSTALLED:
+        _installed_extension()  # found by the server in sys.prefix, where the wheel put it
+    else:
+        env["JUPYTER_PATH"] = str(_share_dir(root))
     return env
 
 
@@ -434,9 +453,10 @@ def test_with_the_extension_disabled_only_copy_is_offered(browser: Any, lab_disa
 
 
 def test_built_extension_declares_its_contract() -> None:
-    meta = json.loads((BUILT / "package.json").read_text(encoding="utf-8"))
+    built = _installed_extension() if INSTALLED else BUILT
+    meta = json.loads((built / "package.json").read_text(encoding="utf-8"))
     assert meta["name"] == "ernie-widget"
     shared = meta["jupyterlab"]["sharedPackages"]
     assert shared["@jupyterlab/notebook"]["requiredVersion"] == "^4.5.0"
-    static = os.listdir(BUILT / "static")
+    static = os.listdir(built / "static")
     assert any(name.startswith("remoteEntry.") for name in static)
