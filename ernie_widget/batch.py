@@ -38,7 +38,6 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
-import random
 import sqlite3
 import sys
 import threading
@@ -53,9 +52,11 @@ from .client.errors import ErnieError
 from .client.events import Usage
 from .client.limits import MemoryRateLimiter
 from .client.messages import Message, estimate_tokens, normalize_messages, text_of
+from .client.retry import row_backoff
+from .client.transport import TransportName, resolve_transport
 
 if TYPE_CHECKING:
-    from .client.core import AsyncErnie
+    from .client import AsyncErnie
     from .client.sync import Ernie
 
 __all__ = [
@@ -73,7 +74,6 @@ ERROR_COLUMN = "ernie_error"
 TOKENS_COLUMN = "ernie_tokens"
 
 _REFRESH_SECONDS = 0.1  # progress: at most 10 updates a second (a notebook bar is a comm message each)
-_RETRY_BASE = 0.5  # seconds; row retries back off 0.5, 1, 2 … with full jitter, like the client
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ class _Batch:
     def __init__(self, client: AsyncErnie, prompts_or_template: Any, rows: Any, *, model: str | None,
                  system: str | None, concurrency: int, rpm: int | None, tpm: int | None, progress: bool,
                  cache: str | Path | None, on_error: str, namespace: Mapping[str, Any] | None,
-                 row_retries: int, transport: str, params: dict[str, Any]) -> None:
+                 row_retries: int, transport: TransportName, params: dict[str, Any]) -> None:
         if on_error not in ("keep", "raise"):
             raise ValueError(f"on_error must be 'keep' or 'raise', not {on_error!r}")
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -404,9 +404,8 @@ class _Batch:
         self.params: dict[str, Any] = {"model": model, **params}
         client.check_params(self.params)  # a bad temperature fails the call, not every row
         self.concurrency = concurrency
-        from .client.aiohttp_sender import use_aiohttp
-
-        self.aiohttp = use_aiohttp(transport, "batch")  # a bad name fails the call, before any row
+        resolve_transport(transport, "batch")  # a bad name fails the call, before any row
+        self.transport = transport
         self.limiter = MemoryRateLimiter(rpm, tpm) if rpm or tpm else None
         self.raise_on_error = on_error == "raise"
         self.row_retries = max(0, row_retries)
@@ -450,7 +449,10 @@ class _Batch:
 
     async def execute(self) -> BatchResult:
         """Run every pending row; the cache is closed and `finished` set however this ends."""
-        client, cleanup = _client_for_batch(self.client, self.concurrency, self.aiohttp)
+        # Rows are many small unstreamed requests: a pool of their own, sized for the batch (a narrower pool
+        # would queue rows inside the HTTP library), on aiohttp when installed (a quarter of httpx2's CPU per
+        # request). It shares the client's provider, credentials, token cache and rate limits.
+        client = self.client.for_concurrency(self.concurrency, transport=self.transport)
         workers: list[asyncio.Task[None]] = []
         try:
             sem = asyncio.Semaphore(self.concurrency)
@@ -470,7 +472,8 @@ class _Batch:
                 # the rows' streams close their HTTP responses as they unwind
                 await asyncio.gather(*workers, return_exceptions=True)
             try:
-                await cleanup()
+                if client is not self.client:
+                    await client.aclose()
             finally:
                 if self.cache is not None:
                     self.cache.close()
@@ -490,8 +493,6 @@ class _Batch:
                 raise BatchRowError(job.index, job.prompt, row.error, self.partial())
 
     async def _run_row(self, client: AsyncErnie, sem: asyncio.Semaphore, job: _Job) -> BatchRow:
-        from .client.core import AsyncStream
-
         if job.messages is None:
             assert job.error is not None
             return BatchRow(job.index, job.prompt, None, None, job.error)
@@ -502,7 +503,7 @@ class _Batch:
             if limiter is not None:
                 await limiter.acquire(estimate)
             # a row is all or nothing: one JSON answer costs far less CPU than a stream of events
-            stream = AsyncStream(client, job.messages, dict(self.params), concurrency=sem, stream=False)
+            stream = client.unstreamed(job.messages, concurrency=sem, **self.params)
             try:
                 async with stream:
                     async for _ in stream:
@@ -510,7 +511,7 @@ class _Batch:
             except ErnieError as err:
                 if err.retryable and attempt < self.row_retries:
                     attempt += 1
-                    await asyncio.sleep(_row_backoff(attempt, err.retry_after))
+                    await asyncio.sleep(row_backoff(attempt, err.retry_after))
                     continue
                 return BatchRow(job.index, job.prompt, None, None, err)
             reply = stream.reply
@@ -518,36 +519,6 @@ class _Batch:
             if limiter is not None and reply.usage is not None:
                 limiter.reconcile(estimate, reply.usage.total_tokens)
             return BatchRow(job.index, job.prompt, reply.text, reply.usage, None)
-
-
-def _row_backoff(attempt: int, retry_after: float | None) -> float:
-    delay = random.uniform(_RETRY_BASE / 2, _RETRY_BASE * 2 ** (attempt - 1))
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, 120.0))
-    return delay
-
-
-async def _noop() -> None:
-    return None
-
-
-def _client_for_batch(client: AsyncErnie, concurrency: int, aiohttp: bool) -> tuple[AsyncErnie, Any]:
-    """The client to send the batch with, and a coroutine function that releases it.
-
-    The core sizes each loop's httpx2 pool from ``max_concurrency``; a batch wider than that would queue on
-    the pool, not on our semaphore. And batch rows are many small unstreamed requests, where aiohttp spends
-    a quarter of httpx2's CPU per request. So a batch runs on a sibling client (same provider, credentials,
-    token cache and client-level rate limits) with its own pool, on aiohttp when asked, closed when the
-    batch ends.
-    """
-    from .client.providers import HTTPProvider
-
-    if not isinstance(getattr(client, "_provider", None), HTTPProvider):
-        return client, _noop
-    if not aiohttp and concurrency <= client.max_concurrency:
-        return client, _noop
-    own = client.with_own_pool(max(concurrency, client.max_concurrency), aiohttp=aiohttp)
-    return own, own.aclose  # HTTP providers only: aclose() closes just this loop's pool
 
 
 def _output(batch: _Batch, rows: Any, result: BatchResult) -> Any:

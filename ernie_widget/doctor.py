@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from .client.config import ENV_VARS, ProviderConfig, environment, resolve_config
 from .client.errors import AuthenticationError, ErnieError, PermissionDeniedError
+from .client.local_files import default_model_path
 from .client.redact import redact
 
 __all__ = ["Check", "main", "run_checks"]
@@ -85,8 +86,6 @@ def run_checks(provider: str | None = None, *, api_key: str | None = None, secre
     if cfg is None:
         return checks
     if cfg.provider == "local":
-        from .client.providers.local import default_model_path
-
         path = cfg.model or default_model_path()
         if path and os.path.isfile(path):
             checks.append(Check(OK, "model", f"本地模型 / local model: {os.path.basename(path)}"))

@@ -2,7 +2,7 @@
 
 The stream runs on the package's private loop; the main thread drains it and updates one display
 handle at ≤ 20 Hz, so the cell blocks like any other and a kernel interrupt cancels the request
-(notebook-platform.md §5.4). Model text is untrusted: it is rendered to sanitized HTML in the kernel,
+(docs/notebook-facts.md §5.4). Model text is untrusted: it is rendered to sanitized HTML in the kernel,
 never emitted as raw text/markdown or text/html (JupyterLab trusts live outputs).
 """
 
@@ -25,6 +25,7 @@ from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
 from ._loop import submit
+from .client.defaults import MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
 from .client.errors import ContentFilterError, ErnieError
 from .client.messages import estimate_tokens
 from .threads import (
@@ -166,10 +167,12 @@ class ErnieMagics(Magics):
     temperature = Float(None, allow_none=True, help="Default temperature").tag(config=True)
     token_budget = Int(0, help="Tokens this session may spend through the magics (0 = no limit)").tag(config=True)
     update_interval = Float(0.05, help="Seconds between display updates (≤ 20 Hz)").tag(config=True)
-    timeout = Float(60.0, help="Seconds to connect and get the first byte").tag(config=True)
-    stream_idle_timeout = Float(60.0, allow_none=True, help="Seconds without data before a stream fails").tag(config=True)
-    max_stream_seconds = Float(600.0, allow_none=True, help="Longest answer in seconds (None: no limit)").tag(config=True)
-    max_retries = Int(2, help="Retries of 429/5xx/connection errors before the answer starts").tag(config=True)
+    timeout = Float(TIMEOUT, help="Seconds to connect and get the first byte").tag(config=True)
+    stream_idle_timeout = Float(STREAM_IDLE_TIMEOUT, allow_none=True,
+                                help="Seconds without data before a stream fails").tag(config=True)
+    max_stream_seconds = Float(MAX_STREAM_SECONDS, allow_none=True,
+                               help="Longest answer in seconds (None: no limit)").tag(config=True)
+    max_retries = Int(MAX_RETRIES, help="Retries of 429/5xx/connection errors before the answer starts").tag(config=True)
 
     def _limits(self) -> dict[str, Any]:
         return {"timeout": self.timeout, "stream_idle_timeout": self.stream_idle_timeout,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from ernie_widget import AsyncErnie, AuthenticationError
-from ernie_widget.client.core import AsyncStream
+from ernie_widget.client import AsyncStream
 from ernie_widget.client.messages import normalize_messages
 from ernie_widget.testing import Fault
 

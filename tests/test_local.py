@@ -175,7 +175,7 @@ def test_images_are_refused_clearly(client: Ernie) -> None:
 def test_with_no_credentials_ernie_picks_the_local_model_and_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ernie_widget import local_notice
+    from ernie_widget.client import local_notice
     from ernie_widget.client.config import ENV_VARS
 
     for var in ENV_VARS:

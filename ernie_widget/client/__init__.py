@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .core import AsyncErnie, AsyncStream
+from .async_client import AsyncErnie, AsyncStream
 from .errors import (
     APIConnectionError,
     APITimeoutError,

@@ -1,4 +1,7 @@
-"""Turn an error body (any status, any ERNIE surface) into the right exception (ernie-api.md §1.6, §2.5, §7, §8)."""
+"""Turn an error body (any status, any ERNIE surface) into the right exception.
+
+Shapes, codes and retry rules: docs/ernie-wire.md §1.6, §2.5, §7, §8.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ __all__ = ["TOKEN_EXPIRED_CODES", "error_from_body", "error_from_status", "error
 TOKEN_EXPIRED_CODES = frozenset({110, 111})
 _V1_RETRY = frozenset({1, 2, 15, 18, 336100, 336501, 336502})
 _V1_RATE = frozenset({4, 17, 18, 19, 40410, 336501, 336502})
-#: daily / total request quotas: a RateLimitError, but waiting seconds cannot help (ernie-api.md §2.5)
+#: daily / total request quotas: a RateLimitError, but waiting seconds cannot help (docs/ernie-wire.md §2.5)
 _V1_QUOTA = frozenset({17, 19})
 _V1_AUTH = frozenset({6, 13, 14, 100, 110, 111, 40401})
 _V1_SERVER = frozenset({1, 2, 15, 336000, 336100})
@@ -29,7 +32,7 @@ _V1_CONTEXT = frozenset({336007, 336103, 336104, 336105})
 
 
 def error_in(obj: Any) -> Any:
-    """The error part of a parsed body, whatever the HTTP status, else None (ernie-api.md §8)."""
+    """The error part of a parsed body, whatever the HTTP status, else None (docs/ernie-wire.md §8)."""
     if type(obj) is not dict and not isinstance(obj, Mapping):  # the dict test first: once per chunk
         return None
     err = obj.get("error")

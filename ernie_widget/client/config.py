@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigurationError
+from .local_files import is_gguf
 
 __all__ = ["ENV_VARS", "PROVIDERS", "ProviderConfig", "environment", "local_available", "resolve_config"]
 
@@ -171,7 +172,7 @@ def resolve_config(
                 "e.g. http://127.0.0.1:8188/v1"
             )
     elif provider == "local":
-        model = model if (model and model.endswith(".gguf")) else (env.get("ERNIE_LOCAL_MODEL") or model)
+        model = model if is_gguf(model) else (env.get("ERNIE_LOCAL_MODEL") or model)
     elif provider == "replay":
         for key in ("ERNIE_CASSETTE", "ERNIE_CASSETTE_MODE"):
             if env.get(key):

@@ -37,7 +37,7 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Safety:
-    """ERNIE's content-safety signals (see ernie-api.md §5.3–5.5).
+    """ERNIE's content-safety signals (see docs/ernie-wire.md §5.3–5.5).
 
     flag: 0 safe, 1 low risk, 2 no further turns, 3 must not be displayed, 4 withdraw shown text.
     """

@@ -21,7 +21,7 @@ class MemoryRateLimiter:
     """Holds requests (rpm) and tokens (tpm) within any 60 s window.
 
     Tokens are charged before sending as an estimate (prompt + max_tokens) and reconciled with the
-    reported usage afterwards, as the qianfan SDK's TokenLimiter does (ernie-api.md §2.7).
+    reported usage afterwards, as the qianfan SDK's TokenLimiter does (docs/ernie-wire.md §2.7).
     """
 
     window = 60.0

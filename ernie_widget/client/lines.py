@@ -1,7 +1,7 @@
 """Splitting a response body into lines and classifying them: SSE data, `[DONE]`, bare JSON errors.
 
 httpx2's `EventSource` drops lines whose field is not event/data/id/retry, so v1's bare JSON error
-line and llama.cpp's `error:` line would be lost silently (ernie-api.md §8); we read lines ourselves.
+line and llama.cpp's `error:` line would be lost silently (docs/ernie-wire.md §8); we read lines ourselves.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def v1_messages(messages: Sequence[Message]) -> tuple[str | None, list[Message]]
     """Apply Qianfan v1's rules: hoist system, drop leading assistant turns, merge same-role runs.
 
     The result alternates user/assistant and has an odd count; otherwise BadRequestError is raised
-    before anything is sent (ernie-api.md §5.1).
+    before anything is sent (docs/ernie-wire.md §5.1).
     """
     system_parts = [text_of(m["content"]) for m in messages if m["role"] == "system"]
     turns = [m for m in messages if m["role"] in ("user", "assistant")]
@@ -154,7 +154,7 @@ def estimate_tokens(messages: Iterable[Message] | str) -> int:
     return int(total) + overhead
 
 
-# (pattern, max_input_chars, max_input_tokens): ernie-api.md §6 and the AI Studio table (§3).
+# (pattern, max_input_chars, max_input_tokens): docs/ernie-wire.md §6 and the AI Studio table (§3).
 _LIMITS: tuple[tuple[re.Pattern[str], int | None, int], ...] = tuple(
     (re.compile(p, re.I), c, t)
     for p, c, t in (

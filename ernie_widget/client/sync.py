@@ -9,7 +9,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .._loop import background_loop, in_background_loop, run_sync, submit
-from .core import AsyncErnie, AsyncStream
+from .async_client import AsyncErnie, AsyncStream
+from .defaults import MAX_CONCURRENCY, MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
 from .events import Reply, StreamEvent
 
 __all__ = ["Ernie", "Stream"]
@@ -142,11 +143,11 @@ class Ernie:
         api_key: str | None = None,
         secret_key: str | None = None,
         base_url: str | None = None,
-        timeout: float = 60.0,
-        stream_idle_timeout: float | None = 60.0,
-        max_stream_seconds: float | None = 600.0,
-        max_retries: int = 2,
-        max_concurrency: int = 8,
+        timeout: float = TIMEOUT,
+        stream_idle_timeout: float | None = STREAM_IDLE_TIMEOUT,
+        max_stream_seconds: float | None = MAX_STREAM_SECONDS,
+        max_retries: int = MAX_RETRIES,
+        max_concurrency: int = MAX_CONCURRENCY,
         rpm: int | None = None,
         tpm: int | None = None,
         rate_limit_backend: str | None = None,

@@ -1,4 +1,4 @@
-"""AI Studio (星河) v3: OpenAI-compatible with the personal access token as bearer (ernie-api.md §3)."""
+"""AI Studio (星河) v3: OpenAI-compatible with the personal access token as bearer (docs/ernie-wire.md §3)."""
 
 from __future__ import annotations
 

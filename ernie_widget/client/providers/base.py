@@ -102,7 +102,7 @@ class HTTPProvider:
 
     name: str = "http"
     kind = "http"
-    #: ERNIE's own surfaces take temperature in (0, 1], not 0 (ernie-api.md §5.7); OpenAI-compatible
+    #: ERNIE's own surfaces take temperature in (0, 1], not 0 (docs/ernie-wire.md §5.7); OpenAI-compatible
     #: servers take [0, 2]
     ernie_sampling = False
     #: whether the stream ends with `data: [DONE]` (v1 ends with is_end instead)

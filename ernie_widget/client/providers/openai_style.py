@@ -21,7 +21,7 @@ __all__ = ["OpenAIStyleProvider"]
 
 
 def _search_results(obj: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
-    # placement is uncertain (ernie-api.md §1.4): top-level `search_results`, or under `web_search`
+    # placement is uncertain (docs/ernie-wire.md §1.4): top-level `search_results`, or under `web_search`
     res = obj.get("search_results")
     if res is None and isinstance(obj.get("web_search"), dict):
         res = obj["web_search"].get("search_results")

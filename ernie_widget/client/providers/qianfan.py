@@ -1,4 +1,4 @@
-"""Qianfan v2: OpenAI-compatible, `Authorization: Bearer bce-v3/ALTAK-…` (ernie-api.md §1)."""
+"""Qianfan v2: OpenAI-compatible, `Authorization: Bearer bce-v3/ALTAK-…` (docs/ernie-wire.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Qianfan v1 ("wenxinworkshop"): AK/SK → OAuth access_token, Baidu body, `is_end` (ernie-api.md §2)."""
+"""Qianfan v1 ("wenxinworkshop"): AK/SK → OAuth access_token, Baidu body, `is_end` (docs/ernie-wire.md §2)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
-"""Send chat requests with aiohttp: the HTTP stack for many small requests at once (batch rows).
+"""`AiohttpTransport`: chat requests over aiohttp, the HTTP stack for many small requests at once (batch rows).
 
 httpx2 spends ~1.5 ms of CPU per request here (its pool rescans every connection on each request, and its
 anyio layer wraps every socket call); aiohttp, with its C parser and simpler pool, spends about a quarter
 of that. A wide batch is bound by exactly that CPU: at 32 rows in flight it separates ~87 % of the ideal
 rate from ~92 %.
 
-The sender is deliberately small: `AsyncErnie` still builds the request and reads the answer, and the
-failures are raised as the httpx2 exceptions its default stack would raise, so retries, error messages
-and secret redaction behave the same on both. Authentication requests (v1's OAuth token) stay on httpx2.
+The transport is deliberately small: the lifecycle still builds the request and the reader reads the answer,
+and failures are raised as the httpx2 exceptions the default transport would raise, so retries, error
+messages and secret redaction behave the same on both. Authentication requests (v1's OAuth token) stay on httpx2.
 Proxies come from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as with httpx2's ``trust_env``,
 looked up once per URL: aiohttp's own ``trust_env`` looks them up in a worker thread on every request,
 which costs more than the request.
@@ -17,32 +17,16 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from .core import USER_AGENT
+from .defaults import USER_AGENT
 
-TRANSPORTS = ("auto", "httpx2", "aiohttp")
+if TYPE_CHECKING:
+    from .providers.base import HTTPRequest
 
-
-def aiohttp_available() -> bool:
-    """True when aiohttp can be imported (the ``batch`` and ``gateway`` extras install it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("aiohttp") is not None
-
-
-def use_aiohttp(transport: str, extra: str) -> bool:
-    """Whether ``transport`` ("auto", "httpx2" or "aiohttp") means aiohttp here; a bad name, or "aiohttp"
-    without aiohttp installed (``extra`` names the install that brings it), is an error."""
-    if transport not in TRANSPORTS:
-        raise ValueError(f"transport must be 'auto', 'httpx2' or 'aiohttp', not {transport!r}")
-    available = aiohttp_available()
-    if transport == "aiohttp" and not available:
-        raise ImportError(f"transport 'aiohttp' needs aiohttp: pip install 'ernie-widget[{extra}]'")
-    return transport == "aiohttp" or (transport == "auto" and available)
-
+__all__ = ["AiohttpResponse", "AiohttpTransport"]
 
 def _httpx_error(exc: BaseException, *, reading: bool) -> httpx2.TransportError:
     """The httpx2 exception the default stack raises for the same failure (no request: its repr has the URL)."""
@@ -84,7 +68,7 @@ class AiohttpResponse:
             self._response.close()
 
 
-class AiohttpSender:
+class AiohttpTransport:
     """One aiohttp session per event loop, created on first use on the loop that uses it."""
 
     def __init__(self, *, max_connections: int, verify: ssl.SSLContext | None = None) -> None:
@@ -109,9 +93,7 @@ class AiohttpSender:
         proxy = self._proxies[url] = None if bypass else proxies.get(parts.scheme)
         return proxy
 
-    async def send(self, method: str, url: str, *, json: Any, headers: Mapping[str, str],
-                   params: Mapping[str, str] | None, connect_timeout: float | None,
-                   read_timeout: float | None) -> AiohttpResponse:
+    async def send(self, req: HTTPRequest, *, connect_timeout: float, read_timeout: float) -> AiohttpResponse:
         import aiohttp
 
         if self._session is None:
@@ -122,9 +104,9 @@ class AiohttpSender:
             )
         timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
         try:
-            response = await self._session.request(method, url, json=json, headers=dict(headers),
-                                                   params=params or None, timeout=timeout,
-                                                   proxy=self._proxy_for(url), allow_redirects=False)
+            response = await self._session.request(req.method, req.url, json=req.json, headers=dict(req.headers),
+                                                   params=req.params or None, timeout=timeout,
+                                                   proxy=self._proxy_for(req.url), allow_redirects=False)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _httpx_error(exc, reading=False) from None
         return AiohttpResponse(response)

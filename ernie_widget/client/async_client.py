@@ -1,0 +1,367 @@
+"""`AsyncErnie`, the async client, and `AsyncStream`, one answer being streamed.
+
+The path of a request: `AsyncErnie.stream()` checks the parameters and returns an `AsyncStream`; iterating it
+runs the request lifecycle (lifecycle.py: limits → auth → attempt → retry) on this client's pool for the running
+loop (pool.py, transport.py); the response reader (reader.py) turns the body into `StreamEvent`s (state.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import os
+import ssl
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal
+
+from .config import ProviderConfig, environment, resolve_config
+from .defaults import MAX_CONCURRENCY, MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
+from .errors import BadRequestError, ErnieError
+from .events import Reply, StreamEvent
+from .lifecycle import request_events
+from .limits import RateLimiter, make_rate_limiter
+from .messages import Message, normalize_messages, trim_to_limit
+from .pool import LoopPool, open_pool, ssl_context
+from .providers import DirectProvider, HTTPProvider, make_provider
+from .redact import install_log_redaction, register_secret
+from .state import StreamState
+from .transport import TransportName, resolve_transport
+
+logger = logging.getLogger("ernie_widget")
+
+__all__ = ["AsyncErnie", "AsyncStream"]
+
+class AsyncErnie:
+    """Async ERNIE client for every surface; runs on the caller's event loop.
+
+    ``stream()`` returns an async iterator of `StreamEvent`s (use ``async for`` / ``async with``);
+    ``await chat()`` returns a `Reply`.
+    """
+
+    def __init__(
+        self,
+        provider: str | None = None,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = TIMEOUT,
+        stream_idle_timeout: float | None = STREAM_IDLE_TIMEOUT,
+        max_stream_seconds: float | None = MAX_STREAM_SECONDS,
+        max_retries: int = MAX_RETRIES,
+        max_concurrency: int = MAX_CONCURRENCY,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rate_limit_backend: str | None = None,
+        cassette: str | None = None,
+    ) -> None:
+        install_log_redaction()
+        for secret in (api_key, secret_key):
+            if secret:
+                register_secret(secret)
+        if cassette is not None and provider is None:
+            provider = "replay"
+        env = environment()  # the process env over .env, read once for the config and the recorder
+        self._config: ProviderConfig = resolve_config(
+            provider, model=model, api_key=api_key, secret_key=secret_key, base_url=base_url, env=env
+        )
+        if cassette is not None:
+            extra = dict(self._config.extra)
+            extra["ERNIE_CASSETTE"] = str(cassette)
+            extra.setdefault("ERNIE_CASSETTE_MODE", "replay")
+            from dataclasses import replace
+
+            self._config = replace(self._config, extra=extra)
+        for secret in self._config.secrets:
+            register_secret(secret)
+        self._provider: HTTPProvider | DirectProvider = make_provider(self._config)
+        self._recorder = _maybe_recorder(self._config, env)
+        self.timeout = timeout
+        self.stream_idle_timeout = stream_idle_timeout
+        self.max_stream_seconds = max_stream_seconds
+        self.max_retries = max_retries
+        self.max_concurrency = max_concurrency
+        self._rate_limiter: RateLimiter | None = make_rate_limiter(rpm, tpm, rate_limit_backend)
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPool] = weakref.WeakKeyDictionary()
+        self._ssl: ssl.SSLContext | None = None
+        self._aiohttp_pool = False  # see with_own_pool()
+        if self._config.auto_selected and self._config.provider == "local":
+            from .local_notice import announce_local
+
+            announce_local(self._config.model)
+
+    # -- public ----------------------------------------------------------------------------------
+
+    @property
+    def provider(self) -> str:
+        return self._config.provider
+
+    @property
+    def model(self) -> str | None:
+        # local and replay know their model name only from the provider (the GGUF file, the cassette)
+        return self._config.model or self._provider.model
+
+    @property
+    def base_url(self) -> str | None:
+        return self._config.base_url
+
+    @property
+    def config(self) -> ProviderConfig:
+        return self._config
+
+    def __repr__(self) -> str:
+        # never the key: ProviderConfig keeps secrets out of its repr too
+        return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+    def stream(
+        self,
+        prompt_or_messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        **extra: Any,
+    ) -> AsyncStream:
+        """Stream an answer as `StreamEvent`s. Not awaited: ``async with client.stream(...) as s``."""
+        messages = normalize_messages(prompt_or_messages, system)
+        params = {"model": model, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, **extra}
+        self.check_params(params)
+        return AsyncStream(self, messages, params)
+
+    async def chat(
+        self,
+        prompt_or_messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        **extra: Any,
+    ) -> Reply:
+        """The whole answer as a `Reply` (streamed underneath, so limits and retries are the same)."""
+        async with self.stream(prompt_or_messages, model=model, system=system, temperature=temperature,
+                               top_p=top_p, max_tokens=max_tokens, **extra) as s:
+            async for _ in s:
+                pass
+        assert s.reply is not None
+        return s.reply
+
+    async def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Any) -> Any:
+        """Run many prompts with bounded concurrency; see `ernie_widget.batch`."""
+        from ..batch import amap
+
+        return await amap(self, prompts_or_template, rows, **kwargs)
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Raise BadRequestError for request parameters that are out of range for this client's surface
+        (ERNIE takes temperature in (0, 1]; OpenAI-compatible servers in [0, 2]), before anything is sent."""
+        _validate_params(params)
+        if isinstance(self._provider, HTTPProvider):
+            self._provider.check_params(params)
+
+    def unstreamed(
+        self,
+        prompt_or_messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        concurrency: asyncio.Semaphore | None = None,
+        **extra: Any,
+    ) -> AsyncStream:
+        """Like `stream`, but the answer is asked for unstreamed: one JSON body, with the same events, limits,
+        retries and errors. Cheaper for many small all-or-nothing answers (batch rows). ``concurrency``
+        replaces this client's own limit on requests in flight with a semaphore of the caller's."""
+        messages = normalize_messages(prompt_or_messages, system)
+        params = {"model": model, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, **extra}
+        self.check_params(params)
+        return AsyncStream(self, messages, params, concurrency, stream=False)
+
+    def with_own_pool(self, max_concurrency: int, *, transport: Literal["httpx2", "aiohttp"] = "httpx2") -> AsyncErnie:
+        """A client that shares this one's provider, credentials, token cache and rate limits, with a pool of
+        its own sized for ``max_concurrency`` requests (close it with `aclose`).
+
+        ``transport="aiohttp"`` sends its chat requests over aiohttp (transport_aiohttp.py): ~4x less CPU per
+        request than httpx2's own pool, which matters for many small unstreamed requests such as batch rows.
+        """
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency!r}")
+        if transport not in ("httpx2", "aiohttp"):
+            raise ValueError(f"transport must be 'httpx2' or 'aiohttp', not {transport!r}")
+        sibling = copy.copy(self)
+        sibling.max_concurrency = max_concurrency
+        sibling._pools = weakref.WeakKeyDictionary()
+        sibling._aiohttp_pool = transport == "aiohttp"
+        return sibling
+
+    def for_concurrency(self, concurrency: int, *, transport: TransportName = "auto",
+                        extra: str = "batch") -> AsyncErnie:
+        """The client to send ``concurrency`` requests at once with: this one when its pool already fits (or the
+        provider runs in process and has no pool), else `with_own_pool` on the chosen transport. ``"auto"``
+        means aiohttp when it is installed; ``extra`` names the install that brings it, for the error.
+
+        A pool sized below the requests in flight would queue them inside the HTTP library, not on the
+        semaphore where limits and Stop act. Close a returned client that is not this one with `aclose`.
+        """
+        name = resolve_transport(transport, extra)  # a bad name fails here, whatever the provider
+        if not isinstance(self._provider, HTTPProvider):
+            return self
+        if name == "httpx2" and concurrency <= self.max_concurrency:
+            return self
+        return self.with_own_pool(max(concurrency, self.max_concurrency), transport=name)
+
+    @contextlib.asynccontextmanager
+    async def pooled(self, concurrency: int, *, transport: TransportName = "auto",
+                     extra: str = "batch") -> AsyncIterator[AsyncErnie]:
+        """``async with client.pooled(32) as c:`` — `for_concurrency`, closing its own pool (if any) at the end."""
+        client = self.for_concurrency(concurrency, transport=transport, extra=extra)
+        try:
+            yield client
+        finally:
+            if client is not self:
+                await client.aclose()
+
+    async def aclose(self) -> None:
+        """Close this loop's connection pool (pools of other loops close with their loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        pool = self._pools.pop(loop, None)
+        if pool is not None:
+            await pool.aclose()
+        if isinstance(self._provider, DirectProvider):
+            await self._provider.aclose()
+
+    async def __aenter__(self) -> AsyncErnie:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _read_guard(self) -> float:
+        """The per-read timeout of a stream: between chunks the idle clock (clock.py) is the real limit,
+        and this only backs it up, on either HTTP stack."""
+        return max(self.timeout, self.stream_idle_timeout or 0) + 5
+
+    def _pool(self) -> LoopPool:
+        """This client's pool on the running loop, opened on first use."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            if self._ssl is None:
+                self._ssl = ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+            pool = self._pools[loop] = open_pool(timeout=self.timeout, read_timeout=self._read_guard(),
+                                                 max_concurrency=self.max_concurrency,
+                                                 aiohttp=self._aiohttp_pool, verify=self._ssl)
+        return pool
+
+
+def _validate_params(params: Mapping[str, Any]) -> None:
+    t = params.get("temperature")
+    if t is not None and not (0 <= t <= 2):
+        raise BadRequestError(f"temperature 超出范围 / temperature must be within [0, 2], got {t}")
+    p = params.get("top_p")
+    if p is not None and not (0 <= p <= 1):
+        raise BadRequestError(f"top_p 超出范围 / top_p must be within [0, 1], got {p}")
+    m = params.get("max_tokens")
+    if m is not None and (not isinstance(m, int) or m < 1):
+        raise BadRequestError(f"max_tokens 必须是正整数 / max_tokens must be a positive integer, got {m!r}")
+
+
+def _maybe_recorder(config: ProviderConfig, env: Mapping[str, str]) -> Any:
+    """A cassette recorder when ERNIE_CASSETTE_MODE=record (any provider but replay itself)."""
+    if config.provider == "replay":
+        return None
+    if env.get("ERNIE_CASSETTE") and env.get("ERNIE_CASSETTE_MODE") == "record":
+        from .providers.replay import CassetteRecorder
+
+        return CassetteRecorder(env["ERNIE_CASSETTE"])
+    return None
+
+
+class AsyncStream:
+    """An answer being streamed: ``async for event in stream``; ``await stream.close()``; ``.reply`` at the end."""
+
+    def __init__(self, client: AsyncErnie, messages: list[Message], params: dict[str, Any],
+                 concurrency: asyncio.Semaphore | None = None, *, stream: bool = True) -> None:
+        trimmed_messages, trimmed = trim_to_limit(messages, params.get("model") or client.model,
+                                                  int(params.get("max_tokens") or 0))
+        client._provider.check_messages(trimmed_messages)
+        self.messages = trimmed_messages
+        self.params = params
+        self.state = StreamState(client.provider, params.get("model") or client.model, trimmed)
+        self.reply: Reply | None = None
+        self._client = client
+        self._gen: AsyncIterator[StreamEvent] | None = None
+        self._concurrency = concurrency
+        self._stream = stream  # False: one JSON answer (cheaper for batch rows), same events and errors
+        self._closed = False
+
+    @property
+    def partial_text(self) -> str:
+        return self.state.partial_text
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._gen is None:
+            self._gen = request_events(self._client, self.messages, self.params, self.state, self._concurrency,
+                                       self._stream)
+            if self._client._recorder is not None:
+                self._gen = self._client._recorder.wrap(self._gen, self.messages, self.params, self._client)
+        try:
+            return await self._gen.__anext__()
+        except StopAsyncIteration:
+            self._finish()
+            raise
+        except ErnieError as err:
+            self._closed = True
+            self.state.fail(err)
+            _log_request(self.state, err)
+            raise
+
+    def _finish(self) -> None:
+        if self.reply is None:
+            self.reply = self.state.reply()
+            _log_request(self.state, None)
+        self._closed = True
+
+    async def close(self) -> None:
+        """Stop the answer: closes the HTTP response at once."""
+        self._closed = True
+        gen = self._gen
+        if gen is not None:
+            await gen.aclose()  # type: ignore[attr-defined]
+
+    aclose = close
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _log_request(state: StreamState, err: ErnieError | None) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    reply = state.reply()
+    record = {"provider": state.provider, "model": state.model, "request_id": state.request_id,
+              **reply.metrics.to_dict(), "usage": reply.usage.to_dict() if reply.usage else None,
+              "finish_reason": reply.finish_reason, "error": type(err).__name__ if err else None}
+    logger.info("request %s", record, extra={"ernie_metrics": record})
