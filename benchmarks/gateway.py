@@ -144,7 +144,7 @@ def ensure_litellm() -> tuple[Path | None, str]:
 
 
 def start_litellm(exe: Path, ttft_sim: str, long_sim: str) -> tuple[subprocess.Popen[bytes] | None, str, str]:
-    from ernie_widget.gateway.testing import _wait_port, free_port
+    from ernie_widget.gateway.embedded import _wait_port, free_port
 
     port = free_port()
     cfg = Path(tempfile.mkdtemp()) / "litellm.yaml"
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.samples, args.streams, args.chunks, args.litellm = 20, 4, 200, False
 
-    from ernie_widget.gateway.testing import GatewayProcess
+    from ernie_widget.gateway.embedded import GatewayProcess
 
     procs: list[Any] = []
     try:

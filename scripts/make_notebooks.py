@@ -329,7 +329,7 @@ self-contained. Install with `pip install 'ernie-widget[gateway]'`.
     code(IGNORE + """
 import pathlib, tempfile
 from ernie_widget.gateway import GatewaySettings, KeyStore, create_app
-from ernie_widget.gateway.testing import GatewayThread
+from ernie_widget.gateway.embedded import GatewayThread
 
 keys = KeyStore(pathlib.Path(tempfile.mkdtemp()) / "keys.sqlite")
 alice_key = keys.add("alice", rpm=5)          # shown once; only its HMAC digest is stored

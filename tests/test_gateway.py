@@ -132,8 +132,8 @@ def test_usage_chunk_only_when_asked_and_the_stream_ends_with_done(ernie_simulat
 
 
 def test_the_fast_chunk_encoder_writes_the_same_bytes_as_the_plain_one() -> None:
-    from ernie_widget.gateway.answer import Item
     from ernie_widget.gateway.http_chat import _Encoder
+    from ernie_widget.gateway.items import Item
     from ernie_widget.gateway.openai_wire import ChatRequest, chunk_bytes
 
     req = ChatRequest([{"role": "user", "content": "x"}])

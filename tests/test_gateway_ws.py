@@ -211,8 +211,8 @@ def test_output_filter_withdraws_on_the_websocket_too(ernie_simulator: ErnieSimu
 
 
 def test_the_replay_store_stays_bounded_in_answers_bytes_and_time() -> None:
-    from ernie_widget.gateway.answer import Item
-    from ernie_widget.gateway.replay import ReplayStore
+    from ernie_widget.gateway.items import Item
+    from ernie_widget.gateway.resume import ReplayStore
 
     store = ReplayStore(max_bytes=1000, ttl=5.0, grace=1.0, max_answers=20)
     for i in range(50):

@@ -10,41 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..client.errors import ErnieError
-from ..client.events import Safety, Usage
+from ..client.events import Usage
 from .errors import GatewayError, from_ernie_error
+from .items import Item
 from .openai_wire import ChatRequest
 
 if TYPE_CHECKING:
-    from .app import Gateway
     from .auth import Principal
     from .quotas import Charge
+    from .state import Gateway
 
 __all__ = ["AnswerRun", "Item", "Sink"]
 
-TERMINAL = ("end", "error")
 ROOM_GRACE = 1.0  # seconds a full sink gets to make room before its consumer counts as too slow
-
-
-@dataclass(slots=True)
-class Item:
-    """One thing a transport sends: text, reasoning, safety, withdraw (filter), end, or error."""
-
-    kind: str
-    text: str = ""
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    safety: Safety | None = None
-    error: GatewayError | None = None
-    model: str | None = None
-
-    @property
-    def size(self) -> int:
-        """Bytes it will take on the wire, roughly (UTF-8 CJK is 3 bytes a character, plus framing)."""
-        return 3 * len(self.text) + 96
 
 
 class Sink(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from .answer import Item
+from .items import Item
 
 __all__ = ["StreamBuffer"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..client.errors import (
     APIConnectionError,
@@ -19,7 +19,10 @@ from ..client.errors import (
 )
 from ..client.redact import redact
 
-__all__ = ["GatewayError", "from_ernie_error"]
+if TYPE_CHECKING:
+    from starlette.responses import JSONResponse
+
+__all__ = ["GatewayError", "error_response", "from_ernie_error"]
 
 
 class GatewayError(Exception):
@@ -72,3 +75,10 @@ def from_ernie_error(err: ErnieError) -> GatewayError:
     if status == 429 and retry_after is None:
         retry_after = 1.0
     return GatewayError(status, redact(err.message), code, type_, retry_after)
+
+
+def error_response(err: GatewayError) -> JSONResponse:
+    """The HTTP response for ``err``: its status, OpenAI error body and Retry-After."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers())

@@ -21,31 +21,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ..client.messages import estimate_tokens
-from .answer import AnswerRun, Item
-from .auth import AuthError, Principal, bearer_token
+from .admission import admit, authenticate
+from .answer import AnswerRun
+from .auth import bearer_token
 from .buffer import StreamBuffer
-from .errors import GatewayError
+from .errors import GatewayError, error_response
+from .items import Item
 from .openai_wire import (
     DONE,
     ChatRequest,
     chunk_bytes,
     completion_body,
     dumps,
-    parse_chat_request,
     sse_data,
     usage_chunk_bytes,
 )
-from .quotas import QuotaExceeded
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from .auth import Principal
+    from .state import Gateway
 
-__all__ = ["admit", "authenticate", "chat_completions", "error_response"]
-
-
-def error_response(err: GatewayError) -> JSONResponse:
-    return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
+__all__ = ["chat_completions"]
 
 
 async def _read_json(request: Request, limit: int) -> Any:
@@ -61,30 +57,6 @@ async def _read_json(request: Request, limit: int) -> Any:
         return json.loads(body)
     except ValueError:
         raise GatewayError(400, "请求体不是合法 JSON / the body is not valid JSON", "invalid_json") from None
-
-
-def authenticate(gw: Gateway, token: str | None) -> Principal:
-    try:
-        return gw.auth.authenticate(token)
-    except AuthError as exc:
-        raise GatewayError(exc.status, exc.message, exc.code) from None
-
-
-async def admit(gw: Gateway, principal: Principal, body: Any) -> tuple[ChatRequest, Any]:
-    """Validate, filter the input and charge the user's limits — or raise `GatewayError`."""
-    req = parse_chat_request(body, gw.settings.models)
-    if gw.filter is not None:
-        for m in req.messages:
-            text = m["content"] if isinstance(m["content"], str) else json.dumps(m["content"], ensure_ascii=False)
-            if gw.filter.check(text, "input") is not None:
-                raise GatewayError(400, "输入内容被网关的内容过滤器拦截 / the prompt was blocked by the gateway's "
-                                   "content filter", "content_filter")
-    estimate = estimate_tokens(req.messages) + int(req.params.get("max_tokens") or 0)
-    try:
-        charge = await gw.quotas.admit(principal, estimate)
-    except QuotaExceeded as exc:
-        raise GatewayError(429, exc.message, exc.code, "rate_limit_error", exc.retry_after) from None
-    return req, charge
 
 
 async def _wait_disconnect(receive: Receive) -> None:
@@ -225,10 +197,10 @@ async def chat_completions(request: Request) -> Response:
                 # items that are already waiting go out in one write: fewer syscalls when the client
                 # is behind, and no added latency when it is not (nothing waits to be batched)
                 parts = [encoder.encode(item)]
-                ended = item.kind in ("end", "error")
+                ended = item.terminal
                 while not ended and len(parts) < 64 and (item := buffer.get_nowait()) is not None:
                     parts.append(encoder.encode(item))
-                    ended = item.kind in ("end", "error")
+                    ended = item.terminal
                 yield b"".join(parts)
                 if ended:
                     break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 __all__ = ["LOOPBACK_HOSTS", "GatewaySettings", "default_keys_path"]
 
@@ -37,7 +38,7 @@ class GatewaySettings:
     max_concurrency: int = 64
     # "auto": aiohttp when installed (the gateway extra brings it), which reads an upstream stream for a
     # third of httpx2's CPU per chunk; "httpx2" keeps the client's default stack
-    upstream_transport: str = "auto"
+    upstream_transport: Literal["auto", "httpx2", "aiohttp"] = "auto"
     # -- auth
     no_auth: bool = False
     keys_path: Path | None = None

@@ -19,7 +19,7 @@ Gateway → client::
     {"type": "pong"}
 
 Answers outlive their connection: a dropped client reconnects, authenticates and sends ``resume``
-with the last ``seq`` it saw (see `replay`). A normal close (code 1000) or ``stop`` cancels at once.
+with the last ``seq`` it saw (see `resume`). A normal close (code 1000) or ``stop`` cancels at once.
 A client that reads too slowly is disconnected (close code 4008); its answers stay resumable.
 """
 
@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .admission import admit, authenticate
 from .answer import AnswerRun
 from .auth import Principal
 from .errors import GatewayError
-from .http_chat import admit, authenticate
 from .openai_wire import dumps
-from .replay import ReplayAnswer
+from .resume import ReplayAnswer
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from .state import Gateway
 
 __all__ = ["websocket_endpoint"]
 

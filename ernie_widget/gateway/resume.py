@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .answer import Item
+from .items import Item
 
 __all__ = ["ReplayAnswer", "ReplayStore"]
 
@@ -43,7 +43,7 @@ class ReplayAnswer:
         msg = self._message(item)
         if msg is None:
             return True
-        if item.kind in ("end", "error"):
+        if item.terminal:
             self.terminal = msg
             self.finished_at = time.monotonic()
         else:

@@ -1,0 +1,79 @@
+"""`Gateway`: what the routes share — the upstream client, auth, quotas, metrics, filter, logs, resume store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ..client import AsyncErnie
+from .accesslog import AccessLog
+from .auth import Authenticator, Principal
+from .errors import GatewayError
+from .filters import ContentFilter
+from .keys import KeyStore
+from .metrics import GatewayMetrics
+from .quotas import Quotas
+from .resume import ReplayStore
+from .settings import GatewaySettings
+
+__all__ = ["Gateway", "upstream_client"]
+
+logger = logging.getLogger("ernie_widget.gateway")
+
+
+def upstream_client(settings: GatewaySettings, *, max_retries: int = 2) -> AsyncErnie:
+    """The client a gateway with ``settings`` sends upstream with."""
+    client = AsyncErnie(
+        settings.provider, model=settings.model, base_url=settings.base_url, api_key=settings.api_key,
+        max_concurrency=settings.max_concurrency, rpm=settings.upstream_rpm, tpm=settings.upstream_tpm,
+        rate_limit_backend=settings.redis_url, max_retries=max_retries,
+    )
+    # a gateway spends most of its CPU reading upstream streams; aiohttp's C parser hands over whatever
+    # arrived in one piece, where httpx2 yields every chunked-encoding frame on its own
+    return client.for_concurrency(settings.max_concurrency, transport=settings.upstream_transport, extra="gateway")
+
+
+class Gateway:
+    """Everything the routes share: the upstream client, auth, quotas, metrics, filter, logs, replay store."""
+
+    def __init__(self, settings: GatewaySettings, client: AsyncErnie | None = None,
+                 keys: KeyStore | None = None) -> None:
+        settings.validate()
+        self.settings = settings
+        self.client = client or upstream_client(settings)
+        if keys is None and settings.keys_path is not None and not settings.no_auth:
+            keys = KeyStore(settings.keys_path)
+        if not settings.no_auth and keys is None and not (settings.jwt_secret or settings.jwt_public_key):
+            raise ValueError("no way to authenticate: give a keys database, --jwt-secret/--jwt-public-key, "
+                             "or --no-auth on 127.0.0.1")
+        self.keys = keys
+        self.auth = Authenticator(settings, keys)
+        self.quotas = Quotas(settings.redis_url)
+        self.metrics = GatewayMetrics()
+        self.filter = ContentFilter.load(settings.content_filter) if settings.content_filter else None
+        self.access = AccessLog(settings.log_prompts)
+        self.replay = ReplayStore(settings.replay_bytes, settings.replay_ttl, settings.resume_grace)
+
+    def reject(self, transport: str, err: GatewayError, started: float, principal: Principal | None) -> None:
+        """Count and log a request refused before it reached upstream."""
+        self.metrics.errors.labels(err.code).inc()
+        self.access.write(transport=transport, user=principal.user if principal else None, status=err.status,
+                          error=err.code, duration_ms=round((time.monotonic() - started) * 1000, 1))
+
+    def log_internal(self, msg: str, *args: Any) -> None:
+        logger.warning(msg, *args)
+
+    async def sweep_forever(self) -> None:
+        interval = max(0.05, min(1.0, self.settings.resume_grace / 4, self.settings.replay_ttl / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.replay.sweep()
+
+    async def aclose(self) -> None:
+        self.replay.cancel_all()
+        await self.client.aclose()
+        self.quotas.close()
+        if self.keys is not None:
+            self.keys.close()
