@@ -11,7 +11,7 @@ build) and loaded into a blank page with the widget's CSS in Debian's Chromium. 
 
 - incremental: `IncrementalRenderer.push()` per chunk, its scheduled flush run once per batch;
 - whole re-render: `container.innerHTML = renderFull(text so far)` per batch (what a re-render-everything
-  widget does, notebook-platform.md §9.3).
+  widget does, docs/notebook-facts.md §9.3).
 
 Reported: total main-thread ms per strategy, per-batch p50/p95/max, and the ratio. Goal: whole / incremental
 ≥ 10. Also checked: both end with the same DOM. Exit status 0 (1 with --strict when the goal is missed).

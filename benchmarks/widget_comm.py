@@ -9,7 +9,7 @@
    the delta contents, the start/done messages, the end-of-turn trait write, and the whole Jupyter
    message on the wire (header, parent header, metadata, signature). The baseline is a minimal
    anywidget with a Unicode trait doing ``w.text += token`` per token, which resends the whole text
-   every time (notebook-platform.md §6). Goal: delta content bytes ≤ 1.2 × the answer's UTF-8 size.
+   every time (docs/notebook-facts.md §6). Goal: delta content bytes ≤ 1.2 × the answer's UTF-8 size.
 2. Rate. A paced producer (a `backend=` async generator) feeds 2,000 tokens/s; we count comm
    messages per second (overall, and the worst 1-second window) against jupyter_server's IOPub limit of
    1000 msg/s averaged over 3 s — above it the server drops messages. Goal: ≤ 33 msg/s.

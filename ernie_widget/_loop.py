@@ -1,7 +1,7 @@
 """The one private event loop that runs every stream for the sync client, the widget and the magics.
 
 Why a private loop in a daemon thread: the kernel's own loop is starved by blocking cells, and
-`asyncio.run()` fails inside a cell; nest_asyncio patches asyncio globally (notebook-platform.md §5).
+`asyncio.run()` fails inside a cell; nest_asyncio patches asyncio globally (docs/notebook-facts.md §5).
 The thread starts inside a copy of the caller's context: ipykernel 7.0.x needs its context vars
 there to send comm messages from threads (ipython/ipykernel#1450).
 """

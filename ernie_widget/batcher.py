@@ -1,7 +1,7 @@
 """Coalescing streamed text into comm messages: at most one message every `interval` seconds.
 
 jupyter_server drops IOPub messages above 1000/s (comm messages count), so per-token sends lose text
-at high token rates (notebook-platform.md §6). Time-based flushing also covers slow models: a timer
+at high token rates (docs/notebook-facts.md §6). Time-based flushing also covers slow models: a timer
 makes sure a lone delta never waits for the next one.
 """
 

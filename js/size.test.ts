@@ -1,7 +1,7 @@
 // @vitest-environment node
 /**
  * The bundle must stay ≤ 400 KB minified: the whole `_esm` string travels in every widget's comm_open and is
- * stored in saved widget state (notebook-platform.md §1.5). Builds in memory with the production options.
+ * stored in saved widget state (docs/notebook-facts.md §1.5). Builds in memory with the production options.
  */
 import * as esbuild from "esbuild";
 import { describe, expect, it } from "vitest";

@@ -2,7 +2,7 @@
  * The delta protocol (kernel → browser custom messages), without any DOM.
  *
  * Deltas are fire-and-forget and jupyter_server drops IOPub messages over its rate limit
- * (notebook-platform.md §6), so every delta has a `seq` (0, 1, 2 … per `mid`):
+ * (docs/notebook-facts.md §6), so every delta has a `seq` (0, 1, 2 … per `mid`):
  *   seq == expected → append;  seq < expected → duplicate, ignore;
  *   seq  > expected → a delta was lost: send `{type: "resync", mid}` once and ignore deltas until the kernel's
  *                     `resync` reply brings the whole in-flight buffer and the next expected seq.

@@ -1,8 +1,8 @@
 /**
  * anywidget entry point of ErnieChat (bundled to ernie_widget/static/widget.js).
  *
- * `initialize` must stay cheap: anywidget aborts model initialization after 2 s (notebook-platform.md §1.7),
- * so the Markdown engine is created lazily on the first render.
+ * `initialize` must stay cheap: anywidget aborts model initialization after 2 s
+ * (docs/notebook-facts.md §1.7), so the Markdown engine is created lazily on the first render.
  */
 import type { AnyWidget, RenderProps } from "@anywidget/types";
 import { ChatView } from "./chat";

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 /**
  * Model output is untrusted (prompt injection; a transcript restored from a saved notebook). An XSS in the
- * widget runs with the JupyterLab origin's access to the kernel and files (notebook-platform.md §9).
+ * widget runs with the JupyterLab origin's access to the kernel and files (docs/notebook-facts.md §9).
  * Every vector must leave no executable element or attribute, no unsafe URL, nothing that loads a remote
  * resource by itself, and its text must stay visible.
  */

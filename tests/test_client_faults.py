@@ -250,7 +250,7 @@ def test_client_errors_are_never_retried(sim, mode, status, expected):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("code", [17, 19])
 def test_v1_quota_exhausted_is_not_retried(sim, mode, code):
-    # 17 daily / 19 total request limit: a quota, not a burst; retrying cannot help (ernie-api.md §2.5)
+    # 17 daily / 19 total request limit: a quota, not a burst; retrying cannot help (docs/ernie-wire.md §2.5)
     sim.push(*[Fault.error_in_200(code=code)] * 3)
     out = collect(sim, mode, "qianfan-v1", max_retries=2)
     assert isinstance(out.error, RateLimitError)

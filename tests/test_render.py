@@ -96,7 +96,7 @@ def squash(text: str) -> str:
     return " ".join(text.split())
 
 
-# --- CJK emphasis (notebook-platform.md §9.4) ----------------------------------------------------------
+# --- CJK emphasis (docs/notebook-facts.md §9.4) --------------------------------------------------------
 
 
 @pytest.mark.parametrize(

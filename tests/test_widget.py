@@ -1,5 +1,5 @@
 """ErnieChat without a browser: comm messages captured at `BaseComm.send`, the front end simulated with
-`_handle_msg`, the service played by the ERNIE protocol simulator (notebook-platform.md §11.1)."""
+`_handle_msg`, the service played by the ERNIE protocol simulator (docs/notebook-facts.md §11.1)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ _CHAT_PATHS = {
 _MODEL_PATHS = ("/v1/models", "/llm/lmapi/v3/models", "/v2/models")
 _BASE_PATHS = {"qianfan": "/v2", "qianfan-v1": "", "aistudio": "/llm/lmapi/v3", "openai": "/v1"}
 _DEFAULT_MODEL = {"qianfan": "ernie-4.5-turbo-128k", "aistudio": "ernie-4.5-turbo-128k", "openai": "default"}
-# Qianfan v2 non-stream responses carry these (ernie-api.md §1.6); the values are the mock's.
+# Qianfan v2 non-stream responses carry these (docs/ernie-wire.md §1.6); the values are the mock's.
 _RATELIMIT_HEADERS = [
     ("X-Ratelimit-Limit-Requests", "3000"),
     ("X-Ratelimit-Limit-Tokens", "300000"),
@@ -424,7 +424,7 @@ class ErnieSimulator:
         params = dict(req.query)
         if "application/x-www-form-urlencoded" in req.headers.get("content-type", ""):
             params |= dict(parse_qsl(req.body.decode("utf-8", "replace")))
-        # Always HTTP 200, as the mock does (ernie-api.md §9.2).
+        # Always HTTP 200, as the mock does (docs/ernie-wire.md §9.2).
         if params.get("grant_type") != "client_credentials" or not params.get("client_id"):
             obj: dict[str, Any] = {"error_description": "unknown client id", "error": "invalid_client"}
         elif not params.get("client_secret") or "bad" in params["client_secret"]:

@@ -1,6 +1,6 @@
 """Per-surface wire encoding: chunk payloads, non-stream bodies and error bodies.
 
-Shapes follow /work/shared/docs/ernie-api.md: Qianfan v2 and AI Studio (§1, §3), the legacy Qianfan
+Shapes follow docs/ernie-wire.md: Qianfan v2 and AI Studio (§1, §3), the legacy Qianfan
 v1 "wenxinworkshop" API (§2), and OpenAI-compatible servers — FastDeploy, vLLM, llama.cpp (§4).
 """
 
@@ -416,7 +416,8 @@ class OpenAIEncoder(Encoder):
 
 # -- Qianfan v1 (wenxinworkshop) ---------------------------------------------------------------------
 
-# Official / SDK messages per v1 error code (ernie-api.md §2.5), so a scripted code reads like the real one.
+# Official / SDK messages per v1 error code (docs/ernie-wire.md §2.5), so a scripted code reads like
+# the real one.
 _V1_MESSAGES: dict[int, str] = {
     1: "Unknown error",
     2: "Service temporarily unavailable",
