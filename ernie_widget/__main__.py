@@ -6,8 +6,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("ask", "serve", "doctor")
-
 
 def _ask_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ernie-widget ask", description="Stream an ERNIE answer to the terminal.")

@@ -598,7 +598,7 @@ def map_sync(
     A KeyboardInterrupt cancels the rows in flight, waits until their connections are closed, and raises
     `BatchInterrupted` with the finished rows.
     """
-    from ._loop import in_background_loop, submit
+    from .client.background import in_background_loop, submit
 
     if in_background_loop():
         raise RuntimeError("map() called from the ernie-widget loop thread; use `await client.aio.map(...)`")

@@ -24,7 +24,6 @@ from typing import Any
 
 __all__ = ["format_value", "interpolate"]
 
-_HISTORY = ("In", "Out", "Err")
 
 # One scan over the template. Alternatives, tried left to right at each position:
 #   {{field}}  → the field's text with single braces (escape)

@@ -24,11 +24,11 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
-from ._loop import submit
+from .client.background import submit
 from .client.defaults import MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
 from .client.errors import ContentFilterError, ErnieError
 from .client.messages import estimate_tokens
-from .threads import (
+from .conversations import (
     CLEARED_NOTICE,
     DEFAULT_THREAD,
     WITHDRAWN_NOTICE,

@@ -33,11 +33,12 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ._loop import background_loop, in_background_loop, submit
-from .batcher import DeltaBatcher
+from .client.background import background_loop, in_background_loop, submit
 from .client.errors import ContentFilterError, ErnieError
+from .client.local_files import is_gguf
 from .client.messages import image as image_part
-from .threads import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
+from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
+from .deltas import DeltaBatcher
 
 __all__ = ["AskHandle", "ErnieChat", "Transcript"]
 
@@ -155,7 +156,7 @@ class ErnieChat(anywidget.AnyWidget):
         if backend is None and client is None:
             from .client import Ernie
 
-            client = Ernie("local", model=model) if model and model.endswith(".gguf") else Ernie(model=model)
+            client = Ernie("local", model=model) if is_gguf(model) else Ernie(model=model)
         self._client = client
         self._backend = backend
         self._model = model
@@ -300,7 +301,7 @@ class ErnieChat(anywidget.AnyWidget):
             return str(getattr(self._backend, "__name__", "custom"))
         provider = getattr(self._client, "provider", "")
         model = self._model or getattr(self._client, "model", "") or ""
-        if model.endswith(".gguf"):
+        if is_gguf(model):
             model = pathlib.Path(model).name
         return f"{provider} · {model}" if provider else str(model)
 
@@ -348,7 +349,7 @@ class ErnieChat(anywidget.AnyWidget):
                 yield "text", text
             return
         aio = getattr(self._client, "aio", self._client)
-        model = None if not self._model or self._model.endswith(".gguf") else self._model
+        model = None if not self._model or is_gguf(self._model) else self._model
         stream = aio.stream(history, model=model, system=self._system, temperature=self._temperature,
                             max_tokens=self._max_tokens)
         async with stream:  # leaving it (also on cancel) closes the HTTP response

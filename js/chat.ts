@@ -20,7 +20,7 @@ const NOTICE_MS = 8_000;
 /** Autoscroll follows the answer while the user is within this many pixels of the bottom. */
 const STICK_PX = 40;
 
-type Label = [Element, StringKey, "text" | "title" | "placeholder"];
+type Label = [Element, StringKey, "text" | "title"];
 
 export class ChatView implements StreamSink {
   readonly root: HTMLElement;
@@ -95,7 +95,6 @@ export class ChatView implements StreamSink {
     this.attachmentsEl = h("div", { class: "ernie-attachments" });
     this.attachmentsEl.hidden = true;
     this.textarea = h("textarea", { class: "ernie-input", "data-testid": "ernie-input", rows: 2 });
-    this.labels.push([this.textarea, "placeholder", "placeholder"]);
     this.hint = h("span", { class: "ernie-hint" });
     this.sendButton = this.button("ernie-send", "send", "ernie-btn ernie-btn-primary");
     this.stopButton = this.button("ernie-stop", "stop", "ernie-btn ernie-btn-stop");

@@ -50,11 +50,6 @@ export class DeltaAssembler {
     private readonly isFinal: (mid: number) => boolean,
   ) {}
 
-  /** The answer being streamed, if any. */
-  get inFlight(): Readonly<InFlight> | null {
-    return this.current;
-  }
-
   /** Handle one custom message; returns false when it is not part of the stream protocol. */
   handle(msg: unknown): boolean {
     if (!msg || typeof msg !== "object") return false;

@@ -14,7 +14,8 @@ from typing import Any
 import comm.base_comm
 import pytest
 
-from ernie_widget import magics, threads
+from ernie_widget import conversations as threads
+from ernie_widget import magics
 
 
 class Sent(list[dict[str, Any]]):

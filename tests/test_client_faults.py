@@ -7,9 +7,9 @@ import logging
 import pytest
 
 try:  # tests/ may or may not be a package
-    from tests.test_client_support import MODES, collect
+    from tests.client_support import MODES, collect
 except ImportError:
-    from test_client_support import MODES, collect  # type: ignore[no-redef]
+    from client_support import MODES, collect  # type: ignore[no-redef]
 
 from ernie_widget.client import (
     APIConnectionError,

@@ -8,9 +8,9 @@ import os
 import threading
 
 try:  # tests/ may or may not be a package
-    from tests.test_client_support import client_args
+    from tests.client_support import client_args
 except ImportError:
-    from test_client_support import client_args  # type: ignore[no-redef]
+    from client_support import client_args  # type: ignore[no-redef]
 
 from ernie_widget.client import AsyncErnie, Ernie
 from ernie_widget.testing import Answer, Fault

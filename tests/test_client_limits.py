@@ -8,9 +8,9 @@ import threading
 import pytest
 
 try:  # tests/ may or may not be a package
-    from tests.test_client_support import MODES, client_args, collect
+    from tests.client_support import MODES, client_args, collect
 except ImportError:
-    from test_client_support import MODES, client_args, collect  # type: ignore[no-redef]
+    from client_support import MODES, client_args, collect  # type: ignore[no-redef]
 
 from ernie_widget.client import APITimeoutError, AsyncErnie, Ernie, IncompleteStreamError
 from ernie_widget.client.limits import MemoryRateLimiter

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 try:  # tests/ may or may not be a package
-    from tests.test_client_support import MODES, PROVIDERS, chat, client_args, collect, sent_events
+    from tests.client_support import MODES, PROVIDERS, chat, client_args, collect, sent_events
 except ImportError:
-    from test_client_support import MODES, PROVIDERS, chat, client_args, collect, sent_events  # type: ignore[no-redef]
+    from client_support import MODES, PROVIDERS, chat, client_args, collect, sent_events  # type: ignore[no-redef]
 
 from ernie_widget.client import (
     AsyncErnie,

@@ -11,9 +11,9 @@ import traceback
 import pytest
 
 try:  # tests/ may or may not be a package
-    from tests.test_client_support import MODES, PROVIDERS, client_args, collect
+    from tests.client_support import MODES, PROVIDERS, client_args, collect
 except ImportError:
-    from test_client_support import MODES, PROVIDERS, client_args, collect  # type: ignore[no-redef]
+    from client_support import MODES, PROVIDERS, client_args, collect  # type: ignore[no-redef]
 
 from ernie_widget.client import AsyncErnie, AuthenticationError, BadRequestError, Ernie, ErnieError
 from ernie_widget.testing import Fault

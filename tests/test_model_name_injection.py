@@ -24,9 +24,9 @@ from ernie_widget.gateway.testing import gateway_for
 from ernie_widget.testing import ErnieSimulator
 
 try:  # tests/ may or may not be a package
-    from tests.test_client_support import client_args
+    from tests.client_support import client_args
 except ImportError:
-    from test_client_support import client_args  # type: ignore[no-redef]
+    from client_support import client_args  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.timeout(60)
 

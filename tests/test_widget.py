@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from ernie_widget import ErnieChat, threads
-from ernie_widget.batcher import DeltaBatcher
+from ernie_widget import ErnieChat
+from ernie_widget import conversations as threads
+from ernie_widget.conversations import WITHDRAWN_NOTICE, ThreadBusyError
+from ernie_widget.deltas import DeltaBatcher
 from ernie_widget.testing import Answer, Fault
-from ernie_widget.threads import WITHDRAWN_NOTICE, ThreadBusyError
 
 from .kernel_side import Sent, capture_comm
 

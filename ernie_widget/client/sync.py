@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .._loop import background_loop, in_background_loop, run_sync, submit
 from .async_client import AsyncErnie, AsyncStream
+from .background import background_loop, in_background_loop, run_sync, submit
 from .defaults import MAX_CONCURRENCY, MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
 from .events import Reply, StreamEvent
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ernie_widget._loop import THREAD_NAME, background_loop
+from ernie_widget.client.background import THREAD_NAME, background_loop
 from ernie_widget.testing import ErnieSimulator
 
 RESULTS = Path(__file__).parent / ".results"

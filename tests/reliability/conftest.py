@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ernie_widget import threads
+from ernie_widget import conversations as threads
 
 from ..kernel_side import Sent, capture_comm, magics_shell
 

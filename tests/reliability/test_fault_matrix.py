@@ -40,7 +40,7 @@ from ernie_widget.client import (
     ServerError,
 )
 from ernie_widget.testing import Answer, ErnieSimulator, Fault, RecordedRequest, echo_answer
-from tests.test_client_support import client_args
+from tests.client_support import client_args
 
 from ._support import LeakGuard, is_bilingual, save_result
 

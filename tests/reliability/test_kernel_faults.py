@@ -117,7 +117,7 @@ def test_widget_closed_mid_stream_disconnects_and_leaves_nothing_running(kernel:
     assert answer[0] == "stopped" and answer[1] > 0
     assert sim.wait_for(lambda: req.disconnected, timeout=2), "closing the widget did not close its request"
 
-    tasks = _value(kernel, "import asyncio\nfrom ernie_widget._loop import background_loop\n"
+    tasks = _value(kernel, "import asyncio\nfrom ernie_widget.client.background import background_loop\n"
                            "async def _n(): return len(asyncio.all_tasks()) - 1\n"
                            "print(asyncio.run_coroutine_threadsafe(_n(), background_loop()).result(5))")
     assert tasks == 0

@@ -18,7 +18,7 @@ import pytest
 from ernie_widget.client import AsyncErnie, Ernie, ErnieError
 from ernie_widget.client.limits import MemoryRateLimiter
 from ernie_widget.testing import ErnieSimulator
-from tests.test_client_support import client_args
+from tests.client_support import client_args
 
 from ._support import busiest_window, open_fds, rss_bytes, save_result
 

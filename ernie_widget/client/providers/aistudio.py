@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .openai_style import OpenAIStyleProvider
+from .chat_completions import OpenAIStyleProvider
 
 
 class AIStudioProvider(OpenAIStyleProvider):

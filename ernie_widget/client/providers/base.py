@@ -101,7 +101,6 @@ class HTTPProvider:
     """Base of the HTTP surfaces. Subclasses override `build_request` and `parse_data`."""
 
     name: str = "http"
-    kind = "http"
     #: ERNIE's own surfaces take temperature in (0, 1], not 0 (docs/ernie-wire.md §5.7); OpenAI-compatible
     #: servers take [0, 2]
     ernie_sampling = False
@@ -157,7 +156,6 @@ class DirectProvider:
     """A provider that produces events itself, in process (the local model, cassette replay)."""
 
     name: str = "direct"
-    kind = "direct"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

@@ -5,7 +5,7 @@ See docs/ernie-wire.md §4.
 
 from __future__ import annotations
 
-from .openai_style import OpenAIStyleProvider
+from .chat_completions import OpenAIStyleProvider
 
 
 class OpenAICompatProvider(OpenAIStyleProvider):

@@ -14,9 +14,10 @@ import comm.base_comm
 import pytest
 
 import ernie_widget
-from ernie_widget import ErnieChat, threads
+from ernie_widget import ErnieChat
+from ernie_widget import conversations as threads
+from ernie_widget.conversations import Conversation, ThreadBusyError, get_thread
 from ernie_widget.testing import Answer
-from ernie_widget.threads import Conversation, ThreadBusyError, get_thread
 
 KEY = "bce-v3/ALTAK-testkey123/secretpart456"
 ROOT = Path(ernie_widget.__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""The one private event loop that runs every stream for the sync client, the widget and the magics.
+"""The one private event loop ("ernie-stream" thread) that runs every stream for the sync client, the widget and
+the magics, and the hand-offs to it from other threads.
 
 Why a private loop in a daemon thread: the kernel's own loop is starved by blocking cells, and
 `asyncio.run()` fails inside a cell; nest_asyncio patches asyncio globally (docs/notebook-facts.md §5).

@@ -1,0 +1,269 @@
+"""Conversations shared by the widget and the magics: a named registry, one turn in flight per thread.
+
+`ErnieChat(thread="notes")` and `%%ernie --thread notes` continue the same conversation. A named
+thread can be persisted to SQLite so it survives a kernel restart.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .client.errors import ErnieError
+
+__all__ = ["CLEARED_NOTICE", "DEFAULT_THREAD", "WITHDRAWN_NOTICE", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
+
+DEFAULT_THREAD = "default"
+
+logger = logging.getLogger("ernie_widget")
+
+#: what replaces an answer ERNIE's safety system withdrew (flag 3/4), in the widget and the magics
+WITHDRAWN_NOTICE = "该回答已因安全原因撤回 / this answer was withdrawn for safety reasons"
+#: shown when ERNIE asks for the history to be cleared (need_clear_history)
+CLEARED_NOTICE = "因安全原因，之前的对话不再发送给模型 / earlier turns are no longer sent to the model (safety)"
+
+Message = dict[str, Any]
+Listener = Callable[["Conversation"], None]
+
+
+class ThreadBusyError(ErnieError):
+    """A turn is already streaming in this conversation."""
+
+
+class _Store:
+    """A tiny SQLite store: one row per thread holding its messages as JSON (WAL, committed per turn)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS threads (name TEXT PRIMARY KEY, messages TEXT NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def load(self, name: str) -> list[Message]:
+        with self._lock, self._connect() as db:
+            row = db.execute("SELECT messages FROM threads WHERE name = ?", (name,)).fetchone()
+        if not row:
+            return []
+        try:
+            data = json.loads(row[0])
+        except ValueError:
+            return []
+        return [m for m in data if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+
+    def save(self, name: str, messages: list[Message]) -> None:
+        payload = json.dumps(messages, ensure_ascii=False)
+        with self._lock, self._connect() as db:
+            db.execute("INSERT INTO threads(name, messages) VALUES(?, ?) "
+                       "ON CONFLICT(name) DO UPDATE SET messages = excluded.messages", (name, payload))
+
+
+class Conversation:
+    """A list of messages plus the lock that allows one turn in flight."""
+
+    def __init__(self, name: str | None = None, store: _Store | None = None) -> None:
+        self.name = name
+        self._store = store
+        self._messages: list[Message] = store.load(name) if (store is not None and name) else []
+        self._data_lock = threading.RLock()
+        self._turn = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    # -- turns -----------------------------------------------------------------------------------
+
+    def try_begin_turn(self) -> bool:
+        """Take the turn lock without waiting; False when another turn is streaming."""
+        return self._turn.acquire(blocking=False)
+
+    def end_turn(self) -> None:
+        if self._turn.locked():
+            self._turn.release()
+
+    @property
+    def busy(self) -> bool:
+        return self._turn.locked()
+
+    def busy_error(self) -> ThreadBusyError:
+        """The error that says an answer is already streaming here (bilingual, names the thread)."""
+        label = f"“{self.name}”" if self.name else ""
+        return ThreadBusyError(
+            f"对话{label}中已有回答正在生成，请稍候或先停止 / an answer is already streaming in thread "
+            f"{self.name or '(private)'}; wait for it or stop it first"
+        )
+
+    def begin_or_raise(self) -> None:
+        """Take the turn lock or raise `ThreadBusyError` (never waits: a second ask is refused)."""
+        if not self.try_begin_turn():
+            raise self.busy_error()
+
+    # -- data ------------------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[Message]:
+        """A deep copy of the messages (safe to hand to another thread)."""
+        with self._data_lock:
+            return copy.deepcopy(self._messages)
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def append(self, message: Message) -> int:
+        with self._data_lock:
+            self._messages.append(message)
+            index = len(self._messages) - 1
+        self._changed()
+        return index
+
+    def truncate(self, length: int) -> None:
+        with self._data_lock:
+            del self._messages[length:]
+        self._changed()
+
+    def delete_turn(self, index: int) -> None:
+        """Delete the exchange holding message *index*: the question and the answer that follows it."""
+        with self._data_lock:
+            msgs = self._messages
+            if not (0 <= index < len(msgs)):
+                return
+            start = index
+            if msgs[index]["role"] == "assistant" and index > 0 and msgs[index - 1]["role"] == "user":
+                start = index - 1
+            end = start + 1
+            if end < len(msgs) and msgs[end]["role"] == "assistant" and msgs[start]["role"] == "user":
+                end += 1
+            del msgs[start:end]
+        self._changed()
+
+    def exclude_before(self, index: int, *, notify: bool = True) -> None:
+        """Keep messages visible but stop sending them (ERNIE's need_clear_history).
+
+        ``notify=False`` skips listeners and the store: the caller is about to change the
+        conversation again (the widget appends the answer), which saves and notifies once.
+        """
+        with self._data_lock:
+            for m in self._messages[:index]:
+                m["excluded"] = True
+        if notify:
+            self._changed()
+
+    def clear(self) -> None:
+        with self._data_lock:
+            self._messages.clear()
+        self._changed()
+
+    def history(self, max_exchanges: int | None = None) -> list[Message]:
+        """The role/content list to send: failed and withdrawn turns left out, reasoning never sent back."""
+        with self._data_lock:
+            msgs = list(self._messages)
+        out: list[Message] = []
+        for m in msgs:
+            if m.get("excluded") or m.get("withdrawn"):
+                continue
+            if m["role"] == "assistant":
+                if not m.get("content"):
+                    # an answer that produced nothing: drop the question it answered too
+                    if out and out[-1]["role"] == "user":
+                        out.pop()
+                    continue
+                out.append({"role": "assistant", "content": m["content"]})
+            else:
+                content: Any = m.get("content", "")
+                if m.get("images"):
+                    content = [{"type": "text", "text": content},
+                               *({"type": "image_url", "image_url": {"url": u}} for u in m["images"])]
+                if out and out[-1]["role"] == "user":
+                    out.pop()  # a question whose answer was lost: keep only the newer one
+                out.append({"role": "user", "content": content})
+        if max_exchanges is not None and max_exchanges >= 0:
+            # keep the last N exchanges plus the current question
+            keep = 2 * max_exchanges + (1 if out and out[-1]["role"] == "user" else 0)
+            out = out[-keep:] if keep else []
+        while out and out[0]["role"] == "assistant":
+            out.pop(0)
+        return out
+
+    def last_answer(self) -> Message | None:
+        with self._data_lock:
+            for m in reversed(self._messages):
+                if m["role"] == "assistant":
+                    return copy.deepcopy(m)
+        return None
+
+    # -- listeners and persistence ---------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        try:
+            self._listeners.remove(listener)
+        except ValueError:
+            pass
+
+    def _changed(self) -> None:
+        if self._store is not None and self.name:
+            # under the data lock, so two threads cannot save their snapshots in the wrong order
+            with self._data_lock:
+                self._store.save(self.name, self.messages)
+        for listener in list(self._listeners):
+            try:
+                listener(self)
+            except Exception:  # a broken view must not break the conversation
+                logger.exception("conversation listener failed")
+
+    def _attach_store(self, store: _Store) -> None:
+        """Persist this conversation from now on: load what the store has, or save what we have."""
+        if self._store is not None or not self.name:
+            return
+        with self._data_lock:
+            self._store = store
+            stored = store.load(self.name)
+            if stored and not self._messages:
+                self._messages = stored
+            else:
+                store.save(self.name, self.messages)
+        if stored:
+            self._changed()
+
+
+_registry: dict[str, Conversation] = {}
+_stores: dict[str, _Store] = {}
+_registry_lock = threading.Lock()
+
+
+def get_thread(name: str | None, store: str | Path | None = None) -> Conversation:
+    """The shared conversation called *name* (created on first use); None gives a new private one.
+
+    With *store* (an SQLite path) a named conversation is loaded from and saved to it, per change.
+    """
+    st = None
+    if store is not None:
+        key = str(Path(store).resolve())
+        with _registry_lock:
+            st = _stores.get(key) or _stores.setdefault(key, _Store(key))
+    if name is None:
+        return Conversation(None, None)
+    with _registry_lock:
+        conv = _registry.get(name)
+        if conv is None:
+            conv = _registry[name] = Conversation(name, st)
+            return conv
+    if st is not None:
+        conv._attach_store(st)  # the same object: widgets and magics already holding it stay in sync
+    return conv
+
+
+def thread_names() -> list[str]:
+    with _registry_lock:
+        return sorted(_registry)
