@@ -13,9 +13,10 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .client.errors import ErnieError
+from .protocol import StoredMessage
 
 __all__ = ["CLEARED_NOTICE", "DEFAULT_THREAD", "WITHDRAWN_NOTICE", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
 
@@ -118,9 +119,9 @@ class Conversation:
     def __len__(self) -> int:
         return len(self._messages)
 
-    def append(self, message: Message) -> int:
+    def append(self, message: Message | StoredMessage) -> int:
         with self._data_lock:
-            self._messages.append(message)
+            self._messages.append(cast(Message, message))
             index = len(self._messages) - 1
         self._changed()
         return index

@@ -36,6 +36,7 @@ from .conversations import (
     ThreadBusyError,
     get_thread,
 )
+from .protocol import StoredMessage, merge_reply
 
 __all__ = ["FORMAT_INSTRUCTIONS", "ErnieMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -65,17 +66,12 @@ class _Outcome:
     interrupted: bool = False
     withdrawn: bool = False
 
-    def answer(self) -> dict[str, Any]:
-        """The assistant message stored in the thread."""
-        answer: dict[str, Any] = {"role": "assistant", "content": self.text, "status": "ok"}
+    def answer(self) -> StoredMessage:
+        """The assistant message stored in the thread (stored as the widget stores its answers)."""
+        answer: StoredMessage = {"role": "assistant", "content": self.text, "status": "ok"}
         reply = self.reply
         if reply is not None:
-            answer.update(finish_reason=reply.finish_reason, request_id=reply.request_id,
-                          metrics=reply.metrics.to_dict())
-            if reply.usage:
-                answer["usage"] = reply.usage.to_dict()
-            if reply.truncated:
-                answer["truncated"] = True
+            merge_reply(answer, reply)
             if reply.reasoning:
                 answer["reasoning"] = reply.reasoning
             if reply.safety is not None and reply.safety.need_clear_history:

@@ -27,7 +27,7 @@ import logging
 import pathlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import Any
 
 import anywidget
@@ -39,6 +39,7 @@ from .client.local_files import is_gguf
 from .client.messages import image as image_part
 from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
 from .deltas import DeltaBatcher
+from .protocol import StoredMessage, merge_reply
 
 __all__ = ["AskHandle", "ErnieChat", "Transcript"]
 
@@ -65,7 +66,7 @@ class _Turn:
     def __init__(self, mid: int, batcher: DeltaBatcher) -> None:
         self.mid = mid
         self.batcher = batcher
-        self.future: concurrent.futures.Future[dict[str, Any]] | None = None
+        self.future: concurrent.futures.Future[StoredMessage] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._stop = False
         self._lock = threading.Lock()
@@ -89,11 +90,11 @@ class _Turn:
 class AskHandle:
     """A turn in flight: ``await handle`` in a cell, ``handle.wait()`` in scripts; both give the answer dict."""
 
-    def __init__(self, future: concurrent.futures.Future[dict[str, Any]], chat: ErnieChat) -> None:
+    def __init__(self, future: concurrent.futures.Future[StoredMessage], chat: ErnieChat) -> None:
         self._future = future
         self._chat = chat
 
-    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+    def wait(self, timeout: float | None = None) -> StoredMessage:
         """Block until the answer is complete (a KeyboardInterrupt stops it) and return it."""
         try:
             return self._future.result(timeout)
@@ -108,7 +109,7 @@ class AskHandle:
         """Stop the answer (the partial text is kept)."""
         self._chat.stop()
 
-    def __await__(self) -> Generator[Any, None, dict[str, Any]]:
+    def __await__(self) -> Generator[Any, None, StoredMessage]:
         return asyncio.wrap_future(self._future).__await__()
 
     def __repr__(self) -> str:
@@ -360,11 +361,11 @@ class ErnieChat(anywidget.AnyWidget):
                     yield "safety", ev.safety
             yield "reply", stream.reply
 
-    async def _run_turn(self, turn: _Turn, history: list[dict[str, Any]]) -> dict[str, Any]:
+    async def _run_turn(self, turn: _Turn, history: list[dict[str, Any]]) -> StoredMessage:
         mid, batcher = turn.mid, turn.batcher
         task = asyncio.current_task()
         assert task is not None
-        answer: dict[str, Any] = {"role": "assistant", "content": "", "mid": mid, "status": "ok"}
+        answer: StoredMessage = {"role": "assistant", "content": "", "mid": mid, "status": "ok"}
         notices: list[str] = []
         started = time.monotonic()
         first: float | None = None
@@ -397,7 +398,7 @@ class ErnieChat(anywidget.AnyWidget):
                     if value.withdraws_text:
                         withdraw()
                 elif kind == "reply" and value is not None:
-                    _merge_reply(answer, value)
+                    merge_reply(answer, value)
                     if value.trimmed_turns:
                         notice(f"历史过长，已省略最早的 {value.trimmed_turns} 条消息 / the history was too "
                                f"long: the oldest {value.trimmed_turns} messages were left out")
@@ -426,7 +427,7 @@ class ErnieChat(anywidget.AnyWidget):
         self._finish_turn(turn, answer)
         return answer
 
-    def _finish_turn(self, turn: _Turn, answer: dict[str, Any]) -> None:
+    def _finish_turn(self, turn: _Turn, answer: StoredMessage) -> None:
         """Store the answer (the one trait write for it), release the conversation, tell the front end."""
         try:
             with self._state_lock, self.hold_sync():
@@ -496,23 +497,7 @@ def _last_user_index(msgs: list[dict[str, Any]]) -> int | None:
     return max((i for i, m in enumerate(msgs) if m.get("role") == "user"), default=None)
 
 
-def _merge_reply(answer: dict[str, Any], reply: Any) -> None:
-    """Copy what the front end shows from a `Reply` into the answer message."""
-    if reply.usage:
-        answer["usage"] = reply.usage.to_dict()
-    answer["metrics"] = reply.metrics.to_dict()
-    answer["finish_reason"] = reply.finish_reason
-    if reply.truncated:
-        answer["truncated"] = True
-    if reply.model:
-        answer["model"] = reply.model
-    if reply.request_id:
-        answer["request_id"] = reply.request_id
-    if reply.search_results:
-        answer["search_results"] = [dict(r) for r in reply.search_results]
-
-
-def _public(m: dict[str, Any]) -> dict[str, Any]:
+def _public(m: Mapping[str, Any]) -> dict[str, Any]:
     """What the front end may see of a message (no internal flags)."""
     return {k: v for k, v in m.items() if k != "excluded"}
 

@@ -116,9 +116,10 @@ export function footerText(t: Translate, usage?: Usage, metrics?: Metrics): stri
     const total = usage.total_tokens ?? (usage.prompt_tokens ?? 0) + (usage.completion_tokens ?? 0);
     parts.push(t("tokens", { prompt: usage.prompt_tokens ?? "?", completion: usage.completion_tokens ?? "?", total }));
   }
-  if (metrics?.ttft_ms !== undefined) parts.push(t("ttft", { s: seconds(metrics.ttft_ms) }));
-  if (metrics?.tokens_per_s !== undefined) parts.push(t("speed", { n: metrics.tokens_per_s.toFixed(1) }));
-  if (metrics?.duration_ms !== undefined && metrics.tokens_per_s === undefined) {
+  // the kernel stores null for a figure it could not measure (no token arrived)
+  if (metrics?.ttft_ms != null) parts.push(t("ttft", { s: seconds(metrics.ttft_ms) }));
+  if (metrics?.tokens_per_s != null) parts.push(t("speed", { n: metrics.tokens_per_s.toFixed(1) }));
+  if (metrics?.duration_ms !== undefined && metrics.tokens_per_s == null) {
     parts.push(t("duration", { s: seconds(metrics.duration_ms) }));
   }
   return parts.join(" · ");

@@ -1,62 +1,16 @@
 /**
- * The wire contract with `ernie_widget/widget.py` (see the module docstring there).
- * Message fields are named `mid`/`seq`, never `id` (ipykernel 7.4 keeps a routing entry per string `id`).
+ * The wire contract with `ernie_widget/widget.py`: the message types are generated from
+ * `ernie_widget/protocol.py` into `protocol.gen.ts`; this module adds the traits and validates untrusted input.
  */
 
-export type Role = "user" | "assistant";
-export type TurnStatus = "ok" | "stopped" | "error";
+import type { BrowserMessage, MetricsDict, StoredMessage, UsageDict } from "./protocol.gen";
 
-export interface Usage {
-  prompt_tokens?: number;
-  completion_tokens?: number;
-  total_tokens?: number;
-}
+export type { BrowserMessage, KernelMessage, Role, TurnStatus } from "./protocol.gen";
+export type Usage = UsageDict;
+export type Metrics = MetricsDict;
 
-export interface Metrics {
-  ttft_ms?: number;
-  duration_ms?: number;
-  tokens_per_s?: number;
-}
-
-/** One entry of the `messages` trait. Untrusted: it may come from a saved notebook. */
-export interface ChatMessage {
-  role: Role;
-  content: string;
-  mid?: number;
-  reasoning?: string;
-  usage?: Usage;
-  metrics?: Metrics;
-  error?: string;
-  status?: TurnStatus;
-  truncated?: boolean;
-  notice?: string;
-  images?: string[];
-  withdrawn?: boolean;
-  /** provenance, put on the answer element for the companion extension's inserted cells */
-  model?: string;
-  request_id?: string;
-}
-
-/** Kernel → browser custom messages. */
-export type KernelMessage =
-  | { type: "start"; mid: number }
-  | { type: "delta"; mid: number; seq: number; text?: string; reasoning?: string }
-  | { type: "resync"; mid: number; seq: number; text: string; reasoning: string }
-  | { type: "done"; mid: number; status: TurnStatus; error?: string }
-  | { type: "notice"; text: string }
-  | { type: "withdraw"; mid: number; notice: string };
-
-/** Browser → kernel custom messages. */
-export type BrowserMessage =
-  | { type: "ask"; text: string; images?: string[] }
-  | { type: "stop" }
-  | { type: "retry" }
-  | { type: "clear" }
-  | { type: "continue" }
-  | { type: "delete"; index: number }
-  | { type: "edit"; text: string }
-  | { type: "resync"; mid: number }
-  | { type: "hello" };
+/** What the front end keeps of a stored message (`parseMessages` drops the kernel-side fields). */
+export type ChatMessage = Omit<StoredMessage, "excluded" | "finish_reason" | "search_results">;
 
 /** The synced traits the front end reads. */
 export interface WidgetTraits {

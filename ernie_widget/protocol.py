@@ -1,0 +1,199 @@
+"""The widget's wire protocol and the stored-message schema, as types — the one description both sides use.
+
+`scripts/gen_protocol.py` writes `js/protocol.gen.ts` from this module, and `.ci/run` fails when the two differ,
+so the Python and TypeScript sides cannot drift. Message fields are named `mid`/`seq`, never `id`: ipykernel 7.4
+keeps a routing entry per string `id` in comm message content (docs/notebook-facts.md §2.7).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
+
+if TYPE_CHECKING:
+    from .client.events import Reply
+
+__all__ = [
+    "BROWSER_MESSAGES",
+    "KERNEL_MESSAGES",
+    "AskMsg",
+    "ClearMsg",
+    "ContinueMsg",
+    "DeleteMsg",
+    "DeltaMsg",
+    "DoneMsg",
+    "EditMsg",
+    "HelloMsg",
+    "MetricsDict",
+    "NoticeMsg",
+    "ResyncMsg",
+    "ResyncRequestMsg",
+    "RetryMsg",
+    "Role",
+    "StartMsg",
+    "StopMsg",
+    "StoredMessage",
+    "TurnStatus",
+    "UsageDict",
+    "WithdrawMsg",
+    "merge_reply",
+]
+
+Role = Literal["user", "assistant"]
+TurnStatus = Literal["ok", "stopped", "error"]
+
+
+class UsageDict(TypedDict, total=False):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class MetricsDict(TypedDict, total=False):
+    ttft_ms: float | None
+    duration_ms: float
+    tokens_per_s: float | None
+    chunks: int
+    retries: int
+
+
+class StoredMessage(TypedDict):
+    """One message of a conversation: the `messages` trait of ErnieChat, and what `%%ernie` stores in a thread.
+
+    Untrusted in the browser (it may come from a saved notebook): the front end validates every field.
+    """
+
+    role: Role
+    content: str
+    mid: NotRequired[int]
+    status: NotRequired[TurnStatus]
+    reasoning: NotRequired[str]
+    usage: NotRequired[UsageDict]
+    metrics: NotRequired[MetricsDict]
+    finish_reason: NotRequired[str | None]
+    error: NotRequired[str]
+    truncated: NotRequired[bool]
+    notice: NotRequired[str]
+    images: NotRequired[list[str]]
+    withdrawn: NotRequired[bool]
+    #: provenance, put on the answer element for the companion extension's inserted cells
+    model: NotRequired[str]
+    request_id: NotRequired[str]
+    search_results: NotRequired[list[dict[str, Any]]]
+    #: kernel side only: left out of the history sent to the model (ERNIE asked to clear it)
+    excluded: NotRequired[bool]
+
+
+def merge_reply(message: StoredMessage, reply: Reply) -> None:
+    """Copy what a finished `Reply` says about the answer into its stored message (the widget and the magics
+    store answers the same way)."""
+    if reply.usage:
+        message["usage"] = cast("UsageDict", reply.usage.to_dict())
+    message["metrics"] = cast("MetricsDict", reply.metrics.to_dict())
+    message["finish_reason"] = reply.finish_reason
+    if reply.truncated:
+        message["truncated"] = True
+    if reply.model:
+        message["model"] = reply.model
+    if reply.request_id:
+        message["request_id"] = reply.request_id
+    if reply.search_results:
+        message["search_results"] = [dict(r) for r in reply.search_results]
+
+
+# -- kernel → browser ---------------------------------------------------------------------------------------
+
+
+class StartMsg(TypedDict):
+    type: Literal["start"]
+    mid: int
+
+
+class DeltaMsg(TypedDict):
+    """Text pieces of answer `mid`; `seq` counts 0, 1, 2 … per answer (a reconnecting view may see gaps)."""
+
+    type: Literal["delta"]
+    mid: int
+    seq: int
+    text: NotRequired[str]
+    reasoning: NotRequired[str]
+
+
+class ResyncMsg(TypedDict):
+    """Everything of answer `mid` so far; the next delta has this `seq`."""
+
+    type: Literal["resync"]
+    mid: int
+    seq: int
+    text: str
+    reasoning: str
+
+
+class DoneMsg(TypedDict):
+    type: Literal["done"]
+    mid: int
+    status: TurnStatus
+    error: NotRequired[str]
+
+
+class NoticeMsg(TypedDict):
+    type: Literal["notice"]
+    text: str
+
+
+class WithdrawMsg(TypedDict):
+    """ERNIE withdrew answer `mid`: replace what was shown with `notice`."""
+
+    type: Literal["withdraw"]
+    mid: int
+    notice: str
+
+
+# -- browser → kernel ---------------------------------------------------------------------------------------
+
+
+class AskMsg(TypedDict):
+    type: Literal["ask"]
+    text: str
+    images: NotRequired[list[str]]
+
+
+class StopMsg(TypedDict):
+    type: Literal["stop"]
+
+
+class RetryMsg(TypedDict):
+    type: Literal["retry"]
+
+
+class ClearMsg(TypedDict):
+    type: Literal["clear"]
+
+
+class ContinueMsg(TypedDict):
+    type: Literal["continue"]
+
+
+class DeleteMsg(TypedDict):
+    type: Literal["delete"]
+    index: int
+
+
+class EditMsg(TypedDict):
+    type: Literal["edit"]
+    text: str
+
+
+class ResyncRequestMsg(TypedDict):
+    type: Literal["resync"]
+    mid: int
+
+
+class HelloMsg(TypedDict):
+    """A view (re)connected: send it the answer in flight, if any."""
+
+    type: Literal["hello"]
+
+
+KERNEL_MESSAGES: tuple[type, ...] = (StartMsg, DeltaMsg, ResyncMsg, DoneMsg, NoticeMsg, WithdrawMsg)
+BROWSER_MESSAGES: tuple[type, ...] = (AskMsg, StopMsg, RetryMsg, ClearMsg, ContinueMsg, DeleteMsg, EditMsg,
+                                      ResyncRequestMsg, HelloMsg)
