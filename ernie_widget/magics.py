@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import queue
 import sys
 import time
 import traceback
@@ -24,9 +23,9 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
-from .client.background import submit
 from .client.defaults import MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
 from .client.errors import ContentFilterError, ErnieError
+from .client.handoff import Channel, Handoff, Signal
 from .client.messages import estimate_tokens
 from .conversations import (
     CLEARED_NOTICE,
@@ -53,7 +52,6 @@ FORMAT_INSTRUCTIONS = {
     "math": "Answer with a LaTeX math expression only, without $ delimiters and without prose.",
 }
 
-_DONE = object()
 
 
 @dataclass
@@ -362,38 +360,31 @@ class ErnieMagics(Magics):
         """Stream on the private loop, render on this thread; an interrupt cancels the request."""
         from .render import bundle
 
-        q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         aio = client.aio
 
-        async def pump() -> Any:
-            try:
-                stream = aio.stream(messages, **params)
-                async with stream:  # leaving it (also on cancel) closes the HTTP response
-                    async for ev in stream:
-                        if ev.type == "text":
-                            q.put(ev.text)
-                    return stream.reply
-            finally:
-                q.put(_DONE)
+        async def pump(channel: Channel[str]) -> Any:
+            stream = aio.stream(messages, **params)
+            async with stream:  # leaving it (also on cancel) closes the HTTP response
+                async for ev in stream:
+                    if ev.type == "text":
+                        channel.put(ev.text)
+                return stream.reply
 
         parts: list[str] = []
         out = _Outcome()
         handle = None
         last = 0.0
         dirty = False
-        future = submit(pump())
+        answer: Handoff[str, Any] = Handoff(pump)
         try:  # from here on an interrupt, wherever it lands, cancels the request
             if streaming:
                 handle = display(bundle("", fmt, trust_html=trust_html, streaming=True), raw=True,
                                  display_id=True)
             while True:
-                try:
-                    item = q.get(timeout=self.update_interval)
-                except queue.Empty:
-                    item = None
-                if item is _DONE:
+                item = answer.get(timeout=self.update_interval)
+                if item is Signal.DONE:
                     break
-                if item is not None:
+                if item is not Signal.IDLE:
                     parts.append(item)
                     dirty = True
                 now = time.monotonic()
@@ -402,19 +393,12 @@ class ErnieMagics(Magics):
                     last, dirty = now, False
         except KeyboardInterrupt:
             out.interrupted = True
-            future.cancel()
             # wait (briefly) until the pump has closed the response, so no socket is left behind
-            deadline = time.monotonic() + 2.0
-            while time.monotonic() < deadline:
-                try:
-                    if q.get(timeout=0.05) is _DONE:
-                        break
-                except queue.Empty:
-                    continue
+            answer.cancel(wait=2.0)
         out.text = "".join(parts)
         if not out.interrupted:
             try:
-                out.reply = future.result()
+                out.reply = answer.result()
             except ErnieError as err:
                 out.error = err
                 out.text = err.partial_text or out.text

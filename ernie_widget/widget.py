@@ -20,7 +20,6 @@ on the package's private loop, so the kernel never blocks and Stop works while t
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import itertools
 import logging
@@ -33,8 +32,9 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .client.background import background_loop, in_background_loop, submit
+from .client.background import background_loop, in_background_loop
 from .client.errors import ContentFilterError, ErnieError
+from .client.handoff import Handoff
 from .client.local_files import is_gguf
 from .client.messages import image as image_part
 from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
@@ -66,7 +66,7 @@ class _Turn:
     def __init__(self, mid: int, batcher: DeltaBatcher) -> None:
         self.mid = mid
         self.batcher = batcher
-        self.future: concurrent.futures.Future[StoredMessage] | None = None
+        self.run: Handoff[None, StoredMessage] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._stop = False
         self._lock = threading.Lock()
@@ -90,27 +90,27 @@ class _Turn:
 class AskHandle:
     """A turn in flight: ``await handle`` in a cell, ``handle.wait()`` in scripts; both give the answer dict."""
 
-    def __init__(self, future: concurrent.futures.Future[StoredMessage], chat: ErnieChat) -> None:
-        self._future = future
+    def __init__(self, run: Handoff[None, StoredMessage], chat: ErnieChat) -> None:
+        self._run = run
         self._chat = chat
 
     def wait(self, timeout: float | None = None) -> StoredMessage:
         """Block until the answer is complete (a KeyboardInterrupt stops it) and return it."""
         try:
-            return self._future.result(timeout)
+            return self._run.result(timeout)
         except KeyboardInterrupt:
             self._chat.stop()
             raise
 
     def done(self) -> bool:
-        return self._future.done()
+        return self._run.future.done()
 
     def cancel(self) -> None:
         """Stop the answer (the partial text is kept)."""
         self._chat.stop()
 
     def __await__(self) -> Generator[Any, None, StoredMessage]:
-        return asyncio.wrap_future(self._future).__await__()
+        return asyncio.wrap_future(self._run.future).__await__()
 
     def __repr__(self) -> str:
         return f"<AskHandle {'done' if self.done() else 'streaming'}>"
@@ -312,9 +312,9 @@ class ErnieChat(anywidget.AnyWidget):
         if turn is None:
             return
         turn.request_stop()
-        if turn.future is not None and not in_background_loop():
+        if turn.run is not None and not in_background_loop():
             try:
-                turn.future.result(timeout)
+                turn.run.result(timeout)
             except BaseException:  # the answer's own outcome does not matter here
                 pass
 
@@ -329,13 +329,14 @@ class ErnieChat(anywidget.AnyWidget):
             turn = _Turn(mid, DeltaBatcher(self._emit, mid))
             self._turn = turn
             self._emit({"type": "start", "mid": mid})
-            turn.future = submit(self._run_turn(turn, history))
+            turn.run = Handoff(lambda _channel: self._run_turn(turn, history))
         except BaseException:
             self._conv.end_turn()
             with self._state_lock:
                 self.status = "idle"
             raise
-        return AskHandle(turn.future, self)
+        assert turn.run is not None
+        return AskHandle(turn.run, self)
 
     def _emit(self, msg: dict[str, Any]) -> None:
         try:

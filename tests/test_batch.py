@@ -297,11 +297,11 @@ def test_progress_bar_reports_rows_and_tokens_at_most_ten_times_a_second(client,
 
 
 def test_without_tqdm_there_is_no_bar_but_a_hint(client, ernie_simulator, capsys, monkeypatch):
-    import ernie_widget.batch as batch
+    from ernie_widget.batch import progress as batch_progress
 
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    monkeypatch.setattr(batch, "_hinted", False)
+    monkeypatch.setattr(batch_progress, "_hinted", False)
     result = client.map(["a", "b"])
     client.map(["c"])
     assert result.errors == {}

@@ -15,7 +15,7 @@ import os
 import ssl
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from .config import ProviderConfig, environment, resolve_config
 from .defaults import MAX_CONCURRENCY, MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
@@ -23,6 +23,7 @@ from .errors import BadRequestError, ErnieError
 from .events import Reply, StreamEvent
 from .lifecycle import request_events
 from .limits import RateLimiter, make_rate_limiter
+from .map_options import MapOptions
 from .messages import Message, normalize_messages, trim_to_limit
 from .pool import LoopPool, open_pool, ssl_context
 from .providers import DirectProvider, HTTPProvider, make_provider
@@ -153,7 +154,7 @@ class AsyncErnie:
         assert s.reply is not None
         return s.reply
 
-    async def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Any) -> Any:
+    async def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Unpack[MapOptions]) -> Any:
         """Run many prompts with bounded concurrency; see `ernie_widget.batch`."""
         from ..batch import amap
 

@@ -2,63 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import queue
-import threading
+import functools
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from .async_client import AsyncErnie, AsyncStream
-from .background import background_loop, in_background_loop, run_sync, submit
+from .background import in_background_loop, run_sync
 from .defaults import MAX_CONCURRENCY, MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
 from .events import Reply, StreamEvent
+from .handoff import Channel, Handoff, Signal
+from .map_options import MapOptions
 
 __all__ = ["Ernie", "Stream"]
 
-_END = object()
-_HIGH_WATER = 512  # events buffered ahead of a slow consumer before the producer waits
 
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class _Channel:
-    """What the pump (on the private loop) and the `Stream` (in the caller's thread) share.
-
-    The pump holds this, never the `Stream`: a stream dropped without ``close()`` is then garbage,
-    its ``__del__`` cancels the pump, and the HTTP response and concurrency slot are released.
-    """
-
-    __slots__ = ("finished", "queue", "space")
-
-    def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.space: asyncio.Event | None = None
-        self.finished = threading.Event()
-
-
-async def _pump(astream: AsyncStream, ch: _Channel) -> None:
-    space = ch.space = asyncio.Event()
-    q = ch.queue
+async def _pump(astream: AsyncStream, channel: Channel[StreamEvent]) -> None:
+    """On the private loop: the stream's events into the channel; the HTTP response closes however it ends."""
     try:
+        put, room = channel.put, channel.room
         async for ev in astream:
-            q.put(ev)
-            if q.qsize() > _HIGH_WATER:
-                space.clear()
-                await space.wait()
-        q.put(_END)
-    except asyncio.CancelledError:
-        q.put(_END)
-        raise
-    except BaseException as exc:
-        q.put(_Failure(exc))
+            if put(ev):
+                await room()
     finally:
         await astream.close()
-        ch.finished.set()
 
 
 class Stream:
@@ -66,9 +32,10 @@ class Stream:
 
     def __init__(self, astream: AsyncStream) -> None:
         self._astream = astream
-        self._ch = _Channel()
         self._exhausted = False
-        self._future = submit(_pump(astream, self._ch))
+        # the pump holds the channel, never this Stream: a stream dropped without close() is garbage, and
+        # __del__ cancels the pump, releasing the HTTP response and the concurrency slot
+        self._handoff: Handoff[StreamEvent, None] = Handoff(functools.partial(_pump, astream))
 
     @property
     def reply(self) -> Reply | None:
@@ -88,30 +55,22 @@ class Stream:
     def __next__(self) -> StreamEvent:
         if self._exhausted:
             raise StopIteration
-        ch = self._ch
         try:
-            item = ch.queue.get()
+            item = self._handoff.get()
         except KeyboardInterrupt:
             self.close()
             raise
-        space = ch.space
-        if space is not None and not space.is_set() and ch.queue.qsize() < _HIGH_WATER // 2:
-            background_loop().call_soon_threadsafe(space.set)
-        if item is _END:
+        if item is Signal.DONE:
             self._exhausted = True
+            self._handoff.result()  # the stream's error, if it failed, is raised here, after its events
             raise StopIteration
-        if isinstance(item, _Failure):
-            self._exhausted = True
-            raise item.error
+        assert not isinstance(item, Signal)
         return item
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the answer and wait until its HTTP response is closed."""
         self._exhausted = True
-        if not self._ch.finished.is_set():
-            self._future.cancel()
-            if not in_background_loop():
-                self._ch.finished.wait(timeout)
+        self._handoff.cancel(wait=timeout)
 
     def __enter__(self) -> Stream:
         return self
@@ -121,8 +80,7 @@ class Stream:
 
     def __del__(self) -> None:
         try:
-            if not self._ch.finished.is_set():
-                self._future.cancel()
+            self._handoff.cancel()
         except Exception:
             pass
 
@@ -215,7 +173,7 @@ class Ernie:
         return run_sync(self._async.chat(prompt_or_messages, model=model, system=system, temperature=temperature,
                                          top_p=top_p, max_tokens=max_tokens, **extra))
 
-    def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Any) -> Any:
+    def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Unpack[MapOptions]) -> Any:
         """Run many prompts with bounded concurrency and progress; see `ernie_widget.batch`."""
         from ..batch import map_sync
 

@@ -1,0 +1,38 @@
+"""The options of `client.map` as a type, so IDEs and type checkers show them on `Ernie.map` / `AsyncErnie.map`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+__all__ = ["MapOptions"]
+
+
+class MapOptions(TypedDict, total=False):
+    """Keyword options of ``client.map(template_or_prompts, rows, **options)`` (see `ernie_widget.batch`)."""
+
+    #: the model for every row (default: the client's)
+    model: str | None
+    #: a system message for every row
+    system: str | None
+    #: rows in flight at once (default 8)
+    concurrency: int
+    #: requests and tokens per minute for this batch
+    rpm: int | None
+    tpm: int | None
+    #: draw a progress bar (tqdm) (default True)
+    progress: bool
+    #: an SQLite file: finished rows are kept, a re-run sends only the missing ones
+    cache: str | Path | None
+    #: "keep" records a failed row and carries on; "raise" stops with BatchRowError
+    on_error: Literal["keep", "raise"]
+    #: where a template's {names} come from after the row's own fields
+    namespace: Mapping[str, Any] | None
+    #: extra attempts for a row that failed with a retryable error (default 2)
+    row_retries: int
+    #: "auto" (aiohttp when installed), "httpx2" or "aiohttp"
+    transport: Literal["auto", "httpx2", "aiohttp"]
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
