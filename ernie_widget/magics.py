@@ -8,34 +8,29 @@ never emitted as raw text/markdown or text/html (JupyterLab trusts live outputs)
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import sys
-import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
 from .client.defaults import MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
-from .client.errors import ContentFilterError, ErnieError
-from .client.handoff import Channel, Handoff, Signal
+from .client.errors import ErnieError
 from .client.messages import estimate_tokens
 from .conversations import (
     CLEARED_NOTICE,
     DEFAULT_THREAD,
-    WITHDRAWN_NOTICE,
     Conversation,
     ThreadBusyError,
     get_thread,
 )
-from .protocol import StoredMessage, merge_reply
+from .magic_actions import doctor, fix_prompt, list_providers, paste_code_block
+from .magic_output import Outcome, stream_answer
 
 __all__ = ["FORMAT_INSTRUCTIONS", "ErnieMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -52,36 +47,6 @@ FORMAT_INSTRUCTIONS = {
     "math": "Answer with a LaTeX math expression only, without $ delimiters and without prose.",
 }
 
-
-
-@dataclass
-class _Outcome:
-    """How one answer ended: its text, the `Reply` (on success), the error, whether it was interrupted."""
-
-    text: str = ""
-    reply: Any = None
-    error: ErnieError | None = None
-    interrupted: bool = False
-    withdrawn: bool = False
-
-    def answer(self) -> StoredMessage:
-        """The assistant message stored in the thread (stored as the widget stores its answers)."""
-        answer: StoredMessage = {"role": "assistant", "content": self.text, "status": "ok"}
-        reply = self.reply
-        if reply is not None:
-            merge_reply(answer, reply)
-            if reply.reasoning:
-                answer["reasoning"] = reply.reasoning
-            if reply.safety is not None and reply.safety.need_clear_history:
-                answer["excluded"] = True
-        if self.error is not None:
-            answer["status"], answer["error"] = "error", str(self.error)
-        if self.interrupted:
-            answer["status"] = "stopped"
-        if self.withdrawn:
-            answer["content"], answer["withdrawn"] = WITHDRAWN_NOTICE, True
-            answer.pop("reasoning", None)
-        return answer
 
 
 _STRING_OPTIONS = ("model", "provider", "format", "system", "params", "out", "thread", "over")
@@ -225,13 +190,14 @@ class ErnieMagics(Magics):
             setattr(args, name, _unquote(getattr(args, name)))
         args.image = [_unquote(v) for v in args.image]
         if args.list:
-            return self._list()
+            return list_providers(self.provider, self.model, _session_credentials)
         if args.login:
             return self._login(args.provider)
         if args.doctor:
-            return self._doctor(args.provider)
+            provider = args.provider or self.provider
+            return doctor(provider, self.model, _session_credentials.get(provider or "", {}))
         if args.paste is not None:
-            return self._paste(args.paste, args.thread)
+            return paste_code_block(self.shell, args.paste, args.thread)
         # a cell body ends with a newline that is not part of the question
         prompt = cell.strip("\r\n").rstrip() if cell is not None else _raw_prompt(line, args.prompt)
         if args.over:
@@ -241,7 +207,7 @@ class ErnieMagics(Magics):
         text = self._interpolate(prompt) if prompt.strip() else ""
         if args.fix:
             # the cell and traceback go in verbatim: their braces are code, not prompt fields
-            text = self._fix_prompt() + ("\n\n" + text if text.strip() else "")
+            text = fix_prompt(self._ns) + ("\n\n" + text if text.strip() else "")
         if not text.strip():
             raise UsageError("请提供问题 / give a prompt: %ernie 你好, or %%ernie with the prompt in the cell")
         return self._generate(args, text)
@@ -327,10 +293,11 @@ class ErnieMagics(Magics):
         except ThreadBusyError as err:
             raise UsageError(err.message) from None
         streaming = self.stream and not args.no_stream and not _stream_disabled_by_env()
-        outcome = _Outcome()
+        outcome = Outcome()
         try:
             conv.append({"role": "user", "content": text})
-            outcome = self._drain(client, messages, params, fmt, streaming, args.trust_html)
+            outcome = stream_answer(client, messages, params, fmt, streaming=streaming, trust_html=args.trust_html,
+                                     update_interval=self.update_interval)
             answer = outcome.answer()
             if answer.get("excluded"):
                 conv.exclude_before(len(conv), notify=False)
@@ -354,68 +321,6 @@ class ErnieMagics(Magics):
         if not outcome.withdrawn:
             self._after(args, fmt, outcome.text)
         return None
-
-    def _drain(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any], fmt: str,
-               streaming: bool, trust_html: bool) -> _Outcome:
-        """Stream on the private loop, render on this thread; an interrupt cancels the request."""
-        from .render import bundle
-
-        aio = client.aio
-
-        async def pump(channel: Channel[str]) -> Any:
-            stream = aio.stream(messages, **params)
-            async with stream:  # leaving it (also on cancel) closes the HTTP response
-                async for ev in stream:
-                    if ev.type == "text":
-                        channel.put(ev.text)
-                return stream.reply
-
-        parts: list[str] = []
-        out = _Outcome()
-        handle = None
-        last = 0.0
-        dirty = False
-        answer: Handoff[str, Any] = Handoff(pump)
-        try:  # from here on an interrupt, wherever it lands, cancels the request
-            if streaming:
-                handle = display(bundle("", fmt, trust_html=trust_html, streaming=True), raw=True,
-                                 display_id=True)
-            while True:
-                item = answer.get(timeout=self.update_interval)
-                if item is Signal.DONE:
-                    break
-                if item is not Signal.IDLE:
-                    parts.append(item)
-                    dirty = True
-                now = time.monotonic()
-                if handle is not None and dirty and now - last >= self.update_interval:
-                    handle.update(bundle("".join(parts), fmt, trust_html=trust_html, streaming=True), raw=True)
-                    last, dirty = now, False
-        except KeyboardInterrupt:
-            out.interrupted = True
-            # wait (briefly) until the pump has closed the response, so no socket is left behind
-            answer.cancel(wait=2.0)
-        out.text = "".join(parts)
-        if not out.interrupted:
-            try:
-                out.reply = answer.result()
-            except ErnieError as err:
-                out.error = err
-                out.text = err.partial_text or out.text
-        if out.reply is not None:
-            out.text = out.reply.text
-        out.withdrawn = isinstance(out.error, ContentFilterError) or bool(
-            out.reply is not None and out.reply.safety is not None and out.reply.safety.withdraws_text)
-        shown = WITHDRAWN_NOTICE if out.withdrawn else out.text
-        final = bundle(shown, "text" if out.withdrawn else fmt, trust_html=trust_html, streaming=False)
-        meta = {"ernie_widget": _provenance(client, out.reply)}
-        if handle is not None:
-            handle.update(final, raw=True, metadata=meta)
-        elif shown or out.error is None:
-            display(final, raw=True, metadata=meta)
-        if out.interrupted:
-            print("已中断，保留了部分回答 / interrupted: the partial answer is kept", file=sys.stderr)
-        return out
 
     def _after(self, args: Any, fmt: str, text: str) -> None:
         from .render import extract_code
@@ -451,27 +356,6 @@ class ErnieMagics(Magics):
 
     # -- actions ---------------------------------------------------------------------------------
 
-    def _list(self) -> None:
-        from .client.config import DEFAULT_MODELS, PROVIDERS, environment, local_available
-
-        env = environment()
-        need = {"qianfan": ["QIANFAN_API_KEY"], "qianfan-v1": ["QIANFAN_AK", "QIANFAN_SK"],
-                "aistudio": ["AISTUDIO_ACCESS_TOKEN"], "openai": ["ERNIE_BASE_URL"], "replay": ["ERNIE_CASSETTE"]}
-        rows = []
-        for p in PROVIDERS:
-            if p == "local":
-                ok = local_available()
-                how = "pip install 'ernie-widget[local]'"
-            else:
-                ok = all(env.get(v) for v in need[p]) or p in _session_credentials
-                how = " + ".join(need[p]) + (" (--login)" if p in _session_credentials else "")
-            model = DEFAULT_MODELS.get(p, "(GGUF)" if p == "local" else "")
-            rows.append(f"  {'✓' if ok else '✗'} {p:<11} {model:<24} {how}")
-        print("服务 / providers (✓ = configured; keys are never shown):")
-        print("\n".join(rows))
-        current = self.provider or env.get("ERNIE_PROVIDER") or "(auto)"
-        print(f"当前 / current: provider={current}, model={self.model or env.get('ERNIE_MODEL') or '(default)'}")
-
     def _login(self, provider: str | None) -> None:
         import getpass
 
@@ -498,49 +382,6 @@ class ErnieMagics(Magics):
         if self.provider is None:
             self.provider = provider
         print(f"✓ 已保存到本会话（不写入磁盘）/ key kept for this session only (provider={provider})")
-
-    def _doctor(self, provider: str | None) -> None:
-        from .doctor import run_checks
-
-        creds = _session_credentials.get(provider or self.provider or "", {})
-        for check in run_checks(provider or self.provider, model=self.model, api_key=creds.get("api_key"),
-                                secret_key=creds.get("secret_key")):
-            print(check)
-
-    def _paste(self, n: int, thread: str | None) -> None:
-        from .render import extract_code_blocks
-
-        conv = get_thread(thread or DEFAULT_THREAD)
-        last = conv.last_answer()
-        blocks = extract_code_blocks(last["content"]) if last else []
-        if not blocks:
-            raise UsageError(f"线程 {thread or DEFAULT_THREAD!r} 的上一个回答没有代码块 / the last answer in thread "
-                             f"{thread or DEFAULT_THREAD!r} has no code blocks")
-        if not 1 <= n <= len(blocks):
-            raise UsageError(f"没有第 {n} 个代码块 / there is no code block {n} (the answer has {len(blocks)})")
-        if self.shell is not None:
-            self.shell.set_next_input(blocks[n - 1][1], replace=False)
-
-    def _fix_prompt(self) -> str:
-        """The last failed cell and its traceback, as a request for an explanation and a fix."""
-        ns = self._ns
-        err = ns.get("Err") or {}
-        if not err:
-            raise UsageError("没有可解释的错误 / there is no exception to explain yet")
-        n = max(err)
-        inputs = ns.get("In") or []
-        cell = inputs[n] if 0 <= n < len(inputs) else ""
-        return ("This notebook cell raised an exception. Explain the cause briefly, then give the corrected "
-                f"code in one fenced block.\n\nCell:\n```python\n{cell}\n```\n\nTraceback:\n```\n{err[n]}\n```")
-
-
-def _provenance(client: Any, reply: Any) -> dict[str, Any]:
-    """Where an output came from: recorded in the output's metadata."""
-    return {"provider": client.provider, "model": (reply.model if reply is not None else None) or client.model,
-            "request_id": reply.request_id if reply is not None else None,
-            "usage": reply.usage.to_dict() if reply is not None and reply.usage else None,
-            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-
 
 def _record_error(shell: Any) -> Any:
     """A post_run_cell hook filling `Err[n]` with the traceback text of cells that failed."""

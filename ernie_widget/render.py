@@ -26,10 +26,10 @@ from typing import Any
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
-from markdown_it.rules_block import StateBlock
-from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from mdit_py_cjk_friendly import cjk_friendly
+
+from .markdown_math import math_plugin
 
 __all__ = [
     "FORMATS",
@@ -125,104 +125,6 @@ def sanitize(fragment: str) -> str:
 # Markdown parser
 
 _SAFE_IMAGE_URL = re.compile(r"https?://", re.IGNORECASE)
-_MATH_SEARCH_LIMIT = 5_000  # bound the closing-delimiter search, so many stray "$" or "\(" stay cheap
-
-
-def _math_inline(state: StateInline, silent: bool) -> bool:
-    """``$…$``, ``$$…$$``, ``\\(…\\)`` and ``\\[…\\]`` inside a paragraph, kept verbatim."""
-    src, pos, end = state.src, state.pos, state.posMax
-    limit = min(end, pos + _MATH_SEARCH_LIMIT)
-    if src.startswith("$$", pos):
-        opener = closer = "$$"
-        close = src.find("$$", pos + 2, limit)
-    elif src[pos] == "$":
-        # Pandoc's rule, so prices stay text ("$5 and $10"): no space after the opening "$", no
-        # space before the closing one and no digit right after it. Stricter than pandoc, the
-        # closer is the next unescaped "$": if that one does not qualify, this is not math.
-        opener = closer = "$"
-        if pos + 1 >= end or src[pos + 1].isspace():
-            return False
-        close = pos + 1
-        while (close := src.find("$", close, limit)) > 0 and src[close - 1] == "\\":
-            close += 1
-        if close > 0 and (src[close - 1].isspace() or src[close + 1 : close + 2].isdigit()):
-            return False
-    elif src.startswith(("\\(", "\\["), pos):
-        opener = src[pos : pos + 2]
-        closer = "\\)" if opener == "\\(" else "\\]"
-        close = src.find(closer, pos + 2, limit)
-    else:
-        return False
-    start = pos + len(opener)
-    if close < 0 or not src[start:close].strip():
-        return False
-    if not silent:
-        token = state.push("math_inline", "span", 0)
-        token.content = src[start:close]
-        token.markup = opener
-        token.info = closer
-    state.pos = close + len(closer)
-    return True
-
-
-def _math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
-    """A ``$$`` or ``\\[`` block; it may contain blank lines. Unclosed blocks are left to the paragraph rule."""
-    if state.sCount[start_line] - state.blkIndent >= 4:
-        return False
-    begin = state.bMarks[start_line] + state.tShift[start_line]
-    first = state.src[begin : state.eMarks[start_line]]
-    if first.startswith("$$"):
-        opener, closer = "$$", "$$"
-    elif first.startswith("\\["):
-        opener, closer = "\\[", "\\]"
-    else:
-        return False
-    rest = first[2:]
-    if closer in rest:  # one line: $$ … $$ (and nothing after it, else it is inline math)
-        body, _, after = rest.partition(closer)
-        if after.strip() or not body.strip():
-            return False
-        lines, last = [body], start_line
-    else:
-        lines, last = [rest], -1
-        for line in range(start_line + 1, end_line):
-            if (
-                state.sCount[line] < state.blkIndent
-                and state.bMarks[line] + state.tShift[line] < state.eMarks[line]
-            ):
-                break  # dedented out of the enclosing list/blockquote
-            text = state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]
-            if text.rstrip().endswith(closer):
-                lines.append(text.rstrip()[: -len(closer)])
-                last = line
-                break
-            lines.append(state.src[state.bMarks[line] : state.eMarks[line]])
-        if last < 0:
-            return False
-    if silent:
-        return True
-    token = state.push("math_block", "div", 0)
-    token.content = "\n".join(lines).strip("\n")
-    token.markup = opener
-    token.info = closer
-    token.map = [start_line, last + 1]
-    token.block = True
-    state.line = last + 1
-    return True
-
-
-def _render_math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    token = tokens[idx]
-    tex = token.markup + token.content + token.info
-    return f'<span class="ernie-math">{escapeHtml(tex)}</span>'
-
-
-def _render_math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
-    token = tokens[idx]
-    tex = f"{token.markup}\n{token.content}\n{token.info}"
-    return f'<div class="ernie-math ernie-math-display">{escapeHtml(tex)}</div>\n'
-
-
 def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
     """Never ``<img>``: a remote image loads with zero clicks and can carry data out in its URL."""
     token = tokens[idx]
@@ -259,12 +161,7 @@ def _markdown() -> MarkdownIt:
     # Reference definitions ([id]: url) are invisible in the source a user skims; a model could hide
     # a link target there. Off: such lines simply stay text.
     md.disable("reference")
-    md.inline.ruler.before("escape", "ernie_math_inline", _math_inline)
-    md.block.ruler.after(
-        "fence", "ernie_math_block", _math_block, {"alt": ["paragraph", "blockquote", "list"]}
-    )
-    md.add_render_rule("math_inline", _render_math_inline)
-    md.add_render_rule("math_block", _render_math_block)
+    md.use(math_plugin)
     md.add_render_rule("image", _render_image)
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("th_open", _render_cell_open)

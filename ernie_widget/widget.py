@@ -20,13 +20,12 @@ on the package's private loop, so the kernel never blocks and Stop works while t
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import pathlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anywidget
@@ -40,6 +39,8 @@ from .client.messages import image as image_part
 from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
 from .deltas import DeltaBatcher
 from .protocol import StoredMessage, merge_reply
+from .transcript import Transcript
+from .turns import AskHandle, Backend, Turn, backend_texts
 
 __all__ = ["AskHandle", "ErnieChat", "Transcript"]
 
@@ -56,65 +57,6 @@ export default { render({ el }) {
 _IMAGE_URL_PREFIXES = tuple(f"data:image/{t};base64," for t in ("png", "jpeg", "jpg", "gif", "webp"))
 
 _mids = itertools.count(1)
-
-Backend = Callable[[list[dict[str, Any]]], Any]
-
-
-class _Turn:
-    """One answer in flight: its id, batcher, task, and a stop request that may arrive before the task runs."""
-
-    def __init__(self, mid: int, batcher: DeltaBatcher) -> None:
-        self.mid = mid
-        self.batcher = batcher
-        self.run: Handoff[None, StoredMessage] | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._stop = False
-        self._lock = threading.Lock()
-
-    def attach(self, task: asyncio.Task[Any]) -> bool:
-        """Called first thing on the loop; False when Stop came before the task started."""
-        with self._lock:
-            self._task = task
-            return not self._stop
-
-    def request_stop(self) -> None:
-        # Cancel the task, not the concurrent future: the coroutine then finishes normally with
-        # status "stopped", so the partial answer is stored and `wait()` returns it.
-        with self._lock:
-            self._stop = True
-            task = self._task
-        if task is not None:
-            background_loop().call_soon_threadsafe(task.cancel)
-
-
-class AskHandle:
-    """A turn in flight: ``await handle`` in a cell, ``handle.wait()`` in scripts; both give the answer dict."""
-
-    def __init__(self, run: Handoff[None, StoredMessage], chat: ErnieChat) -> None:
-        self._run = run
-        self._chat = chat
-
-    def wait(self, timeout: float | None = None) -> StoredMessage:
-        """Block until the answer is complete (a KeyboardInterrupt stops it) and return it."""
-        try:
-            return self._run.result(timeout)
-        except KeyboardInterrupt:
-            self._chat.stop()
-            raise
-
-    def done(self) -> bool:
-        return self._run.future.done()
-
-    def cancel(self) -> None:
-        """Stop the answer (the partial text is kept)."""
-        self._chat.stop()
-
-    def __await__(self) -> Generator[Any, None, StoredMessage]:
-        return asyncio.wrap_future(self._run.future).__await__()
-
-    def __repr__(self) -> str:
-        return f"<AskHandle {'done' if self.done() else 'streaming'}>"
-
 
 class ErnieChat(anywidget.AnyWidget):
     """A chat with ERNIE (or any model) inside the notebook.
@@ -169,7 +111,7 @@ class ErnieChat(anywidget.AnyWidget):
         self._conv: Conversation = get_thread(thread, store=store)
         # RLock: a trait write under the lock can call back into `_sync_messages` (a listener)
         self._state_lock = threading.RLock()
-        self._turn: _Turn | None = None
+        self._turn: Turn | None = None
         self._reply_callbacks: list[Callable[[dict[str, Any]], Any]] = []
         super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), **kwargs)
         self._sync_messages()
@@ -326,7 +268,7 @@ class ErnieChat(anywidget.AnyWidget):
                 change()
                 self.status = "streaming"
             history = self._conv.history()
-            turn = _Turn(mid, DeltaBatcher(self._emit, mid))
+            turn = Turn(mid, DeltaBatcher(self._emit, mid))
             self._turn = turn
             self._emit({"type": "start", "mid": mid})
             turn.run = Handoff(lambda _channel: self._run_turn(turn, history))
@@ -336,7 +278,7 @@ class ErnieChat(anywidget.AnyWidget):
                 self.status = "idle"
             raise
         assert turn.run is not None
-        return AskHandle(turn.run, self)
+        return AskHandle(turn.run, self.stop)
 
     def _emit(self, msg: dict[str, Any]) -> None:
         try:
@@ -347,7 +289,7 @@ class ErnieChat(anywidget.AnyWidget):
     async def _events(self, history: list[dict[str, Any]]) -> AsyncIterator[tuple[str, Any]]:
         """(kind, value) pairs from the client or a custom backend."""
         if self._backend is not None:
-            async for text in _backend_texts(self._backend, history):
+            async for text in backend_texts(self._backend, history):
                 yield "text", text
             return
         aio = getattr(self._client, "aio", self._client)
@@ -362,7 +304,7 @@ class ErnieChat(anywidget.AnyWidget):
                     yield "safety", ev.safety
             yield "reply", stream.reply
 
-    async def _run_turn(self, turn: _Turn, history: list[dict[str, Any]]) -> StoredMessage:
+    async def _run_turn(self, turn: Turn, history: list[dict[str, Any]]) -> StoredMessage:
         mid, batcher = turn.mid, turn.batcher
         task = asyncio.current_task()
         assert task is not None
@@ -428,7 +370,7 @@ class ErnieChat(anywidget.AnyWidget):
         self._finish_turn(turn, answer)
         return answer
 
-    def _finish_turn(self, turn: _Turn, answer: StoredMessage) -> None:
+    def _finish_turn(self, turn: Turn, answer: StoredMessage) -> None:
         """Store the answer (the one trait write for it), release the conversation, tell the front end."""
         try:
             with self._state_lock, self.hold_sync():
@@ -501,59 +443,3 @@ def _last_user_index(msgs: list[dict[str, Any]]) -> int | None:
 def _public(m: Mapping[str, Any]) -> dict[str, Any]:
     """What the front end may see of a message (no internal flags)."""
     return {k: v for k, v in m.items() if k != "excluded"}
-
-
-async def _backend_texts(backend: Backend, history: list[dict[str, Any]]) -> AsyncIterator[str]:
-    """Adapt any callable, generator or async generator into an async stream of text pieces.
-
-    Anything that may block (a plain function, each step of a sync generator) runs in a worker
-    thread, so a slow model never stalls the loop other streams share.
-    """
-    loop = asyncio.get_running_loop()
-    if inspect.isasyncgenfunction(backend) or inspect.iscoroutinefunction(backend) \
-            or inspect.isgeneratorfunction(backend):
-        result = backend(history)  # cheap: creates the generator / coroutine
-    else:
-        result = await loop.run_in_executor(None, backend, history)
-    if inspect.isawaitable(result):
-        result = await result
-    if result is None:
-        return
-    if isinstance(result, str):
-        yield result
-        return
-    if hasattr(result, "__aiter__"):
-        async for piece in result:
-            yield str(piece)
-        return
-    iterator = iter(result)
-    sentinel = object()
-    try:
-        while True:
-            piece = await loop.run_in_executor(None, next, iterator, sentinel)
-            if piece is sentinel:
-                return
-            yield str(piece)
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            try:
-                close()
-            except ValueError:  # "generator already executing": a worker is still inside next()
-                pass
-
-
-class Transcript:
-    """A static, sanitized copy of a chat for saved notebooks."""
-
-    def __init__(self, markdown: str) -> None:
-        self.markdown = markdown
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from .render import render_markdown
-
-        return {"text/html": f'<div class="ernie-transcript">{render_markdown(self.markdown)}</div>',
-                "text/plain": self.markdown}
-
-    def __repr__(self) -> str:
-        return self.markdown

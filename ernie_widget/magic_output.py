@@ -1,0 +1,124 @@
+"""How one `%%ernie` answer reaches the cell's output: streamed on the private loop, drawn on the cell's thread.
+
+The text is rendered in the kernel (`render.bundle`: sanitized HTML) and redrawn at most every
+``update_interval`` seconds through one display id; the final display carries the answer's provenance in its
+metadata. An interrupt (Ctrl+C, "Interrupt kernel") cancels the request and keeps the partial answer.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.display import display
+
+from .client.errors import ContentFilterError, ErnieError
+from .client.handoff import Channel, Handoff, Signal
+from .conversations import WITHDRAWN_NOTICE
+from .protocol import StoredMessage, merge_reply
+
+__all__ = ["Outcome", "provenance", "stream_answer"]
+
+
+@dataclass
+class Outcome:
+    """How one answer ended: its text, the `Reply` (on success), the error, whether it was interrupted."""
+
+    text: str = ""
+    reply: Any = None
+    error: ErnieError | None = None
+    interrupted: bool = False
+    withdrawn: bool = False
+
+    def answer(self) -> StoredMessage:
+        """The assistant message stored in the thread (stored as the widget stores its answers)."""
+        answer: StoredMessage = {"role": "assistant", "content": self.text, "status": "ok"}
+        reply = self.reply
+        if reply is not None:
+            merge_reply(answer, reply)
+            if reply.reasoning:
+                answer["reasoning"] = reply.reasoning
+            if reply.safety is not None and reply.safety.need_clear_history:
+                answer["excluded"] = True
+        if self.error is not None:
+            answer["status"], answer["error"] = "error", str(self.error)
+        if self.interrupted:
+            answer["status"] = "stopped"
+        if self.withdrawn:
+            answer["content"], answer["withdrawn"] = WITHDRAWN_NOTICE, True
+            answer.pop("reasoning", None)
+        return answer
+
+
+def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str, Any], fmt: str, *,
+                  streaming: bool, trust_html: bool, update_interval: float) -> Outcome:
+    """Stream on the private loop, render on this thread; an interrupt cancels the request."""
+    from .render import bundle
+
+    aio = client.aio
+
+    async def pump(channel: Channel[str]) -> Any:
+        stream = aio.stream(messages, **params)
+        async with stream:  # leaving it (also on cancel) closes the HTTP response
+            async for ev in stream:
+                if ev.type == "text":
+                    channel.put(ev.text)
+            return stream.reply
+
+    parts: list[str] = []
+    out = Outcome()
+    handle = None
+    last = 0.0
+    dirty = False
+    answer: Handoff[str, Any] = Handoff(pump)
+    try:  # from here on an interrupt, wherever it lands, cancels the request
+        if streaming:
+            handle = display(bundle("", fmt, trust_html=trust_html, streaming=True), raw=True,
+                             display_id=True)
+        while True:
+            item = answer.get(timeout=update_interval)
+            if item is Signal.DONE:
+                break
+            if item is not Signal.IDLE:
+                parts.append(item)
+                dirty = True
+            now = time.monotonic()
+            if handle is not None and dirty and now - last >= update_interval:
+                handle.update(bundle("".join(parts), fmt, trust_html=trust_html, streaming=True), raw=True)
+                last, dirty = now, False
+    except KeyboardInterrupt:
+        out.interrupted = True
+        # wait (briefly) until the pump has closed the response, so no socket is left behind
+        answer.cancel(wait=2.0)
+    out.text = "".join(parts)
+    if not out.interrupted:
+        try:
+            out.reply = answer.result()
+        except ErnieError as err:
+            out.error = err
+            out.text = err.partial_text or out.text
+    if out.reply is not None:
+        out.text = out.reply.text
+    out.withdrawn = isinstance(out.error, ContentFilterError) or bool(
+        out.reply is not None and out.reply.safety is not None and out.reply.safety.withdraws_text)
+    shown = WITHDRAWN_NOTICE if out.withdrawn else out.text
+    final = bundle(shown, "text" if out.withdrawn else fmt, trust_html=trust_html, streaming=False)
+    meta = {"ernie_widget": provenance(client, out.reply)}
+    if handle is not None:
+        handle.update(final, raw=True, metadata=meta)
+    elif shown or out.error is None:
+        display(final, raw=True, metadata=meta)
+    if out.interrupted:
+        print("已中断，保留了部分回答 / interrupted: the partial answer is kept", file=sys.stderr)
+    return out
+
+
+def provenance(client: Any, reply: Any) -> dict[str, Any]:
+    """Where an output came from: recorded in the output's metadata."""
+    return {"provider": client.provider, "model": (reply.model if reply is not None else None) or client.model,
+            "request_id": reply.request_id if reply is not None else None,
+            "usage": reply.usage.to_dict() if reply is not None and reply.usage else None,
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}

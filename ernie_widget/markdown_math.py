@@ -1,0 +1,122 @@
+"""Math in model answers for markdown-it-py: ``$…$``, ``$$…$$``, ``\\(…\\)`` and ``\\[…\\]`` kept verbatim.
+
+The TeX is not rendered here: it is escaped and wrapped in ``.ernie-math`` elements with its delimiters, and
+JupyterLab's MathJax (run with its SafeHandler) typesets it; other front ends show the source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+
+__all__ = ["math_plugin"]
+
+_MATH_SEARCH_LIMIT = 5_000  # bound the closing-delimiter search, so many stray "$" or "\(" stay cheap
+
+
+def math_inline(state: StateInline, silent: bool) -> bool:
+    """``$…$``, ``$$…$$``, ``\\(…\\)`` and ``\\[…\\]`` inside a paragraph, kept verbatim."""
+    src, pos, end = state.src, state.pos, state.posMax
+    limit = min(end, pos + _MATH_SEARCH_LIMIT)
+    if src.startswith("$$", pos):
+        opener = closer = "$$"
+        close = src.find("$$", pos + 2, limit)
+    elif src[pos] == "$":
+        # Pandoc's rule, so prices stay text ("$5 and $10"): no space after the opening "$", no
+        # space before the closing one and no digit right after it. Stricter than pandoc, the
+        # closer is the next unescaped "$": if that one does not qualify, this is not math.
+        opener = closer = "$"
+        if pos + 1 >= end or src[pos + 1].isspace():
+            return False
+        close = pos + 1
+        while (close := src.find("$", close, limit)) > 0 and src[close - 1] == "\\":
+            close += 1
+        if close > 0 and (src[close - 1].isspace() or src[close + 1 : close + 2].isdigit()):
+            return False
+    elif src.startswith(("\\(", "\\["), pos):
+        opener = src[pos : pos + 2]
+        closer = "\\)" if opener == "\\(" else "\\]"
+        close = src.find(closer, pos + 2, limit)
+    else:
+        return False
+    start = pos + len(opener)
+    if close < 0 or not src[start:close].strip():
+        return False
+    if not silent:
+        token = state.push("math_inline", "span", 0)
+        token.content = src[start:close]
+        token.markup = opener
+        token.info = closer
+    state.pos = close + len(closer)
+    return True
+
+
+def math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """A ``$$`` or ``\\[`` block; it may contain blank lines. Unclosed blocks are left to the paragraph rule."""
+    if state.sCount[start_line] - state.blkIndent >= 4:
+        return False
+    begin = state.bMarks[start_line] + state.tShift[start_line]
+    first = state.src[begin : state.eMarks[start_line]]
+    if first.startswith("$$"):
+        opener, closer = "$$", "$$"
+    elif first.startswith("\\["):
+        opener, closer = "\\[", "\\]"
+    else:
+        return False
+    rest = first[2:]
+    if closer in rest:  # one line: $$ … $$ (and nothing after it, else it is inline math)
+        body, _, after = rest.partition(closer)
+        if after.strip() or not body.strip():
+            return False
+        lines, last = [body], start_line
+    else:
+        lines, last = [rest], -1
+        for line in range(start_line + 1, end_line):
+            if (
+                state.sCount[line] < state.blkIndent
+                and state.bMarks[line] + state.tShift[line] < state.eMarks[line]
+            ):
+                break  # dedented out of the enclosing list/blockquote
+            text = state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]
+            if text.rstrip().endswith(closer):
+                lines.append(text.rstrip()[: -len(closer)])
+                last = line
+                break
+            lines.append(state.src[state.bMarks[line] : state.eMarks[line]])
+        if last < 0:
+            return False
+    if silent:
+        return True
+    token = state.push("math_block", "div", 0)
+    token.content = "\n".join(lines).strip("\n")
+    token.markup = opener
+    token.info = closer
+    token.map = [start_line, last + 1]
+    token.block = True
+    state.line = last + 1
+    return True
+
+
+def render_math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    tex = token.markup + token.content + token.info
+    return f'<span class="ernie-math">{escapeHtml(tex)}</span>'
+
+
+def render_math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    tex = f"{token.markup}\n{token.content}\n{token.info}"
+    return f'<div class="ernie-math ernie-math-display">{escapeHtml(tex)}</div>\n'
+
+
+def math_plugin(md: MarkdownIt) -> None:
+    """Add the math rules to ``md`` (``md.use(math_plugin)``)."""
+    md.inline.ruler.before("escape", "ernie_math_inline", math_inline)
+    md.block.ruler.after("fence", "ernie_math_block", math_block, {"alt": ["paragraph", "blockquote", "list"]})
+    md.add_render_rule("math_inline", render_math_inline)
+    md.add_render_rule("math_block", render_math_block)
