@@ -7,15 +7,16 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ..client.background import in_background_loop
 from ..client.errors import ErnieError
 from ..client.handoff import Handoff, Signal
 from ..client.limits import MemoryRateLimiter
+from ..client.map_options import MAP_DEFAULTS, MapOptions
 from ..client.messages import estimate_tokens
 from ..client.retry import row_backoff
-from ..client.transport import TransportName, resolve_transport
+from ..client.transport import resolve_transport
 
 if TYPE_CHECKING:
     from ..client import AsyncErnie
@@ -39,10 +40,13 @@ from .results import (
 class _Batch:
     """One batch: prepared in the caller's thread, executed on an event loop."""
 
-    def __init__(self, client: AsyncErnie, prompts_or_template: Any, rows: Any, *, model: str | None,
-                 system: str | None, concurrency: int, rpm: int | None, tpm: int | None, progress: bool,
-                 cache: str | Path | None, on_error: str, namespace: Mapping[str, Any] | None,
-                 row_retries: int, transport: TransportName, params: dict[str, Any]) -> None:
+    def __init__(self, client: AsyncErnie, prompts_or_template: Any, rows: Any, options: Mapping[str, Any]) -> None:
+        o = {**MAP_DEFAULTS, **options}
+        model, system, concurrency = o.pop("model"), o.pop("system"), o.pop("concurrency")
+        rpm, tpm, progress, cache = o.pop("rpm"), o.pop("tpm"), o.pop("progress"), o.pop("cache")
+        on_error, namespace, row_retries = o.pop("on_error"), o.pop("namespace"), o.pop("row_retries")
+        transport = o.pop("transport")
+        params = o  # the rest: request parameters (temperature, max_tokens, …)
         if on_error not in ("keep", "raise"):
             raise ValueError(f"on_error must be 'keep' or 'raise', not {on_error!r}")
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -181,28 +185,10 @@ def _output(batch: _Batch, rows: Any, result: BatchResult) -> Any:
     return out
 
 
-async def amap(
-    client: AsyncErnie,
-    prompts_or_template: Any,
-    rows: Any = None,
-    *,
-    model: str | None = None,
-    system: str | None = None,
-    concurrency: int = 8,
-    rpm: int | None = None,
-    tpm: int | None = None,
-    progress: bool = True,
-    cache: str | Path | None = None,
-    on_error: Literal["keep", "raise"] = "keep",
-    namespace: Mapping[str, Any] | None = None,
-    row_retries: int = 2,
-    transport: Literal["auto", "httpx2", "aiohttp"] = "auto",
-    **params: Any,
-) -> Any:
+async def amap(client: AsyncErnie, prompts_or_template: Any, rows: Any = None,
+               **options: Unpack[MapOptions]) -> Any:
     """``await aclient.map(...)``: see the module docstring. Runs on the caller's event loop."""
-    batch = _Batch(client, prompts_or_template, rows, model=model, system=system, concurrency=concurrency,
-                   rpm=rpm, tpm=tpm, progress=progress, cache=cache, on_error=on_error, namespace=namespace,
-                   row_retries=row_retries, transport=transport, params=params)
+    batch = _Batch(client, prompts_or_template, rows, options)
     ticker = asyncio.create_task(_tick(batch.progress))
     try:
         result = await batch.execute()
@@ -218,24 +204,7 @@ async def _tick(progress: Progress) -> None:
         progress.refresh()
 
 
-def map_sync(
-    client: Ernie,
-    prompts_or_template: Any,
-    rows: Any = None,
-    *,
-    model: str | None = None,
-    system: str | None = None,
-    concurrency: int = 8,
-    rpm: int | None = None,
-    tpm: int | None = None,
-    progress: bool = True,
-    cache: str | Path | None = None,
-    on_error: Literal["keep", "raise"] = "keep",
-    namespace: Mapping[str, Any] | None = None,
-    row_retries: int = 2,
-    transport: Literal["auto", "httpx2", "aiohttp"] = "auto",
-    **params: Any,
-) -> Any:
+def map_sync(client: Ernie, prompts_or_template: Any, rows: Any = None, **options: Unpack[MapOptions]) -> Any:
     """``client.map(...)``: the batch runs on the private loop; this thread waits and draws the progress bar.
 
     A KeyboardInterrupt cancels the rows in flight, waits until their connections are closed, and raises
@@ -243,9 +212,7 @@ def map_sync(
     """
     if in_background_loop():
         raise RuntimeError("map() called from the ernie-widget loop thread; use `await client.aio.map(...)`")
-    batch = _Batch(client.aio, prompts_or_template, rows, model=model, system=system, concurrency=concurrency,
-                   rpm=rpm, tpm=tpm, progress=progress, cache=cache, on_error=on_error, namespace=namespace,
-                   row_retries=row_retries, transport=transport, params=params)
+    batch = _Batch(client.aio, prompts_or_template, rows, options)
     try:
         run: Handoff[None, BatchResult] = Handoff(lambda _channel: batch.execute())
     except BaseException:

@@ -130,9 +130,8 @@ class AsyncErnie:
         **extra: Any,
     ) -> AsyncStream:
         """Stream an answer as `StreamEvent`s. Not awaited: ``async with client.stream(...) as s``."""
-        messages = normalize_messages(prompt_or_messages, system)
-        params = {"model": model, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, **extra}
-        self.check_params(params)
+        messages, params = self._request(prompt_or_messages, system, model=model, temperature=temperature,
+                                         top_p=top_p, max_tokens=max_tokens, **extra)
         return AsyncStream(self, messages, params)
 
     async def chat(
@@ -182,10 +181,16 @@ class AsyncErnie:
         """Like `stream`, but the answer is asked for unstreamed: one JSON body, with the same events, limits,
         retries and errors. Cheaper for many small all-or-nothing answers (batch rows). ``concurrency``
         replaces this client's own limit on requests in flight with a semaphore of the caller's."""
-        messages = normalize_messages(prompt_or_messages, system)
-        params = {"model": model, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, **extra}
-        self.check_params(params)
+        messages, params = self._request(prompt_or_messages, system, model=model, temperature=temperature,
+                                         top_p=top_p, max_tokens=max_tokens, **extra)
         return AsyncStream(self, messages, params, concurrency, stream=False)
+
+    def _request(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], system: str | None,
+                 **params: Any) -> tuple[list[Message], dict[str, Any]]:
+        """The messages and checked parameters of one request (refused here, before anything is sent)."""
+        messages = normalize_messages(prompt_or_messages, system)
+        self.check_params(params)
+        return messages, params
 
     def with_own_pool(self, max_concurrency: int, *, transport: Literal["httpx2", "aiohttp"] = "httpx2") -> AsyncErnie:
         """A client that shares this one's provider, credentials, token cache and rate limits, with a pool of

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-__all__ = ["MapOptions"]
+__all__ = ["MAP_DEFAULTS", "MapOptions"]
 
 
 class MapOptions(TypedDict, total=False):
@@ -36,3 +36,10 @@ class MapOptions(TypedDict, total=False):
     temperature: float | None
     top_p: float | None
     max_tokens: int | None
+
+
+#: the batch options and their defaults (every other keyword of `map` is a request parameter)
+MAP_DEFAULTS: dict[str, Any] = {
+    "model": None, "system": None, "concurrency": 8, "rpm": None, "tpm": None, "progress": True, "cache": None,
+    "on_error": "keep", "namespace": None, "row_retries": 2, "transport": "auto",
+}
