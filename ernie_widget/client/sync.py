@@ -15,6 +15,8 @@ from .map_options import MapOptions
 
 __all__ = ["Ernie", "Stream"]
 
+_DONE = Signal.DONE
+
 
 async def _pump(astream: AsyncStream, channel: Channel[StreamEvent]) -> None:
     """On the private loop: the stream's events into the channel; the HTTP response closes however it ends."""
@@ -60,12 +62,11 @@ class Stream:
         except KeyboardInterrupt:
             self.close()
             raise
-        if item is Signal.DONE:
+        if item is _DONE:
             self._exhausted = True
             self._handoff.result()  # the stream's error, if it failed, is raised here, after its events
             raise StopIteration
-        assert not isinstance(item, Signal)
-        return item
+        return item  # type: ignore[return-value]  # get() without a timeout never returns IDLE
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the answer and wait until its HTTP response is closed."""
