@@ -10,6 +10,9 @@ tell npm which interpreter that is. Here it is `sys.executable`, which has `jupy
 
 Outputs newer than every source are reused (the README's `scripts/bootstrap` has built them already).
 `ERNIE_WIDGET_SKIP_NPM=1` skips npm on purpose; a wheel still refuses to build without the outputs.
+
+`python hatch_build.py` builds them outside a Python build (`scripts/bootstrap` does, with PYTHON set to the
+venv's interpreter): the same steps, the same up-to-date checks, one line per step, tool output only on failure.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 ROOT = Path(__file__).resolve().parent
 
@@ -63,7 +64,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], log: Any) -> None:
         raise RuntimeError(f"ernie-widget build: `{' '.join(cmd)}` failed with exit code {done.returncode}")
 
 
-def build_front_ends(log: Any, *, required: bool) -> None:
+def build_front_ends(log: Any, *, required: bool, python: str | None = None) -> None:
     pending = [fe for fe in FRONT_ENDS if not is_current(fe[1], fe[2])]
     if not pending:
         return
@@ -79,20 +80,36 @@ def build_front_ends(log: Any, *, required: bool) -> None:
         log(message)
         return
     # the extension build reads JupyterLab's core metadata from this interpreter (see labextension/build.mjs)
-    env = {**os.environ, "PYTHON": sys.executable}
+    env = {**os.environ, "PYTHON": python or sys.executable}
     for _what, _sources, _output, folder in pending:
         cwd = ROOT / folder
-        if not (cwd / "node_modules").is_dir():
+        installed = cwd / "node_modules" / ".package-lock.json"  # npm writes it on every install
+        if not installed.exists() or installed.stat().st_mtime < (cwd / "package-lock.json").stat().st_mtime:
             run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd, env, log)
         run([npm, "run", "build", "--silent"], cwd, env, log)
 
 
-class FrontEndBuildHook(BuildHookInterface):
-    """Runs before a wheel (or an editable install) collects its files."""
+try:
+    from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+except ImportError:  # run as a script (scripts/bootstrap), outside a Python build
+    BuildHookInterface = None
 
-    PLUGIN_NAME = "custom"
+if BuildHookInterface is not None:
 
-    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel":
-            return  # the sdist ships sources; the wheel built from it runs npm
-        build_front_ends(self.app.display_info, required=version != "editable")
+    class FrontEndBuildHook(BuildHookInterface):
+        """Runs before a wheel (or an editable install) collects its files."""
+
+        PLUGIN_NAME = "custom"
+
+        def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+            if self.target_name != "wheel":
+                return  # the sdist ships sources; the wheel built from it runs npm
+            build_front_ends(self.app.display_info, required=version != "editable")
+
+
+if __name__ == "__main__":
+    try:
+        build_front_ends(print, required=True, python=os.environ.get("PYTHON"))
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None

@@ -18,9 +18,11 @@ from typing import Any, cast
 from .client.errors import ErnieError
 from .protocol import StoredMessage
 
-__all__ = ["CLEARED_NOTICE", "DEFAULT_THREAD", "WITHDRAWN_NOTICE", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
+__all__ = ["CLEARED_NOTICE", "DEFAULT_THREAD", "LAST_CALL_THREAD", "WITHDRAWN_NOTICE", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
 
 DEFAULT_THREAD = "default"
+#: where a `%ernie` call without a thread is recorded (its one exchange only, for `--paste N`); never history
+LAST_CALL_THREAD = "%ernie last call"
 
 logger = logging.getLogger("ernie_widget")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .conversations import DEFAULT_THREAD, get_thread
+from .conversations import get_thread
 
 __all__ = ["doctor", "fix_prompt", "list_providers", "paste_code_block"]
 
@@ -44,16 +44,16 @@ def doctor(provider: str | None, model: str | None, creds: Mapping[str, str]) ->
         print(check)
 
 
-def paste_code_block(shell: Any, n: int, thread: str | None) -> None:
+def paste_code_block(shell: Any, n: int, thread: str) -> None:
     """`%ernie --paste N`: code block N of the thread's last answer into the next cell."""
     from .render import extract_code_blocks
 
-    conv = get_thread(thread or DEFAULT_THREAD)
+    conv = get_thread(thread)
     last = conv.last_answer()
     blocks = extract_code_blocks(last["content"]) if last else []
     if not blocks:
-        raise UsageError(f"线程 {thread or DEFAULT_THREAD!r} 的上一个回答没有代码块 / the last answer in thread "
-                         f"{thread or DEFAULT_THREAD!r} has no code blocks")
+        raise UsageError(f"线程 {thread!r} 的上一个回答没有代码块 / the last answer in thread {thread!r} has no "
+                         "code blocks")
     if not 1 <= n <= len(blocks):
         raise UsageError(f"没有第 {n} 个代码块 / there is no code block {n} (the answer has {len(blocks)})")
     if shell is not None:

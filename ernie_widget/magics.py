@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from typing import Any
@@ -24,7 +25,7 @@ from .client.errors import ErnieError
 from .client.messages import estimate_tokens
 from .conversations import (
     CLEARED_NOTICE,
-    DEFAULT_THREAD,
+    LAST_CALL_THREAD,
     Conversation,
     ThreadBusyError,
     get_thread,
@@ -121,6 +122,9 @@ class ErnieMagics(Magics):
     model = Unicode(None, allow_none=True, help="Default model name").tag(config=True)
     format = CaselessStrEnum(FORMATS, default_value="markdown", help="Default output format").tag(config=True)
     max_history = Int(2, help="Exchanges of the thread sent with each prompt").tag(config=True)
+    thread = Unicode(None, allow_none=True,
+                     help="Conversation every %ernie call continues, as if given --thread (None: each call stands "
+                          "alone)").tag(config=True)
     stream = Bool(True, help="Update the output while the answer streams (ERNIE_STREAM=0 turns it off)").tag(config=True)
     system = Unicode(None, allow_none=True, help="Default system prompt").tag(config=True)
     temperature = Float(None, allow_none=True, help="Default temperature").tag(config=True)
@@ -161,7 +165,8 @@ class ErnieMagics(Magics):
     @argument("--no-stream", action="store_true", help="show only the final answer")
     @argument("--image", action="append", default=[], metavar="VAR",
               help="attach an image variable (figure, PIL image, bytes or path); repeatable")
-    @argument("--thread", help=f"conversation to use (default {DEFAULT_THREAD!r}), shared with ErnieChat")
+    @argument("--thread", help="continue this conversation (shared with ErnieChat(thread=...)); without it, and "
+              "without %%config ErnieMagics.thread, each call stands alone")
     @argument("--reset", action="store_true", help="forget the thread's history first")
     @argument("--dry-run", action="store_true", help="print the exact messages and token estimate; send nothing")
     @argument("--trust-html", action="store_true", help="with -f html: render the model's HTML (sanitized)")
@@ -175,8 +180,12 @@ class ErnieMagics(Magics):
     def ernie(self, line: str, cell: str | None = None) -> Any:
         """Ask ERNIE. ``%ernie 你好`` or ``%%ernie -f code`` with the prompt in the cell body.
 
+        Each call stands alone: earlier answers are not sent with it. ``--thread NAME`` (or
+        ``%config ErnieMagics.thread = "NAME"``) continues a conversation, shared with ``ErnieChat(thread=NAME)``.
+
         ``{name}``, ``{In[n]}``, ``{Out[n]}`` and ``{Err[n]}`` are filled in from the notebook;
-        every other brace stays literal (``{{`` / ``}}`` escape).
+        every other brace stays literal (``{{`` / ``}}`` escape). ``%ernie what is a DataFrame?`` asks (it is not
+        read as a help request); ``%ernie?`` alone shows this help.
         """
         try:
             args = parse_argstring(self.ernie, line)
@@ -197,7 +206,7 @@ class ErnieMagics(Magics):
             provider = args.provider or self.provider
             return doctor(provider, self.model, _session_credentials.get(provider or "", {}))
         if args.paste is not None:
-            return paste_code_block(self.shell, args.paste, args.thread)
+            return paste_code_block(self.shell, args.paste, args.thread or self.thread or LAST_CALL_THREAD)
         # a cell body ends with a newline that is not part of the question
         prompt = cell.strip("\r\n").rstrip() if cell is not None else _raw_prompt(line, args.prompt)
         if args.over:
@@ -240,6 +249,18 @@ class ErnieMagics(Magics):
         parts = [p for p in (args.system or self.system, FORMAT_INSTRUCTIONS.get(fmt)) if p]
         return "\n\n".join(parts) or None
 
+    def _conversation(self, args: Any) -> Conversation:
+        """The thread named by --thread or ErnieMagics.thread (with its memory), else a call that stands alone: an
+        unrelated earlier answer must not steer this one. A lone call is still recorded, as the only exchange of
+        LAST_CALL_THREAD, so `--paste N` finds its code."""
+        name = args.thread or self.thread
+        if name:
+            return get_thread(name)
+        conv = get_thread(LAST_CALL_THREAD)
+        if not conv.busy and not args.dry_run:
+            conv.clear()
+        return conv
+
     def _build_messages(self, conv: Conversation, args: Any, text: str, fmt: str) -> list[dict[str, Any]]:
         ns = self._ns
         history = conv.history(self.max_history)
@@ -268,8 +289,7 @@ class ErnieMagics(Magics):
 
     def _generate(self, args: Any, text: str) -> Any:
         fmt = (args.format or self.format).lower()
-        thread = args.thread or DEFAULT_THREAD
-        conv = get_thread(thread)
+        conv = self._conversation(args)
         if args.reset:
             if conv.busy:
                 raise UsageError(conv.busy_error().message)
@@ -402,10 +422,31 @@ def _record_error(shell: Any) -> Any:
 _hooks: dict[int, Any] = {}
 
 
+_QUESTION_LINE = re.compile(r"^(?P<indent>[ \t]*)%ernie[ \t]+(?P<rest>\S.*\?)[ \t]*$")
+
+
+def ask_questions_not_help(lines: list[str]) -> list[str]:
+    """An input transformer: ``%ernie what is a DataFrame?`` asks, instead of opening IPython's help.
+
+    IPython reads a line that ends in ``?`` as a help request before any magic runs; this rewrites such a
+    ``%ernie`` line into the call it means. ``%ernie?`` and ``%ernie??`` (help on the magic) stay help.
+    """
+    out = []
+    for line in lines:
+        m = _QUESTION_LINE.match(line.rstrip("\n"))
+        if m and m.group("rest").lstrip("?").strip():
+            newline = "\n" if line.endswith("\n") else ""
+            line = f"{m.group('indent')}get_ipython().run_line_magic('ernie', {m.group('rest')!r}){newline}"
+        out.append(line)
+    return out
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """Register %ernie / %%ernie and the Err[n] recorder."""
+    """Register %ernie / %%ernie, the Err[n] recorder, and the transformer that lets a line magic end in '?'."""
     magics = ErnieMagics(shell=ipython)
     ipython.register_magics(magics)
+    if ask_questions_not_help not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(ask_questions_not_help)
     ipython.user_ns.setdefault("Err", {})
     hook = _record_error(ipython)
     _hooks[id(ipython)] = hook
@@ -413,6 +454,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    if ask_questions_not_help in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(ask_questions_not_help)
     hook = _hooks.pop(id(ipython), None)
     if hook is not None:
         try:

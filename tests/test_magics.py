@@ -14,7 +14,8 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from ernie_widget import magics, threads
+from ernie_widget import conversations as threads
+from ernie_widget import magics
 from ernie_widget.magics import FORMATS
 from ernie_widget.testing import Answer, Fault
 
@@ -192,10 +193,35 @@ def test_thread_and_reset(sim, ip) -> None:
     assert [m["content"] for m in last_request(sim).messages] == ["q3"]
 
 
-def test_default_thread_keeps_two_exchanges(sim, ip) -> None:
+def test_calls_without_a_thread_stand_alone(sim, ip) -> None:
+    sim.push(Answer(text="an unrelated answer about a function f"))
+    cell(ip, "", "q1")
+    cell(ip, "", "q2")
+    assert [(m["role"], m["content"]) for m in last_request(sim).messages] == [("user", "q2")]
+    assert "thread" in ip.magics_manager.registry["ErnieMagics"].ernie.__doc__  # %ernie? says so
+
+
+def test_a_call_without_a_thread_leaves_the_chats_default_thread_alone(sim, ip) -> None:
+    chat_history = threads.get_thread(threads.DEFAULT_THREAD)
+    chat_history.append({"role": "user", "content": "kept"})
+    cell(ip, "", "q1")
+    assert [m["content"] for m in chat_history.messages] == ["kept"]
+
+
+def test_a_configured_thread_keeps_two_exchanges(sim, ip) -> None:
+    ip.magics_manager.registry["ErnieMagics"].thread = "notes"
     for q in ("q1", "q2", "q3", "q4"):
         cell(ip, "", q)
     assert [m["content"] for m in last_request(sim).messages if m["role"] == "user"] == ["q2", "q3", "q4"]
+
+
+def test_a_line_magic_ending_in_a_question_mark_asks(sim, ip) -> None:
+    _, result = cell(ip, "what is a DataFrame?")
+    assert result.success and last_request(sim).messages[-1]["content"] == "what is a DataFrame?"
+    n = len(sim.chat_requests)
+    with capture_output():
+        ip.run_cell("%ernie?")  # help on the magic, not a question
+    assert len(sim.chat_requests) == n
 
 
 def test_dry_run_sends_nothing_and_redacts(sim, ip) -> None:
@@ -336,11 +362,11 @@ def test_cut_stream_keeps_the_partial_answer_in_the_output(sim, ip) -> None:
 
 
 def test_busy_thread_is_refused(sim, ip) -> None:
-    conv = threads.get_thread("default")
+    conv = threads.get_thread("notes")
     conv.begin_or_raise()
     try:
         with pytest.raises(UsageError, match="already streaming"):
-            ip.run_cell_magic("ernie", "", "hi")
+            ip.run_cell_magic("ernie", "--thread notes", "hi")
     finally:
         conv.end_turn()
 
@@ -371,7 +397,7 @@ def test_interrupt_stops_a_stalled_stream_and_keeps_the_partial_answer(sim, ip) 
     assert stopped_after and stopped_after[0] < 1.0  # the upstream request is closed at once
     assert outputs(io)[-1]["data"]["text/plain"] == "部分回答"
     assert "interrupted" in io.stderr
-    assert threads.get_thread("default").messages[-1]["status"] == "stopped"
+    assert threads.get_thread(threads.LAST_CALL_THREAD).messages[-1]["status"] == "stopped"
     _, result = cell(ip, "", "next")
     assert result.success
 

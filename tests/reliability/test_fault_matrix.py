@@ -260,7 +260,8 @@ class MagicConsumer:
 
     def _cell(self, prompt: str) -> tuple[Any, Any]:
         with capture_output() as io:
-            result = self.ip.run_cell(f"%%ernie -p {self.provider}\n{prompt}", store_history=True)
+            # a thread: the follow-up continues the conversation (a call without one stands alone)
+            result = self.ip.run_cell(f"%%ernie -p {self.provider} --thread matrix\n{prompt}", store_history=True)
         return io, result
 
     def warm_up(self) -> None:
@@ -280,7 +281,7 @@ class MagicConsumer:
         lines = [ln for ln in io.stderr.splitlines() if ln.strip()]
         assert lines == [f"UsageError: {err}"], lines  # one line, no traceback
         shown = io.outputs[-1].data["text/plain"] if io.outputs else ""
-        last = threads.get_thread("default").messages[-1]
+        last = threads.get_thread("matrix").messages[-1]
         assert last["role"] == "assistant" and last["status"] == "error" and last["error"] == str(err)
         return Observed(None, str(err), shown, last["content"])
 
