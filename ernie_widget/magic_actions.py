@@ -31,7 +31,15 @@ def list_providers(provider: str | None, model: str | None, session_credentials:
         rows.append(f"  {'✓' if ok else '✗'} {p:<11} {model:<24} {how}")
     print("服务 / providers (✓ = configured; keys are never shown):")
     print("\n".join(rows))
-    current = provider or env.get("ERNIE_PROVIDER") or "(auto)"
+    current = provider or env.get("ERNIE_PROVIDER")
+    if not current:
+        from .client.config import resolve_config
+        from .client.errors import ErnieError
+
+        try:
+            current = f"(auto → {resolve_config(None, env=env).provider})"
+        except ErnieError:
+            current = "(auto → none configured / 未配置)"
     print(f"当前 / current: provider={current}, model={model or env.get('ERNIE_MODEL') or '(default)'}")
 
 

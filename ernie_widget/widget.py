@@ -35,6 +35,7 @@ from .client.background import background_loop, in_background_loop
 from .client.errors import ContentFilterError, ErnieError
 from .client.handoff import Handoff
 from .client.local_files import is_gguf
+from .client.local_notice import offline_model_notice
 from .client.messages import image as image_part
 from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
 from .deltas import DeltaBatcher
@@ -80,6 +81,7 @@ class ErnieChat(anywidget.AnyWidget):
     send_mode = traitlets.Unicode("enter").tag(sync=True)
     model_label = traitlets.Unicode("").tag(sync=True)
     placeholder = traitlets.Unicode("").tag(sync=True)
+    banner = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -113,6 +115,10 @@ class ErnieChat(anywidget.AnyWidget):
         self._state_lock = threading.RLock()
         self._turn: Turn | None = None
         self._reply_callbacks: list[Callable[[dict[str, Any]], Any]] = []
+        offline = self._offline_model()
+        if offline is not None:
+            kwargs.setdefault("banner", offline_model_notice(offline, in_notebook=True))
+            kwargs.setdefault("placeholder", "向离线模型提问… / Ask the offline model…")
         super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), **kwargs)
         self._sync_messages()
         self._conv.subscribe(self._on_conversation_change)
@@ -219,7 +225,7 @@ class ErnieChat(anywidget.AnyWidget):
                     body += f"\n\n> ⚠ {m['error']}"
                 elif m.get("status") == "stopped":
                     body += "\n\n> *(stopped)*"
-                parts.append("**ERNIE:**\n\n" + body)
+                parts.append(f"**{m.get('model') or 'Assistant'}:**\n\n" + body)
         return "\n\n---\n\n".join(parts)
 
     def transcript(self) -> Transcript:
@@ -239,13 +245,22 @@ class ErnieChat(anywidget.AnyWidget):
 
     # -- the turn --------------------------------------------------------------------------------
 
+    def _offline_model(self) -> str | None:
+        """The GGUF file name when the embedded offline model answers, else None."""
+        if self._backend is not None or getattr(self._client, "provider", "") != "local":
+            return None
+        return pathlib.Path(str(self._model or getattr(self._client, "model", "") or "offline model")).name
+
     def _label(self) -> str:
         if self._backend is not None:
-            return str(getattr(self._backend, "__name__", "custom"))
+            name = str(getattr(self._backend, "__name__", ""))
+            return name if name.isidentifier() else "custom backend"  # a lambda's name is "<lambda>"
         provider = getattr(self._client, "provider", "")
         model = self._model or getattr(self._client, "model", "") or ""
         if is_gguf(model):
             model = pathlib.Path(model).name
+        if provider == "local":
+            return f"离线模型 offline · {model}"
         return f"{provider} · {model}" if provider else str(model)
 
     def _stop_and_wait(self, timeout: float = 3.0) -> None:

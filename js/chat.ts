@@ -34,6 +34,7 @@ export class ChatView implements StreamSink {
   private readonly live: HTMLElement;
   private readonly noticeEl: HTMLElement;
   private readonly modelLabel: HTMLElement;
+  private readonly bannerEl: HTMLElement;
   private readonly statusText: HTMLElement;
   private readonly textarea: HTMLTextAreaElement;
   private readonly attachmentsEl: HTMLElement;
@@ -81,6 +82,8 @@ export class ChatView implements StreamSink {
     this.modelLabel = h("span", { class: "ernie-model" });
     this.statusText = h("span", { class: "ernie-status-text" });
     const header = h("div", { class: "ernie-header" }, this.modelLabel, this.statusText);
+    this.bannerEl = h("div", { class: "ernie-banner", role: "note", "data-testid": "ernie-banner" });
+    this.bannerEl.hidden = true;
 
     // Transcript.
     this.list = h("div", { class: "ernie-messages" });
@@ -114,7 +117,7 @@ export class ChatView implements StreamSink {
     );
     const composer = h("div", { class: "ernie-composer" }, this.editingBar, this.attachmentsEl, this.textarea, toolbar);
 
-    this.root = h("div", { class: "ernie-chat" }, header, this.log, this.noticeEl, this.live, composer);
+    this.root = h("div", { class: "ernie-chat" }, header, this.bannerEl, this.log, this.noticeEl, this.live, composer);
     host.append(this.root);
 
     this.wire();
@@ -150,6 +153,7 @@ export class ChatView implements StreamSink {
     this.on("change:send_mode", () => this.applyTraits());
     this.on("change:model_label", () => this.applyTraits());
     this.on("change:placeholder", () => this.applyTraits());
+    this.on("change:banner", () => this.applyTraits());
     this.on("msg:custom", (msg: unknown) => this.onCustom(msg));
 
     this.listen(this.sendButton, "click", () => this.submit());
@@ -209,6 +213,9 @@ export class ChatView implements StreamSink {
   private applyTraits(): void {
     const label = this.model.get("model_label");
     this.modelLabel.textContent = typeof label === "string" ? label : "";
+    const banner = this.model.get("banner");
+    this.bannerEl.textContent = typeof banner === "string" ? banner : "";
+    this.bannerEl.hidden = !this.bannerEl.textContent;
     const placeholder = this.model.get("placeholder");
     this.textarea.placeholder = typeof placeholder === "string" && placeholder ? placeholder : this.t("placeholder");
     this.hint.textContent = this.sendMode() === "ctrl-enter" ? this.t("hintCtrlEnter") : this.t("hintEnter");

@@ -286,7 +286,8 @@ export class AssistantMessageView {
     this.setReasoning(msg.reasoning ?? "", this.reasoningToggledByUser && this.reasoning.open);
     if (msg.error) this.showError(msg.error, isLast);
     else this.clearError();
-    const info = footerText(this.ctx.t, msg.usage, msg.metrics);
+    // which model wrote it comes first: an offline demo model must never pass for ERNIE
+    const info = [msg.model ?? "", footerText(this.ctx.t, msg.usage, msg.metrics)].filter(Boolean).join(" · ");
     this.footerInfo.textContent = msg.status === "stopped" ? [info, this.ctx.t("stopped")].filter(Boolean).join(" · ") : info;
     this.el.dataset.status = msg.status ?? "ok";
   }

@@ -20,6 +20,8 @@ export interface WidgetTraits {
   send_mode: string;
   model_label: string;
   placeholder: string;
+  /** a standing notice above the transcript (e.g. "this is an offline demo model, not ERNIE"); plain text */
+  banner: string;
 }
 
 /** The part of anywidget's model the view uses (a subset of @anywidget/types' AnyModel). */

@@ -130,6 +130,32 @@ describe("render", () => {
   });
 });
 
+describe("which model answered", () => {
+  it("each answer's footer starts with the model that wrote it", () => {
+    const { el } = mount({
+      messages: [
+        { role: "user", content: "q" },
+        { role: "assistant", content: "a", status: "ok", model: "SmolLM2-135M-Instruct-Q4_1" },
+        { role: "user", content: "q2" },
+        { role: "assistant", content: "b", status: "ok", model: "ernie-4.5-turbo-32k" },
+      ],
+    });
+    const footers = [...el.querySelectorAll(".ernie-footer-info")].map((f) => f.textContent ?? "");
+    expect(footers[0].startsWith("SmolLM2-135M-Instruct-Q4_1")).toBe(true);
+    expect(footers[1].startsWith("ernie-4.5-turbo-32k")).toBe(true);
+  });
+
+  it("shows the banner trait above the transcript as text, and hides it when empty", () => {
+    const { el, model } = mount({ banner: "This is a tiny offline demo model, not ERNIE <b>x</b>" });
+    const banner = el.querySelector('[data-testid="ernie-banner"]') as HTMLElement;
+    expect(banner.hidden).toBe(false);
+    expect(banner.textContent).toContain("not ERNIE <b>x</b>");
+    expect(banner.querySelector("b")).toBeNull();
+    model.set("banner", "");
+    expect(banner.hidden).toBe(true);
+  });
+});
+
 describe("delta protocol", () => {
   it("appends a streaming bubble on start and joins deltas in order", async () => {
     const { el, model } = mount({ messages: [{ role: "user", content: "hi" }] });

@@ -78,7 +78,7 @@ print(answer["status"], bool(answer["content"]), chat)
        "The answer streams into the output; with `-f code` the code (without fences or prose) lands in a new cell below."),
     code("%load_ext ernie_widget"),
     code(IGNORE + """
-%%ernie -f code --max-tokens 80 -t 0
+%%ernie -f code --max-tokens 80
 Write a Python function add(a, b) that returns the sum of a and b.
 """),
     md("Everything is kept: the widget's transcript as a static copy for GitHub and nbviewer."),

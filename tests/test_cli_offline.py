@@ -27,3 +27,5 @@ def test_cli_answers_offline_with_the_embedded_model(tmp_path: Path) -> None:
     # the one-line notice names the model and says how to switch to ERNIE cloud
     notice = [line for line in proc.stderr.splitlines() if "SmolLM2" in line]
     assert len(notice) == 1 and "QIANFAN_API_KEY" in notice[0]
+    # it says the model is not ERNIE, and tells a terminal user what works in a terminal (not a notebook magic)
+    assert "not ERNIE" in notice[0] and "export QIANFAN_API_KEY" in notice[0] and "%ernie" not in notice[0]

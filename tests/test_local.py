@@ -212,3 +212,37 @@ def test_think_blocks_become_reasoning(pieces: list[str], expected: list[tuple[s
         else:
             merged.append((kind, text))
     assert merged == expected
+
+
+def test_the_chat_says_plainly_that_the_offline_model_is_not_ernie(client: Ernie) -> None:
+    from ernie_widget import ErnieChat
+
+    chat = ErnieChat(client, thread="offline-banner")
+    assert "not ERNIE" in chat.banner and "%ernie --login" in chat.banner and "ERNIE-4.5-0.3B" in chat.banner
+    assert chat.model_label.startswith("离线模型 offline · ") and "SmolLM2" in chat.model_label
+    assert "ERNIE" not in chat.placeholder
+    answer = chat.ask("Say hi.").wait(120)
+    assert "SmolLM2" in answer["model"]  # each answer says which model wrote it
+    assert "**SmolLM2" in chat.to_markdown() and "**ERNIE:**" not in chat.to_markdown()
+    chat.close()
+
+
+def test_offline_defaults_keep_the_tiny_model_from_looping() -> None:
+    from ernie_widget.client.providers.local import DEFAULT_MAX_TOKENS, _options
+
+    opts = _options({})
+    assert opts["repeat_penalty"] > 1.0 and opts["max_tokens"] == DEFAULT_MAX_TOKENS <= 256
+    assert _options({"repeat_penalty": 1.0, "max_tokens": 900}) | {} == {**opts, "repeat_penalty": 1.0,
+                                                                        "max_tokens": 900}
+
+
+def test_doctor_names_the_offline_model_and_how_to_do_better(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ernie_widget.client.config import ENV_VARS
+    from ernie_widget.doctor import run_checks
+
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    lines = [str(c) for c in run_checks(probe_key=False)]
+    config = next(line for line in lines if "provider=local" in line)
+    assert "model=None" not in config and "SmolLM2" in config and "chosen automatically" in config
+    assert any("not ERNIE" in line and "ERNIE_LOCAL_MODEL" in line for line in lines)

@@ -241,6 +241,12 @@ def test_list_shows_providers_and_no_key(sim, ip) -> None:
     assert KEY not in io.stdout
 
 
+def test_list_says_what_auto_resolves_to(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ERNIE_PROVIDER")
+    io, _ = cell(ip, "--list")
+    assert "provider=(auto → qianfan)" in io.stdout
+
+
 def test_doctor_checks_the_simulator(sim, ip) -> None:
     io, result = cell(ip, "--doctor")
     assert result.success

