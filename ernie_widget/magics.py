@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
-from .client.defaults import MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
+from .client.defaults import CONNECT_TIMEOUT, MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
 from .client.errors import ErnieError
 from .client.messages import estimate_tokens
 from .conversations import (
@@ -131,6 +131,8 @@ class ErnieMagics(Magics):
     token_budget = Int(0, help="Tokens this session may spend through the magics (0 = no limit)").tag(config=True)
     update_interval = Float(0.05, help="Seconds between display updates (≤ 20 Hz)").tag(config=True)
     timeout = Float(TIMEOUT, help="Seconds to connect and get the first byte").tag(config=True)
+    connect_timeout = Float(CONNECT_TIMEOUT, help="Seconds to open the connection (a dead host fails after this)"
+                            ).tag(config=True)
     stream_idle_timeout = Float(STREAM_IDLE_TIMEOUT, allow_none=True,
                                 help="Seconds without data before a stream fails").tag(config=True)
     max_stream_seconds = Float(MAX_STREAM_SECONDS, allow_none=True,
@@ -138,7 +140,8 @@ class ErnieMagics(Magics):
     max_retries = Int(MAX_RETRIES, help="Retries of 429/5xx/connection errors before the answer starts").tag(config=True)
 
     def _limits(self) -> dict[str, Any]:
-        return {"timeout": self.timeout, "stream_idle_timeout": self.stream_idle_timeout,
+        return {"timeout": self.timeout, "connect_timeout": self.connect_timeout,
+                "stream_idle_timeout": self.stream_idle_timeout,
                 "max_stream_seconds": self.max_stream_seconds, "max_retries": self.max_retries}
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:

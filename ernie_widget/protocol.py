@@ -104,8 +104,11 @@ def merge_reply(message: StoredMessage, reply: Reply) -> None:
 
 
 class StartMsg(TypedDict):
+    """Answer `mid` begins; `host` (when the answer comes over the network) is shown until its first piece."""
+
     type: Literal["start"]
     mid: int
+    host: NotRequired[str]
 
 
 class DeltaMsg(TypedDict):

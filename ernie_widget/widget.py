@@ -25,6 +25,7 @@ import logging
 import pathlib
 import threading
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -115,6 +116,8 @@ class ErnieChat(anywidget.AnyWidget):
         self._state_lock = threading.RLock()
         self._turn: Turn | None = None
         self._reply_callbacks: list[Callable[[dict[str, Any]], Any]] = []
+        base_url = getattr(self._client, "base_url", None) if backend is None else None
+        self._host = urllib.parse.urlsplit(base_url).netloc.rsplit("@", 1)[-1] if base_url else ""
         offline = self._offline_model()
         if offline is not None:
             kwargs.setdefault("banner", offline_model_notice(offline, in_notebook=True))
@@ -285,7 +288,10 @@ class ErnieChat(anywidget.AnyWidget):
             history = self._conv.history()
             turn = Turn(mid, DeltaBatcher(self._emit, mid))
             self._turn = turn
-            self._emit({"type": "start", "mid": mid})
+            start: dict[str, Any] = {"type": "start", "mid": mid}
+            if self._host:
+                start["host"] = self._host
+            self._emit(start)
             turn.run = Handoff(lambda _channel: self._run_turn(turn, history))
         except BaseException:
             self._conv.end_turn()

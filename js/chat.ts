@@ -35,6 +35,8 @@ export class ChatView implements StreamSink {
   private readonly noticeEl: HTMLElement;
   private readonly modelLabel: HTMLElement;
   private readonly bannerEl: HTMLElement;
+  private connecting: { host: string; since: number } | null = null;
+  private connectingTimer: number | undefined;
   private readonly statusText: HTMLElement;
   private readonly textarea: HTMLTextAreaElement;
   private readonly attachmentsEl: HTMLElement;
@@ -229,6 +231,8 @@ export class ChatView implements StreamSink {
   // --- kernel → browser ------------------------------------------------------------------------------------
 
   private onCustom(msg: unknown): void {
+    const start = (msg ?? {}) as Record<string, unknown>;
+    if (start.type === "start" && typeof start.host === "string") this.startConnecting(start.host);
     if (this.assembler.handle(msg)) {
       this.updateControls();
       return;
@@ -266,7 +270,25 @@ export class ChatView implements StreamSink {
   }
 
   append(mid: number, text: string, reasoning: string): void {
+    this.stopConnecting();
     this.byMid.get(mid)?.appendStream(text, reasoning);
+  }
+
+  /** Until the first piece arrives, the status says where we are connecting and for how long (a dead endpoint
+   *  is then visible as such, not as "Answering…"). */
+  private startConnecting(host: string): void {
+    this.stopConnecting();
+    this.connecting = { host: host.slice(0, 120), since: Date.now() };
+    this.connectingTimer = window.setInterval(() => this.updateControls(), 1000);
+  }
+
+  private stopConnecting(): void {
+    if (this.connectingTimer !== undefined) window.clearInterval(this.connectingTimer);
+    this.connectingTimer = undefined;
+    if (this.connecting) {
+      this.connecting = null;
+      this.updateControls();
+    }
   }
 
   replace(mid: number, text: string, reasoning: string): void {
@@ -274,6 +296,7 @@ export class ChatView implements StreamSink {
   }
 
   end(mid: number, status: TurnStatus, error?: string): void {
+    this.stopConnecting();
     this.byMid.get(mid)?.endStream(status, error);
     if (this.inflight?.mid === mid) this.inflight = null;
     this.refreshCodeTools();
@@ -377,7 +400,10 @@ export class ChatView implements StreamSink {
     const last = this.messages.at(-1);
     this.continueButton.hidden = busy || !(last?.role === "assistant" && last.truncated === true);
     this.clearButton.disabled = busy || (!this.messages.length && !this.pendingUser);
-    this.statusText.textContent = streaming ? this.t("streaming") : this.t("ready");
+    const connecting = streaming ? this.connecting : null;
+    this.statusText.textContent = connecting
+      ? this.t("connecting", { host: connecting.host, s: Math.floor((Date.now() - connecting.since) / 1000) })
+      : streaming ? this.t("streaming") : this.t("ready");
     this.root.dataset.status = streaming ? "streaming" : "idle";
     const lastUser = [...this.views].reverse().find((v): v is UserMessageView => v instanceof UserMessageView);
     for (const view of this.views) {
@@ -597,6 +623,7 @@ export class ChatView implements StreamSink {
     this.frameQueue.clear();
     window.clearTimeout(this.awaitTimer);
     window.clearTimeout(this.noticeTimer);
+    if (this.connectingTimer !== undefined) window.clearInterval(this.connectingTimer);
     for (const view of this.allViews()) view.destroy();
     this.pendingUser?.destroy();
     this.root.remove();

@@ -39,9 +39,11 @@ export interface StoredMessage {
   excluded?: boolean;
 }
 
+/** Answer `mid` begins; `host` (when the answer comes over the network) is shown until its first piece. */
 export interface StartMsg {
   type: "start";
   mid: number;
+  host?: string;
 }
 
 /** Text pieces of answer `mid`; `seq` counts 0, 1, 2 … per answer (a reconnecting view may see gaps). */

@@ -130,6 +130,24 @@ describe("render", () => {
   });
 });
 
+describe("connecting", () => {
+  it("says where it connects and for how long until the first piece, then that it is answering", () => {
+    vi.useFakeTimers();
+    try {
+      const { el, model } = mount({ status: "streaming", lang: "en", messages: [{ role: "user", content: "q" }] });
+      const status = () => el.querySelector(".ernie-status-text")?.textContent ?? "";
+      model.custom({ type: "start", mid: 1, host: "qianfan.baidubce.com" });
+      expect(status()).toBe("Connecting to qianfan.baidubce.com… 0 s");
+      vi.advanceTimersByTime(3100);
+      expect(status()).toBe("Connecting to qianfan.baidubce.com… 3 s");
+      model.custom({ type: "delta", mid: 1, seq: 0, text: "hi" });
+      expect(status()).toBe("Answering…");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe("which model answered", () => {
   it("each answer's footer starts with the model that wrote it", () => {
     const { el } = mount({

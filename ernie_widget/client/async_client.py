@@ -18,7 +18,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal, Unpack
 
 from .config import ProviderConfig, environment, resolve_config
-from .defaults import MAX_CONCURRENCY, MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
+from .defaults import (
+    CONNECT_TIMEOUT,
+    MAX_CONCURRENCY,
+    MAX_RETRIES,
+    MAX_STREAM_SECONDS,
+    STREAM_IDLE_TIMEOUT,
+    TIMEOUT,
+)
 from .errors import BadRequestError, ErnieError
 from .events import Reply, StreamEvent
 from .lifecycle import request_events
@@ -51,6 +58,7 @@ class AsyncErnie:
         secret_key: str | None = None,
         base_url: str | None = None,
         timeout: float = TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
         stream_idle_timeout: float | None = STREAM_IDLE_TIMEOUT,
         max_stream_seconds: float | None = MAX_STREAM_SECONDS,
         max_retries: int = MAX_RETRIES,
@@ -82,6 +90,7 @@ class AsyncErnie:
         self._provider: HTTPProvider | DirectProvider = make_provider(self._config)
         self._recorder = _maybe_recorder(self._config, env)
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.stream_idle_timeout = stream_idle_timeout
         self.max_stream_seconds = max_stream_seconds
         self.max_retries = max_retries
@@ -261,6 +270,10 @@ class AsyncErnie:
         and this only backs it up, on either HTTP stack."""
         return max(self.timeout, self.stream_idle_timeout or 0) + 5
 
+    def _connect_timeout(self) -> float:
+        """Seconds to open a connection: `connect_timeout`, never longer than `timeout`."""
+        return min(self.connect_timeout, self.timeout)
+
     def _pool(self) -> LoopPool:
         """This client's pool on the running loop, opened on first use."""
         loop = asyncio.get_running_loop()
@@ -268,7 +281,8 @@ class AsyncErnie:
         if pool is None:
             if self._ssl is None:
                 self._ssl = ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-            pool = self._pools[loop] = open_pool(timeout=self.timeout, read_timeout=self._read_guard(),
+            pool = self._pools[loop] = open_pool(timeout=self.timeout, connect_timeout=self._connect_timeout(),
+                                                 read_timeout=self._read_guard(),
                                                  max_concurrency=self.max_concurrency,
                                                  aiohttp=self._aiohttp_pool, verify=self._ssl)
         return pool

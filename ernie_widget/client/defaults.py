@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
-    "MAX_BODY_BYTES", "MAX_CONCURRENCY", "MAX_RETRIES", "MAX_STREAM_SECONDS", "RETRY_AFTER_CAP", "RETRY_BASE",
+    "CONNECT_TIMEOUT", "MAX_BODY_BYTES", "MAX_CONCURRENCY", "MAX_RETRIES", "MAX_STREAM_SECONDS", "RETRY_AFTER_CAP", "RETRY_BASE",
     "RETRY_CAP", "STREAM_IDLE_TIMEOUT", "TIMEOUT", "USER_AGENT",
 ]
 
@@ -13,6 +13,8 @@ USER_AGENT: Final = "ernie-widget/0.1"
 
 #: seconds to connect and receive the first byte of an answer
 TIMEOUT: Final = 60.0
+#: seconds to open the connection (TCP and TLS): a dead or unreachable host fails after this, not after TIMEOUT
+CONNECT_TIMEOUT: Final = 10.0
 #: seconds without data before a started stream fails
 STREAM_IDLE_TIMEOUT: Final = 60.0
 #: the longest answer, in seconds

@@ -73,6 +73,8 @@ async def request_events(client: AsyncErnie, messages: list[Message], params: di
                     await provider.authenticate(pool.http, force=True)
                     continue
                 if state.started or not err.retryable or attempt >= client.max_retries:
+                    if attempt and isinstance(err, APIConnectionError) and not state.started:
+                        _say_how_long(err, attempt + 1, time.monotonic() - state.started_at)
                     raise state.fail(err) from None
                 delay = request_backoff(attempt, err.retry_after)
                 attempt += 1
@@ -119,17 +121,22 @@ async def _attempt(client: AsyncErnie, provider: HTTPProvider, pool: LoopPool, m
     req = provider.build_request(messages, params, stream=stream)
     secrets = Secrets(provider.secrets())
     limits = ReadLimits(client.timeout, client.stream_idle_timeout, client.max_stream_seconds)
+    connect = client._connect_timeout()
     # streamed: `timeout` covers connecting and the first byte; unstreamed (batch rows), the response
     # head arrives only with the whole answer, so the answer's own limit applies
     first_byte = limits.timeout if stream else max(limits.timeout, limits.max_stream_seconds or 0)
     try:
         async with asyncio.timeout(first_byte):
-            response = await pool.transport.send(req, connect_timeout=limits.timeout,
+            response = await pool.transport.send(req, connect_timeout=connect,
                                                  read_timeout=client._read_guard() if stream else first_byte)
     except TimeoutError:
         raise APITimeoutError(
             f"{limits.timeout:g} 秒内未收到响应 / no response within {limits.timeout:g}s"
         ) from None
+    except httpx2.ConnectTimeout:
+        host = _host(req.url)
+        raise APITimeoutError(f"{connect:g} 秒内无法连接 {host} / could not connect to {host} within {connect:g}s "
+                              "(connect_timeout)") from None
     except httpx2.TimeoutException as exc:
         raise APITimeoutError(f"连接超时 / timed out connecting: {redact(str(exc), secrets)}") from None
     except httpx2.HTTPError as exc:
@@ -149,3 +156,16 @@ async def _attempt(client: AsyncErnie, provider: HTTPProvider, pool: LoopPool, m
             yield ev
     finally:
         await response.aclose()
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc.rsplit("@", 1)[-1] or url
+
+
+def _say_how_long(err: ErnieError, attempts: int, seconds: float) -> None:
+    """A connection that failed on every attempt: say what the whole wait was, and where to look next."""
+    err.message += (f" — {attempts} 次尝试共 {seconds:.0f} 秒 / {attempts} attempts over {seconds:.0f} s; "
+                    "%ernie --doctor (ernie-widget doctor) checks the network, proxy and key")
+

@@ -49,15 +49,15 @@ def ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def open_pool(*, timeout: float, read_timeout: float, max_concurrency: int, aiohttp: bool,
-              verify: ssl.SSLContext) -> LoopPool:
+def open_pool(*, timeout: float, connect_timeout: float, read_timeout: float, max_concurrency: int,
+              aiohttp: bool, verify: ssl.SSLContext) -> LoopPool:
     """A pool for the running loop: room for twice ``max_concurrency`` connections (at least 16), so requests
     wait on our semaphore, where limits and Stop act, rather than inside the HTTP library."""
     import httpx2
 
     max_connections = max(max_concurrency * 2, 16)
     http = httpx2.AsyncClient(
-        timeout=httpx2.Timeout(timeout, read=read_timeout),
+        timeout=httpx2.Timeout(timeout, connect=connect_timeout, read=read_timeout),
         limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max(max_concurrency, 8)),
         headers={"Accept-Encoding": "gzip", "User-Agent": USER_AGENT},
         verify=verify,
@@ -69,5 +69,5 @@ def open_pool(*, timeout: float, read_timeout: float, max_concurrency: int, aioh
 
         transport = AiohttpTransport(max_connections=max_connections, verify=verify)
     else:
-        transport = Httpx2Transport(http, read_timeout)
+        transport = Httpx2Transport(http, connect_timeout, read_timeout)
     return LoopPool(http, transport, max_concurrency)

@@ -8,7 +8,14 @@ from typing import Any, Unpack
 
 from .async_client import AsyncErnie, AsyncStream
 from .background import in_background_loop, run_sync
-from .defaults import MAX_CONCURRENCY, MAX_RETRIES, MAX_STREAM_SECONDS, STREAM_IDLE_TIMEOUT, TIMEOUT
+from .defaults import (
+    CONNECT_TIMEOUT,
+    MAX_CONCURRENCY,
+    MAX_RETRIES,
+    MAX_STREAM_SECONDS,
+    STREAM_IDLE_TIMEOUT,
+    TIMEOUT,
+)
 from .events import Reply, StreamEvent
 from .handoff import Channel, Handoff, Signal
 from .map_options import MapOptions
@@ -103,6 +110,7 @@ class Ernie:
         secret_key: str | None = None,
         base_url: str | None = None,
         timeout: float = TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
         stream_idle_timeout: float | None = STREAM_IDLE_TIMEOUT,
         max_stream_seconds: float | None = MAX_STREAM_SECONDS,
         max_retries: int = MAX_RETRIES,
@@ -114,7 +122,7 @@ class Ernie:
     ) -> None:
         self._async = AsyncErnie(
             provider, model=model, api_key=api_key, secret_key=secret_key, base_url=base_url, timeout=timeout,
-            stream_idle_timeout=stream_idle_timeout, max_stream_seconds=max_stream_seconds,
+            connect_timeout=connect_timeout, stream_idle_timeout=stream_idle_timeout, max_stream_seconds=max_stream_seconds,
             max_retries=max_retries, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
             rate_limit_backend=rate_limit_backend, cassette=cassette,
         )

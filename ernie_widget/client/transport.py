@@ -55,19 +55,21 @@ class Transport(Protocol):
 class Httpx2Transport:
     """Chat requests on the pool's httpx2 client (which also serves authentication requests)."""
 
-    __slots__ = ("_default_read", "_http")
+    __slots__ = ("_default_connect", "_default_read", "_http")
 
-    def __init__(self, http: httpx2.AsyncClient, default_read: float) -> None:
+    def __init__(self, http: httpx2.AsyncClient, default_connect: float, default_read: float) -> None:
         self._http = http
-        self._default_read = default_read  # the client's own read timeout: most requests need no other
+        # the client's own timeouts: most requests need no others
+        self._default_connect = default_connect
+        self._default_read = default_read
 
     async def send(self, req: HTTPRequest, *, connect_timeout: float, read_timeout: float) -> TransportResponse:
         import httpx2
 
         http = self._http
         timeout: httpx2.Timeout | httpx2._client.UseClientDefault = httpx2.USE_CLIENT_DEFAULT
-        if read_timeout != self._default_read:
-            timeout = httpx2.Timeout(connect_timeout, read=read_timeout)
+        if read_timeout != self._default_read or connect_timeout != self._default_connect:
+            timeout = httpx2.Timeout(read_timeout, connect=connect_timeout)
         # no local holds the httpx request: its repr shows the URL, which carries v1's access_token, and
         # tracebacks that print locals (IPython's verbose mode, error trackers) would show it
         return await http.send(http.build_request(req.method, req.url, json=req.json, headers=req.headers,
