@@ -113,6 +113,9 @@ def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str,
         display(final, raw=True, metadata=meta)
     if out.interrupted:
         print("已中断，保留了部分回答 / interrupted: the partial answer is kept", file=sys.stderr)
+    elif out.reply is not None and out.reply.truncated and not out.withdrawn:
+        print("回答因长度限制被截断 / the answer was cut off at the length limit: raise --max-tokens, or ask "
+              "「继续」/ 'continue' with --thread", file=sys.stderr)
     return out
 
 

@@ -177,7 +177,9 @@ class ErnieMagics(Magics):
     @argument("--list", action="store_true", help="providers, models and configured credentials")
     @argument("--fix", action="store_true", help="explain the last exception and propose a fix")
     @argument("--paste", type=int, metavar="N", help="put code block N of the thread's last answer in the next cell")
-    @argument("--login", action="store_true", help="enter a key for this session (never echoed or saved)")
+    @argument("--login", action="store_true",
+              help="enter a key for this session (never echoed or saved); it is checked with one request")
+    @argument("--logout", action="store_true", help="forget the session key (back to the environment or offline)")
     @argument("--doctor", action="store_true", help="check configuration, network and key")
     @line_cell_magic
     def ernie(self, line: str, cell: str | None = None) -> Any:
@@ -205,6 +207,8 @@ class ErnieMagics(Magics):
             return list_providers(self.provider, self.model, _session_credentials)
         if args.login:
             return self._login(args.provider)
+        if args.logout:
+            return self._logout()
         if args.doctor:
             provider = args.provider or self.provider
             return doctor(provider, self.model, _session_credentials.get(provider or "", {}))
@@ -299,9 +303,10 @@ class ErnieMagics(Magics):
             conv.clear()
         messages = self._build_messages(conv, args, text, fmt)
         params = self._request_params(args)
-        estimate = estimate_tokens(messages) + int(params.get("max_tokens") or 1024)
+        prompt_tokens, answer_limit = estimate_tokens(messages), int(params.get("max_tokens") or 1024)
+        estimate = prompt_tokens + answer_limit
         if args.dry_run:
-            return self._show_dry_run(messages, params, estimate)
+            return self._show_dry_run(messages, params, prompt_tokens, answer_limit)
         if self.token_budget and self.tokens_used + estimate > self.token_budget:
             raise UsageError(
                 f"超出本会话的 token 预算 / this would exceed the session token budget: used {self.tokens_used}, "
@@ -354,13 +359,16 @@ class ErnieMagics(Magics):
         if fmt == "code" and value.strip() and self.shell is not None:
             self.shell.set_next_input(value, replace=False)
 
-    def _show_dry_run(self, messages: list[dict[str, Any]], params: dict[str, Any], estimate: int) -> None:
+    def _show_dry_run(self, messages: list[dict[str, Any]], params: dict[str, Any], prompt_tokens: int,
+                      answer_limit: int) -> None:
         from .client.redact import redact
 
         shown = json.dumps({"messages": messages, **params}, ensure_ascii=False, indent=2)
         budget = f" / budget {self.token_budget - self.tokens_used} left" if self.token_budget else ""
         print(redact(shown))
-        print(f"# 估计 token / estimated tokens: {estimate}{budget} — 未发送 / nothing was sent")
+        # the answer limit is what the budget reserves, not what the prompt costs: say which is which
+        print(f"# 估计 token / estimated tokens: prompt ≈ {prompt_tokens} + answer limit {answer_limit} = "
+              f"{prompt_tokens + answer_limit}{budget} — 未发送 / nothing was sent")
 
     def _over(self, args: Any, template: str) -> Any:
         ns = self._ns
@@ -396,15 +404,43 @@ class ErnieMagics(Magics):
         if not all(creds.values()):
             raise UsageError("未输入密钥 / no key entered")
         from .client.redact import register_secret
+        from .doctor import FAIL, WARN, run_checks
 
         for v in creds.values():
             register_secret(v)
+        # one test request before the key is kept: a typo should fail here, not at the next question
+        checks = run_checks(provider, model=self.model, api_key=creds["api_key"], secret_key=creds.get("secret_key"))
+        key_check = [c for c in checks if c.name in ("key", "network")]
+        failed = [c for c in key_check if c.status == FAIL]
+        if any(c.name == "key" for c in failed):
+            raise UsageError(f"未保存 / nothing saved: {failed[0].message}")
+        for check in key_check:
+            if check.status in (WARN, FAIL):  # unreachable now: keep the key, say it was not checked
+                print(f"! 暂时无法验证密钥 / could not check the key now: {check.message}")
         _session_credentials.clear()
         _session_credentials[provider] = creds
         _clients.clear()
         if self.provider is None:
             self.provider = provider
-        print(f"✓ 已保存到本会话（不写入磁盘）/ key kept for this session only (provider={provider})")
+        checked = "" if any(c.status in (WARN, FAIL) for c in key_check) else "，已验证 / checked, "
+        print(f"✓ 已保存到本会话（不写入磁盘）{checked}/ key kept for this session only (provider={provider}); "
+              "%ernie --logout forgets it")
+
+    def _logout(self) -> None:
+        """Forget the keys entered with --login; say what answers now (the environment's key or the offline model)."""
+        from .client.config import environment, resolve_config
+
+        had = list(_session_credentials)
+        _session_credentials.clear()
+        _clients.clear()
+        if self.provider in had:
+            self.provider = None
+        try:
+            now = resolve_config(self.provider, env=environment()).provider
+        except ErnieError:
+            now = "none configured / 未配置"
+        print(f"✓ 已忘记本会话的密钥 / forgot the session key{'s' if len(had) != 1 else ''} "
+              f"({', '.join(had) or 'none'}); now answering: {now}")
 
 def _record_error(shell: Any) -> Any:
     """A post_run_cell hook filling `Err[n]` with the traceback text of cells that failed."""

@@ -71,6 +71,8 @@ class StoredMessage(TypedDict):
     metrics: NotRequired[MetricsDict]
     finish_reason: NotRequired[str | None]
     error: NotRequired[str]
+    #: "auth": the key was rejected or lacks permission (Retry cannot help; the error says how to set a key)
+    error_kind: NotRequired[Literal["auth"]]
     truncated: NotRequired[bool]
     notice: NotRequired[str]
     images: NotRequired[list[str]]

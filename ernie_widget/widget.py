@@ -33,7 +33,7 @@ import anywidget
 import traitlets
 
 from .client.background import background_loop, in_background_loop
-from .client.errors import ContentFilterError, ErnieError
+from .client.errors import AuthenticationError, ContentFilterError, ErnieError, PermissionDeniedError
 from .client.handoff import Handoff
 from .client.local_files import is_gguf
 from .client.local_notice import offline_model_notice
@@ -372,6 +372,11 @@ class ErnieChat(anywidget.AnyWidget):
         except ContentFilterError as err:  # flag 3: the text must not be displayed
             answer["status"], answer["error"] = "error", str(err)
             withdraw()
+        except (AuthenticationError, PermissionDeniedError) as err:
+            # Retry cannot help with a wrong key: say how to give this chat one instead
+            answer["status"], answer["error_kind"] = "error", "auth"
+            answer["error"] = (f"{err} — 设置密钥 / set a key: QIANFAN_API_KEY=… (or ErnieChat(Ernie(api_key=…))), "
+                               "then run this cell again; %ernie --doctor checks it")
         except ErnieError as err:
             answer["status"], answer["error"] = "error", str(err)
         except Exception as err:  # a custom backend's bug: show it, keep the conversation

@@ -396,8 +396,9 @@ export class ChatView implements StreamSink {
     this.stopButton.hidden = !streaming;
     this.stopButton.disabled = !streaming;
     const hasUser = this.messages.some((m) => m.role === "user");
-    this.retryButton.hidden = busy || !hasUser;
     const last = this.messages.at(-1);
+    // a rejected key: the error says how to set one; sending the same request again cannot help
+    this.retryButton.hidden = busy || !hasUser || (last?.role === "assistant" && last.error_kind === "auth");
     this.continueButton.hidden = busy || !(last?.role === "assistant" && last.truncated === true);
     this.clearButton.disabled = busy || (!this.messages.length && !this.pendingUser);
     const connecting = streaming ? this.connecting : null;

@@ -284,7 +284,7 @@ export class AssistantMessageView {
       this.showNotice(msg.notice ?? (msg.truncated ? this.ctx.t("truncated") : ""));
     }
     this.setReasoning(msg.reasoning ?? "", this.reasoningToggledByUser && this.reasoning.open);
-    if (msg.error) this.showError(msg.error, isLast);
+    if (msg.error) this.showError(msg.error, isLast && msg.error_kind !== "auth");
     else this.clearError();
     // which model wrote it comes first: an offline demo model must never pass for ERNIE
     const info = [msg.model ?? "", footerText(this.ctx.t, msg.usage, msg.metrics)].filter(Boolean).join(" · ");

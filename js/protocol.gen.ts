@@ -29,6 +29,7 @@ export interface StoredMessage {
   metrics?: MetricsDict;
   finish_reason?: string | null;
   error?: string;
+  error_kind?: "auth";
   truncated?: boolean;
   notice?: string;
   images?: string[];

@@ -77,6 +77,7 @@ export function parseMessages(value: unknown): IndexedMessage[] {
       msg.metrics = { ttft_ms: num(x.ttft_ms), duration_ms: num(x.duration_ms), tokens_per_s: num(x.tokens_per_s) };
     }
     if (str(m.error)) msg.error = str(m.error);
+    if (m.error_kind === "auth") msg.error_kind = "auth";
     if (m.status === "ok" || m.status === "stopped" || m.status === "error") msg.status = m.status;
     if (m.truncated === true) msg.truncated = true;
     if (str(m.notice)) msg.notice = str(m.notice);

@@ -148,6 +148,21 @@ describe("connecting", () => {
   });
 });
 
+describe("a rejected key", () => {
+  it("shows how to set a key and offers no Retry (sending the same key again cannot help)", () => {
+    const { el } = mount({
+      messages: [
+        { role: "user", content: "q" },
+        { role: "assistant", content: "", status: "error", error_kind: "auth",
+          error: "the key was rejected — set a key: QIANFAN_API_KEY=…" },
+      ],
+    });
+    expect(el.querySelector('[data-testid="ernie-error"]')?.textContent).toContain("QIANFAN_API_KEY");
+    expect(el.querySelector('[data-testid="ernie-error-retry"]')).toBeNull();
+    expect((el.querySelector('[data-testid="ernie-retry"]') as HTMLElement).hidden).toBe(true);
+  });
+});
+
 describe("which model answered", () => {
   it("each answer's footer starts with the model that wrote it", () => {
     const { el } = mount({

@@ -230,8 +230,17 @@ def test_dry_run_sends_nothing_and_redacts(sim, ip) -> None:
     assert result.success and sim.chat_requests == []
     shown = json.loads(io.stdout[: io.stdout.rindex("}") + 1])
     assert shown["messages"][0] == {"role": "system", "content": "简短"}
-    assert "estimated tokens" in io.stdout
+    assert "estimated tokens: prompt ≈ " in io.stdout and "+ answer limit 1024 = " in io.stdout
     assert KEY not in io.stdout and "secretpart456" not in io.stdout
+
+
+def test_an_answer_cut_at_the_length_limit_says_so(sim, ip) -> None:
+    sim.push(Answer(text="a long answer that was cut", finish_reason="length"))
+    io, result = cell(ip, "--max-tokens 5", "write a lot")
+    assert result.success
+    assert "cut off at the length limit" in io.stderr and "--max-tokens" in io.stderr
+    io, _ = cell(ip, "", "short")
+    assert "length limit" not in io.stderr
 
 
 def test_list_shows_providers_and_no_key(sim, ip) -> None:
@@ -261,9 +270,25 @@ def test_login_keeps_the_key_for_the_session_only(sim, ip, monkeypatch: pytest.M
     monkeypatch.setattr("getpass.getpass", lambda prompt="": "bce-v3/ALTAK-sessionkey99/sessionsecret77")
     io, result = cell(ip, "--login")
     assert result.success and "session" in io.stdout and "sessionsecret77" not in io.stdout
+    assert "checked" in io.stdout  # one test request proved the key before it was kept
     _, result = cell(ip, "hi")
     assert result.success
     assert last_request(sim).headers["authorization"] == "Bearer bce-v3/ALTAK-sessionkey99/sessionsecret77"
+    io, result = cell(ip, "--logout")
+    assert result.success and "forgot" in io.stdout
+    _, result = cell(ip, "hi")
+    assert not result.success  # the environment has no key: the session key is really gone
+
+
+def test_login_refuses_a_rejected_key_and_keeps_nothing(sim, ip, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QIANFAN_API_KEY")
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "bce-v3/ALTAK-badkey/typo")
+    n = len(sim.chat_requests)
+    io, result = cell(ip, "--login")
+    assert isinstance(result.error_in_exec, UsageError) and "nothing saved" in str(result.error_in_exec)
+    assert "typo" not in io.stdout + io.stderr + str(result.error_in_exec)
+    assert len(sim.chat_requests) == n + 1  # exactly one test request
+    assert magics._session_credentials == {}
 
 
 def test_fix_sends_the_failed_cell_and_traceback_verbatim(sim, ip) -> None:

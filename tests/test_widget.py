@@ -591,3 +591,10 @@ def test_a_lambda_backend_is_labelled_custom_backend_not_lambda(sent: Sent) -> N
         return "hi"
 
     assert ErnieChat(backend=my_model).model_label == "my_model"
+
+
+def test_a_rejected_key_says_how_to_set_one(sim, sent: Sent) -> None:
+    sim.push(Fault.status(401))
+    answer = ErnieChat().ask("hi").wait(10)
+    assert answer["status"] == "error" and answer["error_kind"] == "auth"
+    assert "QIANFAN_API_KEY" in answer["error"] and "--doctor" in answer["error"]
