@@ -1,5 +1,5 @@
 /** Views of one user message and one assistant answer. */
-import { h } from "./dom";
+import { h, icon } from "./dom";
 import type { StringKey, Translate } from "./i18n";
 import { IncrementalRenderer, normalizeText } from "./markdown";
 import type { BrowserMessage, IndexedMessage, Metrics, TurnStatus, Usage } from "./types";
@@ -18,8 +18,8 @@ export interface ViewContext {
 
 type Label = [Element, StringKey, "text" | "title"];
 
-function actionButton(cls: string, labels: Label[], key: StringKey, icon: string, testid?: string): HTMLButtonElement {
-  const button = h("button", { type: "button", class: `ernie-action ${cls}`, "data-testid": testid }, icon);
+function actionButton(cls: string, labels: Label[], key: StringKey, glyph: Node, testid?: string): HTMLButtonElement {
+  const button = h("button", { type: "button", class: `ernie-action ${cls}`, "data-testid": testid }, glyph);
   labels.push([button, key, "title"]);
   return button;
 }
@@ -53,9 +53,9 @@ export class UserMessageView {
   constructor(ctx: ViewContext, pending = false) {
     this.text = h("div", { class: "ernie-user-text" });
     this.images = h("div", { class: "ernie-user-images" });
-    const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", "⧉");
-    this.editButton = actionButton("ernie-edit", this.labels, "edit", "✎");
-    this.deleteButton = actionButton("ernie-delete", this.labels, "deleteTurn", "🗑");
+    const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", icon("copy"));
+    this.editButton = actionButton("ernie-edit", this.labels, "edit", icon("edit"));
+    this.deleteButton = actionButton("ernie-delete", this.labels, "deleteTurn", icon("trash"));
     copy.addEventListener("click", () => ctx.copy(this.content, copy));
     this.editButton.addEventListener("click", () => ctx.startEdit(this.content));
     this.deleteButton.addEventListener("click", () => {
@@ -169,7 +169,7 @@ export class AssistantMessageView {
     this.notice = h("div", { class: "ernie-answer-notice" });
     this.notice.hidden = true;
     this.footerInfo = h("span", { class: "ernie-footer-info" });
-    const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", "⧉");
+    const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", icon("copy"));
     copy.addEventListener("click", () => ctx.copy(this.renderer.text, copy));
     this.footer = h("div", { class: "ernie-footer" }, this.footerInfo, h("span", { class: "ernie-message-actions" }, copy));
     this.el = h(

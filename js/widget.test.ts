@@ -148,6 +148,19 @@ describe("connecting", () => {
   });
 });
 
+describe("icons", () => {
+  it("message actions are inline SVG icons with a label, not glyphs stock fonts lack", () => {
+    const { el } = mount({ messages: [{ role: "user", content: "q" }, { role: "assistant", content: "a", status: "ok" }] });
+    const actions = [...el.querySelectorAll(".ernie-action")];
+    expect(actions.length).toBeGreaterThanOrEqual(3);
+    for (const a of actions) {
+      expect(a.querySelector("svg.ernie-icon")).not.toBeNull();
+      expect(a.textContent).not.toMatch(/[⧉✎🗑]/u);
+      expect(a.getAttribute("aria-label")).toBeTruthy();
+    }
+  });
+});
+
 describe("a rejected key", () => {
   it("shows how to set a key and offers no Retry (sending the same key again cannot help)", () => {
     const { el } = mount({

@@ -138,7 +138,7 @@ def _interrupted_turn(kernel: Kernel, sim: ErnieSimulator) -> tuple[float, dict[
     cell's IOPub messages and the recorded request.
     """
     sim.push(Fault.stall(after_chunks=2, seconds=30, answer=Answer(text="部分回答后面没有了", chunk_size=2)))
-    msg_id = kernel.send("%%ernie\n讲个很长的故事")
+    msg_id = kernel.send("%%ernie --thread story\n讲个很长的故事")
 
     def partial_shown(msgs: list[dict[str, Any]]) -> bool:
         return any(m["content"]["data"].get("text/plain") == "部分回答" for m in displays(msgs))
@@ -168,7 +168,7 @@ def test_interrupt_during_a_stalled_stream(kernel: Kernel, sim: ErnieSimulator) 
     assert displays(msgs)[-1]["content"]["data"]["text/plain"] == "部分回答"  # the partial answer stays
 
     sim.push(Answer(text="下一个回答"))
-    reply, msgs = kernel.run("%%ernie\n继续")
+    reply, msgs = kernel.run("%%ernie --thread story\n继续")
     assert reply["content"]["status"] == "ok"
     assert displays(msgs)[-1]["content"]["data"]["text/plain"] == "下一个回答"
     # the interrupted exchange is kept (status stopped), with its partial text, in the thread

@@ -166,6 +166,60 @@ def test_the_key_is_not_in_the_page_or_the_saved_notebook(page: Any, lab_root: P
     assert FAKE_KEY not in saved and "e2efakekey000" not in saved
 
 
+def test_a_narrow_layout_keeps_code_readable(page: Any, e2e_sim: Any) -> None:
+    """At 700 px: the code buttons sit above the code (they covered its first lines), their labels stay on one
+    line ("Cop/y"), a long line scrolls sideways instead of wrapping mid-identifier, icons are drawn."""
+    page.set_viewport_size({"width": 700, "height": 900})
+    try:
+        long_line = "result = " + " + ".join(f"some_long_identifier_{i}" for i in range(12))
+        e2e_sim.set_answer(text=f"Code:\n\n```python\n{long_line}\nprint(result)\n```\n", chunk_size=20)
+        send(page, "long code please")
+        block = page.locator(CHAT).last.locator(".ernie-codeblock").first
+        block.wait_for(timeout=20_000)
+        wait_idle(page)
+        geometry = block.evaluate("""b => {
+            const tools = b.querySelector('.ernie-code-tools').getBoundingClientRect();
+            const pre = b.querySelector('pre');
+            const buttons = [...b.querySelectorAll('.ernie-code-btn')].map(x => {
+                const r = x.getBoundingClientRect();
+                return {h: r.height, lh: parseFloat(getComputedStyle(x).lineHeight) || 18, w: x.scrollWidth, cw: x.clientWidth};
+            });
+            const lineHeight = parseFloat(getComputedStyle(pre).lineHeight);
+            return {toolsBottom: tools.bottom, preTop: pre.getBoundingClientRect().top, buttons,
+                    scrolls: pre.scrollWidth > pre.clientWidth, lines: Math.round((pre.clientHeight - 20) / lineHeight)};
+        }""")
+        assert geometry["toolsBottom"] <= geometry["preTop"] + 0.5, geometry
+        assert geometry["buttons"] and all(b["h"] < 2 * b["lh"] + 6 for b in geometry["buttons"]), geometry
+        assert geometry["scrolls"] and geometry["lines"] <= 3, geometry  # two code lines, not a wrapped dozen
+        icons = page.locator(CHAT).last.locator(".ernie-action svg.ernie-icon")
+        assert icons.count() >= 1 and icons.first.bounding_box()["width"] > 0
+    finally:
+        page.set_viewport_size({"width": 1100, "height": 900})
+
+
+def test_an_error_in_the_dark_theme_is_dark(page: Any, e2e_sim: Any) -> None:
+    from ernie_widget.testing import Fault
+
+    e2e_sim.push(Fault.status(500), Fault.status(500), Fault.status(500))
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    try:
+        page.wait_for_timeout(1500)
+        send(page, "fail please")
+        err = page.locator('[data-testid="ernie-error"]').last
+        err.wait_for(timeout=30_000)
+        rgb = err.evaluate("e => getComputedStyle(e).backgroundColor")
+        inside = rgb[rgb.index("(") + 1:rgb.index(")")]
+        if inside.startswith("srgb"):  # color-mix() computes to color(srgb r g b), channels in 0..1
+            channels = [255 * float(x) for x in inside.split()[1:4]]
+        else:
+            channels = [float(x) for x in inside.split(",")[:3]]
+        assert sum(channels) / 3 < 110, rgb  # a dark tint, not JupyterLab Dark's light-pink --jp-error-color3
+    finally:
+        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+        page.wait_for_timeout(1000)
+        wait_idle(page)
+
+
 def test_screenshots_for_the_readme(page: Any, e2e_sim: Any) -> None:
     e2e_sim.set_answer(
         text="下面是一个例子 / here is an example:\n\n```python\nimport pandas as pd\ndf = pd.read_csv('sales.csv')\n"
