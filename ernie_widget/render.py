@@ -82,6 +82,7 @@ _CLASS_RULES = {
     "span": re.compile(r"ernie-[a-z0-9-]{1,40}|[a-z]{1,3}[0-9]?"),
 }
 _NUMERIC = re.compile(r"[0-9]{1,6}")
+_SAFE_HREF = re.compile(r"(?:https?://[^\s/\\?#@]+(?:[/?#]|$)|mailto:\S|#)", re.IGNORECASE)
 
 
 def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
@@ -93,6 +94,10 @@ def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
         return value.lower() if value.lower() in ("left", "center", "right") else None
     if attr in ("start", "colspan", "rowspan"):
         return value if _NUMERIC.fullmatch(value) else None
+    if attr == "href":
+        # absolute http(s) with a host: "http:hit" or "http:/logout" would resolve against the Jupyter page's own
+        # origin, and one click would reach the server's endpoints
+        return value if _SAFE_HREF.match(value.strip()) else None
     return value
 
 
@@ -256,6 +261,7 @@ HIGHLIGHT_CSS = (
     )
     + ".ernie-output pre.highlight :is(.c,.c1,.cm){font-style:italic}"
 )
+
 
 
 def extract_code_blocks(markdown: str) -> list[tuple[str | None, str]]:

@@ -242,3 +242,37 @@ describe("IncrementalRenderer", () => {
     expect(el.querySelector("p")).toBe(p);
   });
 });
+
+describe("hostile answers cannot hide text, break the chat or reach the Jupyter server", () => {
+  it("links must be absolute http(s) with a host: 'http:hit' and 'http:/logout' would hit the page's origin", () => {
+    for (const href of ["http:hit", "http:/logout", "https:api/kernels", "http:\\\\evil.example", "https://"]) {
+      const a = render(`[x](${href}) after`).querySelector("a");
+      expect(a?.getAttribute("href") ?? null, href).toBeNull();
+    }
+    expect(render("[x](https://example.com/a?b#c)").querySelector("a")?.getAttribute("href")).toBe("https://example.com/a?b#c");
+    expect(render("[x](mailto:a@example.com)").querySelector("a")?.getAttribute("href")).toBe("mailto:a@example.com");
+  });
+
+  it("math nested deeper than KaTeX can recurse shows its source and the rest of the answer", () => {
+    const bomb = "\\(" + "{".repeat(2400) + "x" + "}".repeat(2400) + "\\)";
+    let html = "";
+    expect(() => (html = renderFull(`before ${bomb} after-the-bomb`))).not.toThrow();
+    const el = dom(html);
+    expect(el.textContent).toContain("after-the-bomb");
+    expect(el.textContent).toContain("before");
+  });
+
+  it("thousands of unclosed delimiters stay text, all of it", () => {
+    for (const text of ["$1".repeat(30_000), "a \\\\(".repeat(20_000), "$$" + "x".repeat(9_000) + "$$"]) {
+      const el = render(text + " END");
+      expect(el.textContent?.trim().endsWith("END")).toBe(true);
+      expect(el.querySelector("math")).toBeNull();
+    }
+  });
+
+  it("inline math is found as before", () => {
+    expect(render("a $x^2$ b \\(y\\) c").querySelectorAll("math").length).toBe(2);
+    expect(render("costs $5 and $10").querySelector("math")).toBeNull();
+    expect(render("$a\\$b$ c").querySelectorAll("math").length).toBe(1);
+  });
+});

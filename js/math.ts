@@ -29,39 +29,80 @@ function isDigit(code: number): boolean {
 const cache = new Map<string, string>();
 const CACHE_LIMIT = 500;
 
+function escapeText(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
 /** MathML markup for `tex` (KaTeX errors come back as an inline error span, never as an exception). */
 export function typeset(tex: string, displayMode: boolean): string {
   const key = (displayMode ? "D" : "I") + tex;
   const hit = cache.get(key);
   if (hit !== undefined) return hit;
-  const html = katex.renderToString(tex, {
-    output: "mathml",
-    displayMode,
-    throwOnError: false,
-    trust: false, // no \href, \url, \includegraphics, \htmlClass …: model output is untrusted
-    strict: "ignore",
-    maxSize: 50,
-    maxExpand: 500,
-  });
+  let html: string;
+  try {
+    html = katex.renderToString(tex, {
+      output: "mathml",
+      displayMode,
+      throwOnError: false,
+      trust: false, // no \href, \url, \includegraphics, \htmlClass …: model output is untrusted
+      strict: "ignore",
+      maxSize: 50,
+      maxExpand: 500,
+    });
+  } catch {
+    // throwOnError covers KaTeX's parse errors only: deep nesting overflows the call stack. One formula must
+    // never break the answer (or, from a saved notebook, the whole chat): show its source instead.
+    html = `<code class="ernie-math-error">${escapeText(tex)}</code>`;
+  }
   if (cache.size >= CACHE_LIMIT) cache.clear();
   cache.set(key, html);
   return html;
 }
 
-/** Position of the closing `$` of an inline `$…$` opened at `start`, or -1. */
+/** Inline math longer than this stays text (the kernel renderer uses the same bound). */
+export const MATH_SEARCH_LIMIT = 5_000;
+
+/**
+ * Searches for closing delimiters, remembered per source text. markdown-it tries the math rule at every `$` and
+ * `\(` of a paragraph in order, and a plain search from each of them to the end made text such as "$1" × 30,000
+ * quadratic (seconds of a frozen tab). The next closing position only moves forward as the search start does,
+ * so each answer is kept until the start passes it: every paragraph is scanned about once per delimiter kind.
+ */
+const nextClose = new Map<string, { src: string; from: number; at: number }>();
+
+function memoised(kind: string, src: string, from: number, search: (from: number) => number): number {
+  const hit = nextClose.get(kind);
+  if (hit && hit.src === src && hit.from <= from && (hit.at === -1 || hit.at >= from)) return hit.at;
+  const at = search(from);
+  nextClose.set(kind, { src, from, at });
+  return at;
+}
+
+/** A `$` that can close inline math: not escaped (an even run of backslashes before it), not after a space,
+ *  not before a digit ("costs $5 and $10" stays text). */
+function isDollarClose(src: string, pos: number, max: number): boolean {
+  let slashes = 0;
+  for (let i = pos - 1; i >= 0 && src.charCodeAt(i) === BACKSLASH; i--) slashes++;
+  if (slashes % 2 === 1) return false;
+  if (isSpace(src.charCodeAt(pos - 1))) return false;
+  return !(pos + 1 < max && isDigit(src.charCodeAt(pos + 1)));
+}
+
+/** Position of the closing `$` of an inline `$…$` opened at `start`, or -1 (also when it is too far). */
 function findDollarClose(src: string, start: number, max: number): number {
-  for (let pos = start + 1; pos < max; pos++) {
-    const code = src.charCodeAt(pos);
-    if (code === BACKSLASH) {
-      pos++; // `\$` inside math is an escaped dollar, not the end
-      continue;
+  const at = memoised("$", src, start + 1, (from) => {
+    for (let pos = src.indexOf("$", from); pos !== -1 && pos < max; pos = src.indexOf("$", pos + 1)) {
+      if (isDollarClose(src, pos, max)) return pos;
     }
-    if (code !== DOLLAR) continue;
-    if (isSpace(src.charCodeAt(pos - 1))) continue;
-    if (pos + 1 < max && isDigit(src.charCodeAt(pos + 1))) continue;
-    return pos;
-  }
-  return -1;
+    return -1;
+  });
+  return at !== -1 && at < max && at - start <= MATH_SEARCH_LIMIT ? at : -1;
+}
+
+/** Position of `close` after `from`, or -1 (also when it is beyond the search limit). */
+function findClose(src: string, close: string, from: number, max: number): number {
+  const at = memoised(close, src, from, (f) => src.indexOf(close, f));
+  return at !== -1 && at < max && at - from <= MATH_SEARCH_LIMIT ? at : -1;
 }
 
 function mathInline(state: StateInline, silent: boolean): boolean {
@@ -76,8 +117,7 @@ function mathInline(state: StateInline, silent: boolean): boolean {
     if (display) {
       open = 2;
       close = "$$";
-      end = src.indexOf("$$", start + 2);
-      if (end >= max) end = -1;
+      end = findClose(src, "$$", start + 2, max);
     } else {
       open = 1;
       close = "$";
@@ -90,8 +130,7 @@ function mathInline(state: StateInline, silent: boolean): boolean {
     display = next === 0x5b;
     open = 2;
     close = display ? "\\]" : "\\)";
-    end = src.indexOf(close, start + 2);
-    if (end >= max) end = -1;
+    end = findClose(src, close, start + 2, max);
   } else {
     return false;
   }

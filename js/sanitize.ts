@@ -8,7 +8,9 @@
 import DOMPurify, { type Config, type DOMPurify as Purifier } from "dompurify";
 
 /** Link targets the widget lets through: web, mail, in-page anchors. */
-export const SAFE_HREF = /^(?:https?:|mailto:|#)/i;
+// Absolute http(s) with a host: "http:hit", "http:/logout" or "http:\\x" resolve against the page's own origin,
+// and one click would reach the Jupyter server's endpoints.
+export const SAFE_HREF = /^(?:https?:\/\/[^\s\/\\?#@]+(?:[\/?#]|$)|mailto:\S|#)/i;
 /** Images are only ever loaded on click, and only from http(s). */
 export const LOADABLE_IMAGE = /^https?:\/\//i;
 export const LINK_REL = "noopener noreferrer nofollow";

@@ -527,3 +527,14 @@ def test_bundle_is_always_safe(text, fmt, trust, streaming):
 @given(markdownish)
 def test_extract_code_never_raises(text):
     assert isinstance(extract_code(text), str)
+
+
+@pytest.mark.parametrize("href", ["http:hit", "http:/logout", "https:api/kernels", "http:\\\\evil.example", "https://"])
+def test_links_that_would_resolve_against_the_jupyter_page_lose_their_href(href):
+    html = render_markdown(f"[x]({href}) after")
+    assert "href" not in html and "after" in html
+
+
+def test_absolute_links_keep_their_href():
+    assert 'href="https://example.com/a?b#c"' in render_markdown("[x](https://example.com/a?b#c)")
+    assert 'href="mailto:a@example.com"' in render_markdown("[x](mailto:a@example.com)")

@@ -220,6 +220,42 @@ def test_an_error_in_the_dark_theme_is_dark(page: Any, e2e_sim: Any) -> None:
         wait_idle(page)
 
 
+def test_hostile_math_and_bidi_stay_inside_their_own_elements(page: Any, e2e_sim: Any) -> None:
+    """An answer cannot paint over the words around it (\\rlap{\\rule}) nor reverse the text after a link
+    whose label holds U+202E; a math bomb leaves the rest of the answer and the chat working."""
+    bomb = "\\(" + "{" * 2400 + "x" + "}" * 2400 + "\\)"
+    e2e_sim.set_answer(text="Before $\\rlap{\\rule{40em}{1.6em}}$ COVERED-WORDS here.\n\n"
+                            "See [\u202egpj.exe](https://example.com/f) Post113word end.\n\n"
+                            f"{bomb} AFTER-THE-BOMB", chunk_size=50)
+    send(page, "hostile please")
+    answer = page.locator(CHAT).last
+    answer.locator("text=AFTER-THE-BOMB").wait_for(timeout=20_000)
+    wait_idle(page)
+    probe = answer.evaluate("""el => {
+        const find = (needle) => {
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+                const i = n.data.indexOf(needle);
+                if (i >= 0) return [n, i];
+            }
+            return null;
+        };
+        const rectOf = (node, i, len) => { const r = document.createRange(); r.setStart(node, i);
+                                           r.setEnd(node, i + len); return r.getBoundingClientRect(); };
+        const [pn, pi] = find("Post113word");
+        const first = rectOf(pn, pi, 1), last = rectOf(pn, pi + 10, 1);
+        const katex = el.querySelector('.katex');
+        const box = katex.getBoundingClientRect();
+        const widest = Math.max(...[...katex.querySelectorAll('*')].map(x => x.getBoundingClientRect().right));
+        const style = getComputedStyle(katex);
+        return {ruleReachesOut: widest > box.right + 50, clipped: style.contain.includes('paint')
+                && style.overflow === 'hidden', ltr: first.left < last.left};
+    }""")
+    # the rule's own box reaches far past the formula (that is the attack); the formula clips its painting
+    assert probe["ruleReachesOut"] and probe["clipped"], probe
+    assert probe["ltr"], probe  # "Post113word" still reads left to right after the link
+
+
 def test_screenshots_for_the_readme(page: Any, e2e_sim: Any) -> None:
     e2e_sim.set_answer(
         text="下面是一个例子 / here is an example:\n\n```python\nimport pandas as pd\ndf = pd.read_csv('sales.csv')\n"
