@@ -179,8 +179,28 @@ def render_markdown(text: str, *, highlight: bool = True) -> str:
 
     ``highlight=False`` skips pygments for fenced code (cheaper while a reply is still streaming).
     """
-    rendered = _markdown().render(text or "", {"ernie_highlight": highlight})
+    rendered = _markdown().render(limit_nesting(text or ""), {"ernie_highlight": highlight})
     return sanitize(rendered)
+
+
+#: container markers (bullets, ordered-list numbers, ">") one line may open; the rest are escaped as text
+MAX_LINE_NESTING = 24
+_MARKERS = re.compile(r"^(?:[ \t]*(?:[-*+>]|\d{1,9}[.)])(?=[ \t]|$))+", re.MULTILINE)
+_ONE_MARKER = re.compile(r"[ \t]*(?:[-*+>]|\d{1,9}[.)])(?=[ \t]|$)")
+
+
+def limit_nesting(text: str) -> str:
+    """Escape container markers past MAX_LINE_NESTING on one line: past markdown-it's nesting limit (fifty "- " on
+    a line) the parser stopped and the rest of the answer vanished without a sign. Line-local, like the widget's."""
+
+    def fix(match: re.Match[str]) -> str:
+        markers = _ONE_MARKER.findall(match.group(0))
+        if len(markers) <= MAX_LINE_NESTING:
+            return match.group(0)
+        kept = "".join(markers[:MAX_LINE_NESTING])
+        return kept + "".join(re.sub(r"([-*+>.)])$", r"\\\1", m) for m in markers[MAX_LINE_NESTING:])
+
+    return _MARKERS.sub(fix, text)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -276,3 +276,26 @@ describe("hostile answers cannot hide text, break the chat or reach the Jupyter 
     expect(render("$a\\$b$ c").querySelectorAll("math").length).toBe(1);
   });
 });
+
+describe("past the parser's nesting limit the rest of the answer is still shown", () => {
+  it("fifty list markers on one line do not swallow what follows", () => {
+    for (const bomb of ["- ".repeat(50) + "deep", "> ".repeat(120) + "deep", "1. ".repeat(60) + "deep"]) {
+      const el = render(`${bomb}\n\nAFTER-THE-BOMB and more`);
+      expect(el.textContent).toContain("AFTER-THE-BOMB");
+      expect(el.textContent).toContain("deep");
+    }
+  });
+
+  it("streamed in pieces, the tail after the bomb appears too", async () => {
+    const host = document.createElement("div");
+    const r = new IncrementalRenderer(host, { schedule: (fn: () => void) => fn() });
+    const text = "- ".repeat(50) + "deep\n\nAFTER-THE-BOMB";
+    for (let i = 0; i < text.length; i += 7) r.push(text.slice(i, i + 7));
+    r.finish();
+    expect(host.textContent).toContain("AFTER-THE-BOMB");
+  });
+
+  it("ordinary nesting is untouched", () => {
+    expect(render("- a\n  - b\n    - c").querySelectorAll("ul").length).toBe(3);
+  });
+});

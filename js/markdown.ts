@@ -86,6 +86,40 @@ export function normalizeText(text: string): string {
   return text.replace(/\r\n?/g, "\n").replace(/\0/g, "\uFFFD");
 }
 
+/** Container markers (list bullets, ordered-list numbers, `>`) one line may open before the rest is text. */
+export const MAX_LINE_NESTING = 24;
+const MARKER = /[ \t]*(?:[-*+>]|\d{1,9}[.)])(?=[ \t]|$)/y;
+
+/**
+ * Past markdown-it's nesting limit (maxNesting 100: fifty "- " on one line) the parser stops and everything
+ * after that line vanished from the answer without a sign. Markers beyond MAX_LINE_NESTING on one line are
+ * escaped, so they show as text and the rest of the answer still renders. Line-local (no line is added or
+ * removed), so the incremental renderer's line-based block boundaries are unchanged.
+ */
+export function limitNesting(text: string): string {
+  if (!/(?:^|\n)[ \t]*(?:[-*+>]|\d{1,9}[.)])[ \t]/.test(text)) return text;
+  return text.replace(/^.*$/gm, (line) => {
+    let pos = 0;
+    let count = 0;
+    const markers: Array<[number, number]> = [];
+    for (;;) {
+      MARKER.lastIndex = pos;
+      const m = MARKER.exec(line);
+      if (!m) break;
+      markers.push([pos, MARKER.lastIndex]);
+      pos = MARKER.lastIndex;
+      count++;
+    }
+    if (count <= MAX_LINE_NESTING) return line;
+    let out = line.slice(0, markers[MAX_LINE_NESTING][0]);
+    for (const [start, end] of markers.slice(MAX_LINE_NESTING)) {
+      const marker = line.slice(start, end);
+      out += marker.replace(/([-*+>.)])$/, "\\$1");
+    }
+    return out + line.slice(pos);
+  });
+}
+
 interface Block {
   /** token range [start, end) */
   start: number;
@@ -126,7 +160,7 @@ function lineStarts(src: string): number[] {
 export function renderFull(text: string): string {
   const md = markdown();
   const env: Env = {};
-  const tokens = md.parse(normalizeText(text), env);
+  const tokens = md.parse(limitNesting(normalizeText(text)), env);
   return topLevelBlocks(tokens)
     .map((block) => renderBlock(md, tokens, block, env))
     .join("");
@@ -262,7 +296,7 @@ export class IncrementalRenderer {
     const md = markdown();
     const tailSrc = this.src.slice(this.frozenAt);
     const env: Env = {};
-    const tokens = md.parse(tailSrc, env);
+    const tokens = md.parse(limitNesting(tailSrc), env);
     const blocks = topLevelBlocks(tokens);
 
     let frozen = 0;

@@ -538,3 +538,13 @@ def test_links_that_would_resolve_against_the_jupyter_page_lose_their_href(href)
 def test_absolute_links_keep_their_href():
     assert 'href="https://example.com/a?b#c"' in render_markdown("[x](https://example.com/a?b#c)")
     assert 'href="mailto:a@example.com"' in render_markdown("[x](mailto:a@example.com)")
+
+
+@pytest.mark.parametrize("bomb", ["- " * 50 + "deep", "> " * 120 + "deep", "1. " * 60 + "deep"])
+def test_text_after_a_nesting_bomb_is_still_shown(bomb):
+    html = render_markdown(f"{bomb}\n\nAFTER-THE-BOMB and more")
+    assert "AFTER-THE-BOMB" in html and "deep" in html
+
+
+def test_ordinary_nesting_is_untouched():
+    assert render_markdown("- a\n  - b\n    - c").count("<ul>") == 3
