@@ -65,6 +65,11 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], log: Any) -> None:
 
 
 def build_front_ends(log: Any, *, required: bool, python: str | None = None) -> None:
+    # install.json is added to the wheel from labextension/ (shared-data); a copy inside the build output (left
+    # by an editable install writing through a development link) would be a second file at the same path
+    stray = ROOT / "ernie_widget" / "labextension" / "install.json"
+    if stray.exists():
+        stray.unlink()
     pending = [fe for fe in FRONT_ENDS if not is_current(fe[1], fe[2])]
     if not pending:
         return

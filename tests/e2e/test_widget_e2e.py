@@ -256,26 +256,48 @@ def test_hostile_math_and_bidi_stay_inside_their_own_elements(page: Any, e2e_sim
     assert probe["ltr"], probe  # "Post113word" still reads left to right after the link
 
 
-def test_screenshots_for_the_readme(page: Any, e2e_sim: Any) -> None:
-    e2e_sim.set_answer(
-        text="下面是一个例子 / here is an example:\n\n```python\nimport pandas as pd\ndf = pd.read_csv('sales.csv')\n"
-             "df.groupby('month')['revenue'].sum().plot.bar()\n```\n\n**提示：** 数据需包含 `month` 和 `revenue` 列。",
-        reasoning="用户想按月画收入柱状图。", chunk_size=6, delay=0.005)
-    send(page, "用 pandas 按月画收入柱状图")
-    page.locator(CHAT).last.locator("text=revenue").first.wait_for(timeout=20_000)
-    wait_idle(page)
-    DOCS.mkdir(exist_ok=True)
-    widget = page.locator(".ernie-chat").first
-    widget.screenshot(path=str(DOCS / "screenshot-light.png"))
-    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                  "{theme: 'JupyterLab Dark'})")
-    page.wait_for_timeout(2000)
-    widget.screenshot(path=str(DOCS / "screenshot-dark.png"))
-    bg = widget.evaluate("el => getComputedStyle(el).backgroundColor")
-    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                  "{theme: 'JupyterLab Light'})")
+def test_screenshots_for_the_readme(browser: Any, lab: Any, lab_root: Path, e2e_sim: Any) -> None:
+    """README images: a chat of its own (no test traffic in view), answers paced like a real model."""
+    from ernie_widget.testing import Answer
+
+    write_notebook(lab_root / "readme.ipynb", ["from ernie_widget import ErnieChat\nErnieChat(thread='readme')"])
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    shot = context.new_page()
+    try:
+        open_notebook(shot, lab, "readme.ipynb", "readme")
+        run_cell(shot, 0)
+        shot.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+        wait_idle(shot)
+        e2e_sim.push(
+            Answer(text="Transformer 用**自注意力**让每个词直接关注句中所有其他词，并行计算、捕捉长距离依赖；"
+                        "编码器理解输入，解码器逐词生成输出。", chunk_size=3, delay=0.03),
+            Answer(text="下面按月汇总收入并画柱状图 / monthly revenue as a bar chart:\n\n```python\nimport pandas as pd\n"
+                        "df = pd.read_csv('sales.csv', parse_dates=['date'])\n"
+                        "monthly = df.groupby(df['date'].dt.to_period('M'))['revenue'].sum()\n"
+                        "monthly.plot.bar(title='Revenue by month')\n```\n\n**提示：** `date` 列需是日期。",
+                   reasoning="用户想按月汇总并画图：先解析日期，再按月分组求和。", chunk_size=4, delay=0.03))
+        send(shot, "用三句话解释 Transformer")
+        shot.locator(CHAT).last.locator("text=解码器").wait_for(timeout=30_000)
+        wait_idle(shot)
+        send(shot, "用 pandas 按月画收入柱状图")
+        shot.locator(CHAT).last.locator("text=Revenue by month").first.wait_for(timeout=30_000)
+        wait_idle(shot)
+        shot.wait_for_timeout(500)
+        DOCS.mkdir(exist_ok=True)
+        widget = shot.locator(".ernie-chat").first
+        widget.screenshot(path=str(DOCS / "screenshot-light.png"))
+        shot.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+        shot.wait_for_timeout(2000)
+        widget.screenshot(path=str(DOCS / "screenshot-dark.png"))
+        bg = widget.evaluate("el => getComputedStyle(el).backgroundColor")
+        text = widget.inner_text()
+        shot.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+        shot.wait_for_timeout(1000)
+    finally:
+        context.close()
     assert (DOCS / "screenshot-light.png").stat().st_size > 5000
     assert bg != "rgb(255, 255, 255)", "the dark theme must change the widget's colours"
+    assert "persisted" not in text and "retry me" not in text  # no test traffic in the README's picture
 
 
 def test_no_remote_request_and_no_dialog_during_the_session(page: Any) -> None:
