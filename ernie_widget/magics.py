@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
-import traceback
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -31,6 +29,7 @@ from .conversations import (
     get_thread,
 )
 from .magic_actions import doctor, fix_prompt, list_providers, paste_code_block
+from .magic_input import ask_questions_not_help, raw_prompt, record_errors, unquote
 from .magic_output import Outcome, stream_answer
 
 __all__ = ["FORMAT_INSTRUCTIONS", "ErnieMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -51,37 +50,6 @@ FORMAT_INSTRUCTIONS = {
 
 
 _STRING_OPTIONS = ("model", "provider", "format", "system", "params", "out", "thread", "over")
-
-
-def _unquote(value: Any) -> Any:
-    """'"text"' → 'text' (one pair of matching quotes); anything else unchanged."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
-def _raw_prompt(line: str, words: list[str]) -> str:
-    """The line magic's prompt as typed: the text after the options, spacing and punctuation intact.
-
-    IPython's (non-POSIX) split keeps every token a literal slice of the line, so when the prompt
-    words are the line's last tokens, the prompt is the line from the first of them on.
-    """
-    from IPython.utils.process import arg_split
-
-    if not words:
-        return ""
-    tokens = arg_split(line, posix=False, strict=False)
-    if tokens[-len(words):] != words:
-        return " ".join(words)
-    pos = 0
-    starts = []
-    for tok in tokens:
-        pos = line.find(tok, pos)
-        if pos < 0:
-            return " ".join(words)
-        starts.append(pos)
-        pos += len(tok)
-    return line[starts[-len(words)]:].strip()
 
 
 def _stream_disabled_by_env() -> bool:
@@ -201,8 +169,8 @@ class ErnieMagics(Magics):
         # IPython splits magic lines without removing quotes (`-s "be brief"` gives '"be brief"'),
         # so option values lose one pair of surrounding quotes here; prompt words stay as typed.
         for name in _STRING_OPTIONS:
-            setattr(args, name, _unquote(getattr(args, name)))
-        args.image = [_unquote(v) for v in args.image]
+            setattr(args, name, unquote(getattr(args, name)))
+        args.image = [unquote(v) for v in args.image]
         if args.list:
             return list_providers(self.provider, self.model, _session_credentials)
         if args.login:
@@ -215,7 +183,7 @@ class ErnieMagics(Magics):
         if args.paste is not None:
             return paste_code_block(self.shell, args.paste, args.thread or self.thread or LAST_CALL_THREAD)
         # a cell body ends with a newline that is not part of the question
-        prompt = cell.strip("\r\n").rstrip() if cell is not None else _raw_prompt(line, args.prompt)
+        prompt = cell.strip("\r\n").rstrip() if cell is not None else raw_prompt(line, args.prompt)
         if args.over:
             if not prompt.strip():
                 raise UsageError("请提供模板 / give a prompt template for --over")
@@ -442,42 +410,7 @@ class ErnieMagics(Magics):
         print(f"✓ 已忘记本会话的密钥 / forgot the session key{'s' if len(had) != 1 else ''} "
               f"({', '.join(had) or 'none'}); now answering: {now}")
 
-def _record_error(shell: Any) -> Any:
-    """A post_run_cell hook filling `Err[n]` with the traceback text of cells that failed."""
-
-    def hook(result: Any) -> None:
-        exc = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
-        if exc is None:
-            return
-        count = getattr(result, "execution_count", None) or shell.execution_count
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-8:])
-        from .client.redact import redact
-
-        shell.user_ns.setdefault("Err", {})[count] = redact(text)
-
-    return hook
-
-
 _hooks: dict[int, Any] = {}
-
-
-_QUESTION_LINE = re.compile(r"^(?P<indent>[ \t]*)%ernie[ \t]+(?P<rest>\S.*\?)[ \t]*$")
-
-
-def ask_questions_not_help(lines: list[str]) -> list[str]:
-    """An input transformer: ``%ernie what is a DataFrame?`` asks, instead of opening IPython's help.
-
-    IPython reads a line that ends in ``?`` as a help request before any magic runs; this rewrites such a
-    ``%ernie`` line into the call it means. ``%ernie?`` and ``%ernie??`` (help on the magic) stay help.
-    """
-    out = []
-    for line in lines:
-        m = _QUESTION_LINE.match(line.rstrip("\n"))
-        if m and m.group("rest").lstrip("?").strip():
-            newline = "\n" if line.endswith("\n") else ""
-            line = f"{m.group('indent')}get_ipython().run_line_magic('ernie', {m.group('rest')!r}){newline}"
-        out.append(line)
-    return out
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -487,7 +420,7 @@ def load_ipython_extension(ipython: Any) -> None:
     if ask_questions_not_help not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(ask_questions_not_help)
     ipython.user_ns.setdefault("Err", {})
-    hook = _record_error(ipython)
+    hook = record_errors(ipython)
     _hooks[id(ipython)] = hook
     ipython.events.register("post_run_cell", hook)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Transcript"]
+__all__ = ["Transcript", "conversation_markdown"]
 
 
 class Transcript:
@@ -21,3 +21,19 @@ class Transcript:
 
     def __repr__(self) -> str:
         return self.markdown
+
+
+def conversation_markdown(messages: list[dict[str, Any]]) -> str:
+    """A conversation as markdown: questions marked, answers as written, labelled with the model that wrote them."""
+    parts = []
+    for m in messages:
+        if m["role"] == "user":
+            parts.append("**You:** " + str(m.get("content", "")))
+        else:
+            body = "*(withdrawn)*" if m.get("withdrawn") else str(m.get("content", ""))
+            if m.get("error"):
+                body += f"\n\n> ⚠ {m['error']}"
+            elif m.get("status") == "stopped":
+                body += "\n\n> *(stopped)*"
+            parts.append(f"**{m.get('model') or 'Assistant'}:**\n\n" + body)
+    return "\n\n---\n\n".join(parts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import Any
 
 from .client.background import background_loop
@@ -17,7 +17,7 @@ from .client.handoff import Handoff
 from .deltas import DeltaBatcher
 from .protocol import StoredMessage
 
-__all__ = ["AskHandle", "Backend", "Turn", "backend_texts"]
+__all__ = ["AskHandle", "Backend", "Turn", "backend_texts", "last_user_index", "public_message"]
 
 Backend = Callable[[list[dict[str, Any]]], Any]
 
@@ -116,3 +116,12 @@ async def backend_texts(backend: Backend, history: list[dict[str, Any]]) -> Asyn
                 close()
             except ValueError:  # "generator already executing": a worker is still inside next()
                 pass
+
+
+def last_user_index(msgs: list[dict[str, Any]]) -> int | None:
+    return max((i for i, m in enumerate(msgs) if m.get("role") == "user"), default=None)
+
+
+def public_message(m: Mapping[str, Any]) -> dict[str, Any]:
+    """What the front end may see of a message (no internal flags)."""
+    return {k: v for k, v in m.items() if k != "excluded"}

@@ -26,7 +26,7 @@ import pathlib
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anywidget
@@ -41,8 +41,8 @@ from .client.messages import image as image_part
 from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
 from .deltas import DeltaBatcher
 from .protocol import StoredMessage, merge_reply
-from .transcript import Transcript
-from .turns import AskHandle, Backend, Turn, backend_texts
+from .transcript import Transcript, conversation_markdown
+from .turns import AskHandle, Backend, Turn, backend_texts, last_user_index, public_message
 
 __all__ = ["AskHandle", "ErnieChat", "Transcript"]
 
@@ -161,7 +161,7 @@ class ErnieChat(anywidget.AnyWidget):
         """Ask the last question again, replacing its answer."""
         self._conv.begin_or_raise()
         msgs = self._conv.messages
-        last_user = _last_user_index(msgs)
+        last_user = last_user_index(msgs)
         if last_user is None:
             self._conv.end_turn()
             raise ErnieError("没有可以重试的问题 / there is no question to retry")
@@ -193,7 +193,7 @@ class ErnieChat(anywidget.AnyWidget):
             raise ErnieError("问题不能为空 / the question is empty")
         self._stop_and_wait()
         self._conv.begin_or_raise()
-        last_user = _last_user_index(self._conv.messages)
+        last_user = last_user_index(self._conv.messages)
 
         def change() -> None:
             if last_user is not None:
@@ -217,19 +217,8 @@ class ErnieChat(anywidget.AnyWidget):
         return [code for _lang, code in extract_code_blocks(last.get("content", ""))]
 
     def to_markdown(self) -> str:
-        """The conversation as markdown (questions marked, answers as written)."""
-        parts = []
-        for m in self._conv.messages:
-            if m["role"] == "user":
-                parts.append("**You:** " + str(m.get("content", "")))
-            else:
-                body = "*(withdrawn)*" if m.get("withdrawn") else str(m.get("content", ""))
-                if m.get("error"):
-                    body += f"\n\n> ⚠ {m['error']}"
-                elif m.get("status") == "stopped":
-                    body += "\n\n> *(stopped)*"
-                parts.append(f"**{m.get('model') or 'Assistant'}:**\n\n" + body)
-        return "\n\n---\n\n".join(parts)
+        """The conversation as markdown (questions marked, answers as written, labelled with their model)."""
+        return conversation_markdown(self._conv.messages)
 
     def transcript(self) -> Transcript:
         """A static copy for GitHub/nbviewer: sanitized HTML plus the markdown as text/plain."""
@@ -412,14 +401,14 @@ class ErnieChat(anywidget.AnyWidget):
         self._emit(done)
         for cb in list(self._reply_callbacks):
             try:
-                cb(_public(answer))
+                cb(public_message(answer))
             except Exception:
                 logger.exception("on_reply callback failed")
 
     # -- front end and conversation events -------------------------------------------------------
 
     def _sync_messages(self) -> None:
-        msgs = [_public(m) for m in self._conv.messages]
+        msgs = [public_message(m) for m in self._conv.messages]
         with self._state_lock:
             self.messages = msgs
 
@@ -460,12 +449,3 @@ class ErnieChat(anywidget.AnyWidget):
         turn = self._turn
         if turn is not None:
             self._emit(turn.batcher.snapshot())
-
-
-def _last_user_index(msgs: list[dict[str, Any]]) -> int | None:
-    return max((i for i, m in enumerate(msgs) if m.get("role") == "user"), default=None)
-
-
-def _public(m: Mapping[str, Any]) -> dict[str, Any]:
-    """What the front end may see of a message (no internal flags)."""
-    return {k: v for k, v in m.items() if k != "excluded"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,22 @@ def page(browser: Any, lab: Any, lab_root: Path) -> Any:
     wait_idle(page)
     yield page
     context.close()
+
+
+@contextlib.contextmanager
+def chat_page(browser: Any, lab: Any, lab_root: Path, thread: str, width: int = 1100) -> Iterator[Any]:
+    """A page of its own: a new notebook whose first cell shows ErnieChat(thread=...), run and ready."""
+    write_notebook(lab_root / f"{thread}.ipynb", [f"from ernie_widget import ErnieChat\nErnieChat(thread={thread!r})"])
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        open_notebook(page, lab, f"{thread}.ipynb", thread)
+        run_cell(page, 0)
+        page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+        wait_idle(page)
+        yield page
+    finally:
+        context.close()
 
 
 def send(page: Any, text: str) -> None:
@@ -75,14 +93,7 @@ def test_keys_typed_in_the_chat_never_reach_notebook_shortcuts(page: Any, e2e_si
 
 def test_a_rerun_chat_cell_with_a_thread_keeps_the_conversation(browser: Any, lab: Any, lab_root: Path,
                                                                 e2e_sim: Any) -> None:
-    write_notebook(lab_root / "rerun.ipynb", ["from ernie_widget import ErnieChat\nErnieChat(thread='rerun')"])
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    other = context.new_page()
-    try:
-        open_notebook(other, lab, "rerun.ipynb", "rerun")
-        run_cell(other, 0)
-        other.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
-        wait_idle(other)
+    with chat_page(browser, lab, lab_root, "rerun") as other:
         e2e_sim.set_answer(text="kept across re-runs", chunk_size=5, delay=0.0)
         send(other, "remember me")
         other.locator(CHAT).last.locator("text=kept across re-runs").wait_for(timeout=20_000)
@@ -91,8 +102,6 @@ def test_a_rerun_chat_cell_with_a_thread_keeps_the_conversation(browser: Any, la
         wait_idle(other)
         other.locator(".ernie-chat").last.locator("text=kept across re-runs").wait_for(timeout=20_000)
         assert other.locator(".ernie-chat").count() == 1
-    finally:
-        context.close()
 
 
 def test_stop_closes_the_upstream_connection(page: Any, e2e_sim: Any) -> None:
@@ -260,14 +269,7 @@ def test_screenshots_for_the_readme(browser: Any, lab: Any, lab_root: Path, e2e_
     """README images: a chat of its own (no test traffic in view), answers paced like a real model."""
     from ernie_widget.testing import Answer
 
-    write_notebook(lab_root / "readme.ipynb", ["from ernie_widget import ErnieChat\nErnieChat(thread='readme')"])
-    context = browser.new_context(viewport={"width": 1000, "height": 900})
-    shot = context.new_page()
-    try:
-        open_notebook(shot, lab, "readme.ipynb", "readme")
-        run_cell(shot, 0)
-        shot.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
-        wait_idle(shot)
+    with chat_page(browser, lab, lab_root, "readme", width=1000) as shot:
         e2e_sim.push(
             Answer(text="Transformer 用**自注意力**让每个词直接关注句中所有其他词，并行计算、捕捉长距离依赖；"
                         "编码器理解输入，解码器逐词生成输出。", chunk_size=3, delay=0.03),
@@ -293,8 +295,6 @@ def test_screenshots_for_the_readme(browser: Any, lab: Any, lab_root: Path, e2e_
         text = widget.inner_text()
         shot.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
         shot.wait_for_timeout(1000)
-    finally:
-        context.close()
     assert (DOCS / "screenshot-light.png").stat().st_size > 5000
     assert bg != "rgb(255, 255, 255)", "the dark theme must change the widget's colours"
     assert "persisted" not in text and "retry me" not in text  # no test traffic in the README's picture
