@@ -44,6 +44,7 @@ def interpolate(
     row: Mapping[str, Any] | None = None,
     warn: Callable[[str], None] | None = None,
     max_value_chars: int = 4000,
+    named_blocks: bool = False,
 ) -> str:
     """Replace ``{name}``/``{In[n]}``/``{Out[n]}``/``{Err[n]}`` fields in ``template``.
 
@@ -51,8 +52,14 @@ def interpolate(
     once, with one bilingual line naming them. Each value is formatted by :func:`format_value`.
     Negative indexes count back from the current cell for all three histories, so ``{In[-2]}``
     and ``{Out[-2]}`` are the input and result of the same, previous, cell.
+
+    ``named_blocks=True`` (the magics): a value that is long or spans lines (a DataFrame, an array, a cell) is
+    not pasted into the sentence. The sentence names it (`` `df` (DataFrame, below) ``) and the value follows
+    the prompt as a fenced block headed by its name, so the model knows what the variable is called.
+    Scalars and short strings stay inline.
     """
     missing: list[str] = []
+    blocks: dict[str, str] = {}
 
     def substitute(match: re.Match[str]) -> str:
         if match.group("escaped") is not None:
@@ -62,13 +69,35 @@ def interpolate(
             if match.group(0) not in missing:
                 missing.append(match.group(0))
             return match.group(0)
-        return format_value(value, max_value_chars)
+        text = format_value(value, max_value_chars)
+        if named_blocks and ("\n" in text or len(text) > INLINE_VALUE_CHARS):
+            label = match.group(0)[1:-1]  # df, In[3], …
+            blocks.setdefault(label, _describe_block(label, value, text))
+            return f"`{label}` ({_kind(value)}, below)"
+        return text
 
     result = _PATTERN.sub(substitute, template)
+    if blocks:
+        result = result.rstrip() + "\n\n" + "\n\n".join(blocks.values())
     if missing and warn is not None:
         fields = ", ".join(missing)
         warn(f"未找到，已按原文保留 / Not found, left as literal text: {fields}")
     return result
+
+
+#: a value longer than this (or on more than one line) goes after the prompt as a named block
+INLINE_VALUE_CHARS = 200
+
+
+def _kind(value: Any) -> str:
+    return "text" if isinstance(value, str) else type(value).__name__
+
+
+def _describe_block(label: str, value: Any, text: str) -> str:
+    """`` `df` — DataFrame:`` and the value in a fence longer than any backtick run inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"`{label}` — {_kind(value)}:\n{fence}\n{text}\n{fence}"
 
 
 def _lookup(match: re.Match[str], namespace: Mapping[str, Any], row: Mapping[str, Any] | None) -> Any:

@@ -199,7 +199,7 @@ class ErnieMagics(Magics):
     def _interpolate(self, prompt: str) -> str:
         from .interpolate import interpolate
 
-        return interpolate(prompt, self._ns, warn=lambda msg: print(msg, file=sys.stderr))
+        return interpolate(prompt, self._ns, warn=lambda msg: print(msg, file=sys.stderr), named_blocks=True)
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -319,12 +319,16 @@ class ErnieMagics(Magics):
         return None
 
     def _after(self, args: Any, fmt: str, text: str) -> None:
-        from .render import extract_code
+        from .render import extract_code, extract_code_blocks, looks_like_prose
 
         value = extract_code(text) if fmt == "code" else text
         if args.out:
             self._ns[args.out] = value
         if fmt == "code" and value.strip() and self.shell is not None:
+            if not extract_code_blocks(text) and looks_like_prose(value):
+                print("回答不是代码，未插入新单元格 / the answer is prose, not code: no cell was inserted "
+                      "(ask again, or copy what you need)", file=sys.stderr)
+                return
             self.shell.set_next_input(value, replace=False)
 
     def _show_dry_run(self, messages: list[dict[str, Any]], params: dict[str, Any], prompt_tokens: int,

@@ -293,6 +293,22 @@ def extract_code_blocks(markdown: str) -> list[tuple[str | None, str]]:
     return [(_language(t.info), t.content) for t in tokens if t.type == "fence"]
 
 
+def looks_like_prose(text: str) -> bool:
+    """Whether unfenced text under ``-f code`` reads as sentences rather than code: it does not compile as Python
+    and most of its lines end like sentences or hold CJK text."""
+    import ast
+
+    try:
+        ast.parse(text)
+        return False
+    except (SyntaxError, ValueError):
+        pass
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    sentence = [line for line in lines if line.endswith((".", "。", "!", "！", "?", "？", ":", "：", "，", ","))
+                or re.search(r"[\u4e00-\u9fff]", line)]
+    return bool(lines) and len(sentence) * 2 >= len(lines)
+
+
 def extract_code(markdown: str) -> str:
     """The code for ``-f code``: fenced blocks joined by blank lines, or the whole text if it has no fence."""
     blocks = extract_code_blocks(markdown)

@@ -336,7 +336,9 @@ def test_cell_history_fields(sim, ip) -> None:
         r = ip.run_cell("value = 6 * 7\nvalue", store_history=True)
     n = r.execution_count
     cell(ip, "", f"输入 {{In[{n}]}} 输出 {{Out[{n}]}}")
-    assert last_request(sim).messages[-1]["content"] == "输入 value = 6 * 7\nvalue 输出 42"
+    # a multi-line cell is named in the sentence and follows it as a block; the short result stays inline
+    assert last_request(sim).messages[-1]["content"] == (
+        f"输入 `In[{n}]` (text, below) 输出 42\n\n`In[{n}]` — text:\n```\nvalue = 6 * 7\nvalue\n```")
 
 
 def test_missing_name_warns_and_stays_literal(sim, ip) -> None:
@@ -457,3 +459,26 @@ def test_time_limits_are_configurable_and_reach_the_client(ernie_simulator, monk
         m.stream_idle_timeout, m.max_retries = saved
         for c in magics._clients.values():
             c.close()
+
+
+def test_code_generation_names_a_dataframe_and_carries_it_after_the_sentence(sim, ip) -> None:
+    import pandas as pd
+
+    ip.user_ns["sales"] = pd.DataFrame({"month": ["2024-01", "2024-02"], "revenue": [10.5, 12.0]})
+    ip.user_ns["year"] = 2024
+    cell(ip, "-f code", "Plot {sales} as a bar chart of revenue by month for {year}.")
+    prompt = last_request(sim).messages[-1]["content"]
+    sentence, _, rest = prompt.partition("\n\n")
+    assert sentence == "Plot `sales` (DataFrame, below) as a bar chart of revenue by month for 2024."
+    assert rest.startswith("`sales` — DataFrame:\n```\nDataFrame shape=(2, 2)") and "revenue: float64" in rest
+    assert "Answer with source code only" in last_request(sim).messages[0]["content"]
+
+
+def test_a_prose_answer_under_f_code_is_not_inserted_as_a_cell(sim, ip) -> None:
+    sim.push(Answer(text="这个问题需要更多信息。Please tell me which columns the data has."))
+    io, result = cell(ip, "-f code", "plot it")
+    assert result.success and ip.rl_next_input is None
+    assert "prose, not code" in io.stderr
+    sim.push(Answer(text="print('hi')"))
+    cell(ip, "-f code", "say hi")
+    assert ip.rl_next_input == "print('hi')"
