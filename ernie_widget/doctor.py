@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from .client.config import ENV_VARS, ProviderConfig, environment, resolve_config
 from .client.errors import AuthenticationError, ErnieError, PermissionDeniedError
 from .client.local_files import default_model_path
+from .client.local_notice import is_demo_model
 from .client.redact import redact
 
 __all__ = ["Check", "main", "run_checks"]
@@ -50,11 +51,13 @@ def run_checks(provider: str | None = None, *, api_key: str | None = None, secre
         checks.append(Check(FAIL, "config", err.message.splitlines()[0] + " — run `%ernie --login` or set "
                             "QIANFAN_API_KEY / 设置 QIANFAN_API_KEY"))
         cfg = None
+    # the local model's file, found once (finding the default GGUF looks through site-packages)
+    local_path = (cfg.model or default_model_path() or "") if cfg is not None and cfg.provider == "local" else None
     if cfg is not None:
         creds = "no key needed / 无需密钥" if not cfg.secrets else "credentials set / 已配置密钥"
         model_name = cfg.model
-        if cfg.provider == "local":
-            model_name = os.path.basename(cfg.model or default_model_path() or "") or "(none installed)"
+        if local_path is not None:
+            model_name = os.path.basename(local_path) or "(none installed)"
         auto = " (chosen automatically: no key set / 未设置密钥，自动选择)" if cfg.auto_selected else ""
         checks.append(Check(OK, "config", f"服务 provider={cfg.provider}{auto}, 模型 model={model_name}, {creds}"))
     configured = [k for k in ENV_VARS if env.get(k)]
@@ -89,11 +92,11 @@ def run_checks(provider: str | None = None, *, api_key: str | None = None, secre
 
     if cfg is None:
         return checks
-    if cfg.provider == "local":
-        path = cfg.model or default_model_path()
+    if local_path is not None:
+        path = local_path
         if path and os.path.isfile(path):
             checks.append(Check(OK, "model", f"本地模型 / local model: {os.path.basename(path)}"))
-            if "smollm" in os.path.basename(path).lower():
+            if is_demo_model(path):
                 checks.append(Check(WARN, "model", "这是很小的离线演示模型，不是文心一言 / a tiny offline demo model, not ERNIE: "
                                     "for better offline answers set ERNIE_LOCAL_MODEL=/path/to/ERNIE-4.5-0.3B-….gguf; "
                                     "for ERNIE run %ernie --login or set QIANFAN_API_KEY"))

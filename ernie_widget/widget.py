@@ -25,7 +25,6 @@ import logging
 import pathlib
 import threading
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ import anywidget
 import traitlets
 
 from .client.background import background_loop, in_background_loop
+from .client.config import host_of
 from .client.errors import AuthenticationError, ContentFilterError, ErnieError, PermissionDeniedError
 from .client.handoff import Handoff
 from .client.local_files import is_gguf
@@ -117,7 +117,7 @@ class ErnieChat(anywidget.AnyWidget):
         self._turn: Turn | None = None
         self._reply_callbacks: list[Callable[[dict[str, Any]], Any]] = []
         base_url = getattr(self._client, "base_url", None) if backend is None else None
-        self._host = urllib.parse.urlsplit(base_url).netloc.rsplit("@", 1)[-1] if base_url else ""
+        self._host = host_of(base_url) if base_url else ""
         offline = self._offline_model()
         if offline is not None:
             kwargs.setdefault("banner", offline_model_notice(offline, in_notebook=True))
@@ -248,11 +248,12 @@ class ErnieChat(anywidget.AnyWidget):
             name = str(getattr(self._backend, "__name__", ""))
             return name if name.isidentifier() else "custom backend"  # a lambda's name is "<lambda>"
         provider = getattr(self._client, "provider", "")
+        offline = self._offline_model()
+        if offline is not None:
+            return f"离线模型 offline · {offline}"
         model = self._model or getattr(self._client, "model", "") or ""
         if is_gguf(model):
             model = pathlib.Path(model).name
-        if provider == "local":
-            return f"离线模型 offline · {model}"
         return f"{provider} · {model}" if provider else str(model)
 
     def _stop_and_wait(self, timeout: float = 3.0) -> None:
@@ -281,14 +282,14 @@ class ErnieChat(anywidget.AnyWidget):
             if self._host:
                 start["host"] = self._host
             self._emit(start)
-            turn.run = Handoff(lambda _channel: self._run_turn(turn, history))
+            run: Handoff[None, StoredMessage] = Handoff(lambda _channel: self._run_turn(turn, history))
+            turn.run = run
         except BaseException:
             self._conv.end_turn()
             with self._state_lock:
                 self.status = "idle"
             raise
-        assert turn.run is not None
-        return AskHandle(turn.run, self.stop)
+        return AskHandle(run, self.stop)
 
     def _emit(self, msg: dict[str, Any]) -> None:
         try:

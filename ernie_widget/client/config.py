@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import ConfigurationError
 from .local_files import is_gguf
 
-__all__ = ["ENV_VARS", "PROVIDERS", "ProviderConfig", "environment", "local_available", "resolve_config"]
+__all__ = ["ENV_VARS", "PROVIDERS", "ProviderConfig", "environment", "host_of", "local_available", "resolve_config"]
 
 PROVIDERS = ("qianfan", "qianfan-v1", "aistudio", "openai", "local", "replay")
 
@@ -66,6 +66,13 @@ class ProviderConfig:
     @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.api_key, self.secret_key) if s)
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of a URL, without any user:password part (safe to show: never a credential)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc.rsplit("@", 1)[-1] or url
 
 
 def environment(cwd: str | os.PathLike[str] | None = None) -> dict[str, str]:

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+from .config import host_of
 from .errors import APIConnectionError, APITimeoutError, ErnieError
 from .events import StreamEvent
 from .messages import Message, estimate_tokens
@@ -134,7 +135,7 @@ async def _attempt(client: AsyncErnie, provider: HTTPProvider, pool: LoopPool, m
             f"{limits.timeout:g} 秒内未收到响应 / no response within {limits.timeout:g}s"
         ) from None
     except httpx2.ConnectTimeout:
-        host = _host(req.url)
+        host = host_of(req.url)
         raise APITimeoutError(f"{connect:g} 秒内无法连接 {host} / could not connect to {host} within {connect:g}s "
                               "(connect_timeout)") from None
     except httpx2.TimeoutException as exc:
@@ -157,11 +158,6 @@ async def _attempt(client: AsyncErnie, provider: HTTPProvider, pool: LoopPool, m
     finally:
         await response.aclose()
 
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).netloc.rsplit("@", 1)[-1] or url
 
 
 def _say_how_long(err: ErnieError, attempts: int, seconds: float) -> None:

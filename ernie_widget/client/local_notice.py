@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["announce_local", "offline_model_notice"]
+__all__ = ["announce_local", "is_demo_model", "offline_model_notice"]
 
 _shown = False
 DEFAULT_NAME = "SmolLM2-135M-Instruct (Q4_1)"
@@ -29,11 +29,16 @@ def _connect_hint(in_notebook: bool) -> tuple[str, str]:
     return "设置 QIANFAN_API_KEY 环境变量", "export QIANFAN_API_KEY=bce-v3/ALTAK-…"
 
 
+def is_demo_model(model: str) -> bool:
+    """Whether ``model`` (a name or path) is the tiny default SmolLM2 demo model."""
+    return "smollm" in os.path.basename(model).lower()
+
+
 def offline_model_notice(model: str | None, *, in_notebook: bool | None = None) -> str:
     """A bilingual sentence: which offline model answers, that it is not ERNIE, and how to connect ERNIE."""
     name = os.path.basename(model) if model else DEFAULT_NAME
     zh, en = _connect_hint(_in_notebook() if in_notebook is None else in_notebook)
-    if "smollm" in name.lower():
+    if is_demo_model(name):
         return (f"离线演示模型 {name}：体积很小，常答非所问、偏向英文，不是文心一言。连接文心一言：{zh}。/ "
                 f"This is {name}, a tiny offline demo model, not ERNIE: expect off-topic, English-leaning answers. "
                 f"To use ERNIE, {en}; or set ERNIE_LOCAL_MODEL to a better GGUF (e.g. ERNIE-4.5-0.3B).")
