@@ -24,39 +24,13 @@ from .base import (
     text_field,
     unreadable_chunk,
 )
+from .v1_endpoints import V1_ENDPOINTS as V1_ENDPOINTS  # the table, where it was before (re-exported)
+from .v1_endpoints import lookup_v1_endpoint
 
 if TYPE_CHECKING:
     import httpx2
 
 DEFAULT_V1_MODEL = "ERNIE-Speed-8K"
-
-#: model name (case-insensitive) → endpoint suffix; kept as data (langchain-ai/langchain#13116)
-V1_ENDPOINTS: dict[str, str] = {
-    "ernie-4.0-8k": "completions_pro",
-    "ernie-bot-4": "completions_pro",
-    "ernie-4.0-8k-latest": "ernie-4.0-8k-latest",
-    "ernie-4.0-8k-0613": "ernie-4.0-8k-0613",
-    "ernie-4.0-8k-preview": "ernie-4.0-8k-preview",
-    "ernie-4.0-turbo-8k": "ernie-4.0-turbo-8k",
-    "ernie-4.0-turbo-8k-latest": "ernie-4.0-turbo-8k-latest",
-    "ernie-4.0-turbo-8k-preview": "ernie-4.0-turbo-8k-preview",
-    "ernie-3.5-8k": "completions",
-    "ernie-bot": "completions",
-    "ernie-3.5-128k": "ernie-3.5-128k",
-    "ernie-speed-8k": "ernie_speed",
-    "ernie-speed-128k": "ernie-speed-128k",
-    "ernie-speed-pro-128k": "ernie-speed-pro-128k",
-    "ernie-lite-8k": "ernie-lite-8k",
-    "ernie-lite-8k-0922": "eb-instant",
-    "ernie-bot-turbo": "eb-instant",
-    "ernie-lite-pro-8k": "ernie-lite-pro-8k",
-    "ernie-tiny-8k": "ernie-tiny-8k",
-    "ernie-character-8k": "ernie-char-8k",
-    "ernie-char-8k": "ernie-char-8k",
-    "ernie-novel-8k": "ernie-novel-8k",
-    "ernie-speed-appbuilder": "ai_apaas",
-}
-
 
 #: A v1 model name becomes one segment of the URL path, next to the OAuth token in the query. So only a plain
 #: identifier is sent: "../../x" would reach another path of the host, "m?x=1&" would add query parameters, each
@@ -73,9 +47,11 @@ def check_v1_model(model: str) -> None:
 
 
 def endpoint_for(model: str) -> str:
-    """The v1 endpoint suffix for a model name; an unknown plain name is used as a custom endpoint."""
+    """The v1 endpoint suffix for a model name, matched without regard to case (v1_endpoints.py). An unknown plain
+    name is sent as typed: it names a custom deployment's endpoint, whose case is the owner's to choose (Baidu's SDK
+    sends its `endpoint=` argument unchanged too)."""
     check_v1_model(model)
-    return V1_ENDPOINTS.get(model.lower(), model)
+    return lookup_v1_endpoint(model) or model
 
 
 class QianfanV1Provider(HTTPProvider):
