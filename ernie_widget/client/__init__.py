@@ -17,9 +17,10 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .events import Metrics, Reply, Safety, StreamEvent, Usage
+from .events import Metrics, Reply, Safety, StreamEvent, ToolCall, ToolCallDelta, ToolResult, Usage
 from .messages import image
 from .sync import Ernie, Stream
+from .tools import Tool, tool
 
 __all__ = [
     "APIConnectionError",
@@ -42,6 +43,11 @@ __all__ = [
     "ServerError",
     "Stream",
     "StreamEvent",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolResult",
     "Usage",
     "image",
+    "tool",
 ]

@@ -36,6 +36,7 @@ from .pool import LoopPool, open_pool, ssl_context
 from .providers import DirectProvider, HTTPProvider, make_provider
 from .redact import install_log_redaction, register_secret
 from .state import StreamState
+from .tools import prepare_tool_params
 from .transport import TransportName, resolve_transport
 
 logger = logging.getLogger("ernie_widget")
@@ -136,11 +137,15 @@ class AsyncErnie:
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
         **extra: Any,
     ) -> AsyncStream:
         """Stream an answer as `StreamEvent`s. Not awaited: ``async with client.stream(...) as s``."""
         messages, params = self._request(prompt_or_messages, system, model=model, temperature=temperature,
-                                         top_p=top_p, max_tokens=max_tokens, **extra)
+                                         top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
+                                         parallel_tool_calls=parallel_tool_calls, **extra)
         return AsyncStream(self, messages, params)
 
     async def chat(
@@ -152,11 +157,15 @@ class AsyncErnie:
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
         **extra: Any,
     ) -> Reply:
         """The whole answer as a `Reply` (streamed underneath, so limits and retries are the same)."""
         async with self.stream(prompt_or_messages, model=model, system=system, temperature=temperature,
-                               top_p=top_p, max_tokens=max_tokens, **extra) as s:
+                               top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
+                                         parallel_tool_calls=parallel_tool_calls, **extra) as s:
             async for _ in s:
                 pass
         assert s.reply is not None
@@ -172,6 +181,8 @@ class AsyncErnie:
         """Raise BadRequestError for request parameters that are out of range for this client's surface
         (ERNIE takes temperature in (0, 1]; OpenAI-compatible servers in [0, 2]), before anything is sent."""
         _validate_params(params)
+        if params.get("tools") and not self._provider.supports_tools:
+            raise BadRequestError(self._provider.no_tools_reason())
         if isinstance(self._provider, HTTPProvider):
             self._provider.check_params(params)
 
@@ -184,6 +195,9 @@ class AsyncErnie:
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
         concurrency: asyncio.Semaphore | None = None,
         **extra: Any,
     ) -> AsyncStream:
@@ -191,13 +205,18 @@ class AsyncErnie:
         retries and errors. Cheaper for many small all-or-nothing answers (batch rows). ``concurrency``
         replaces this client's own limit on requests in flight with a semaphore of the caller's."""
         messages, params = self._request(prompt_or_messages, system, model=model, temperature=temperature,
-                                         top_p=top_p, max_tokens=max_tokens, **extra)
+                                         top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
+                                         parallel_tool_calls=parallel_tool_calls, **extra)
         return AsyncStream(self, messages, params, concurrency, stream=False)
 
     def _request(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], system: str | None,
                  **params: Any) -> tuple[list[Message], dict[str, Any]]:
         """The messages and checked parameters of one request (refused here, before anything is sent)."""
         messages = normalize_messages(prompt_or_messages, system)
+        for key in ("tools", "tool_choice", "parallel_tool_calls"):
+            if params.get(key) is None:
+                params.pop(key, None)  # absent, not null: cassette keys and request bodies stay as they were
+        prepare_tool_params(params)
         self.check_params(params)
         return messages, params
 

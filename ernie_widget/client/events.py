@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EventType = Literal["text", "reasoning", "usage", "search_results", "safety", "finish"]
+EventType = Literal["text", "reasoning", "usage", "search_results", "safety", "finish",
+                    "tool_call_delta", "tool_call", "tool_result"]
 
-__all__ = ["Metrics", "Reply", "Safety", "StreamEvent", "Usage"]
+__all__ = ["Metrics", "Reply", "Safety", "StreamEvent", "ToolCall", "ToolCallDelta", "ToolResult", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,60 @@ class Safety:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call as it streams in: a UI can show the call forming.
+
+    ``index`` is the call's position in this answer (0, 1, … in the order calls appeared), whatever the
+    server numbered it; ``arguments`` is only the new piece of the JSON argument text.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete tool call the model asked for.
+
+    ``arguments`` is the raw JSON text as the model wrote it; ``parsed`` its value when it is a JSON object,
+    else None with the reason in ``error``. ``thoughts`` is what Qianfan v1 says about why it calls.
+    """
+
+    id: str
+    name: str
+    arguments: str = ""
+    parsed: dict[str, Any] | None = None
+    error: str | None = None
+    thoughts: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI-shaped entry of an assistant message's ``tool_calls``."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What running one tool call gave, as sent back to the model (``content``) and as the caller sees it.
+
+    ``status`` is "ok", "error" (the tool raised or timed out; ``content`` says what happened), "denied"
+    (the approver said no) or "invalid" (the arguments were not valid for the tool).
+    """
+
+    call: ToolCall
+    content: str
+    status: Literal["ok", "error", "denied", "invalid"] = "ok"
+    value: Any = None
+    seconds: float = 0.0
+    truncated: bool = False
+
+    def to_message(self) -> dict[str, Any]:
+        """The ``role: "tool"`` message that carries this result back to the model."""
+        return {"role": "tool", "tool_call_id": self.call.id, "name": self.call.name, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEvent:
     """One normalized piece of a streamed answer."""
 
@@ -66,6 +121,8 @@ class StreamEvent:
     results: tuple[dict[str, Any], ...] | None = None
     request_id: str | None = None
     model: str | None = None
+    tool_call: ToolCall | ToolCallDelta | None = None
+    tool_result: ToolResult | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +161,16 @@ class Reply:
     search_results: tuple[dict[str, Any], ...] = ()
     trimmed_turns: int = 0
     provider: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    parsed: Any = None
+
+    def to_message(self) -> dict[str, Any]:
+        """This answer as the assistant message of a history (with its tool calls, without reasoning:
+        thinking is not sent back as history)."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            message["tool_calls"] = [c.to_dict() for c in self.tool_calls]
+        return message
 
     def __str__(self) -> str:
         return self.text

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import host_of
 from .errors import APIConnectionError, APITimeoutError, ErnieError
-from .events import StreamEvent
+from .events import StreamEvent, ToolCall
 from .messages import Message, estimate_tokens
 from .providers import DirectProvider, HTTPProvider
 from .reader import ReadLimits, Secrets, read_body, read_stream
@@ -106,6 +106,8 @@ async def _direct_events(provider: DirectProvider, messages: list[Message], para
                     state.truncated = ev.finish_reason == "length"
                 elif ev.type == "safety":
                     state.safety = ev.safety
+                elif ev.type == "tool_call" and isinstance(ev.tool_call, ToolCall):
+                    state.tool_calls += (ev.tool_call,)
                 if ev.model:
                     state.model = ev.model
                 if ev.request_id:

@@ -88,18 +88,16 @@ def normalize_messages(prompt_or_messages: str | Sequence[Mapping[str, Any]], sy
     elif isinstance(prompt_or_messages, Iterable):
         messages = []
         for i, m in enumerate(prompt_or_messages):
+            if hasattr(m, "to_message") and not isinstance(m, Mapping):  # a Reply: its assistant message
+                m = m.to_message()
             if not isinstance(m, Mapping) or "role" not in m:
                 raise BadRequestError(
                     f"第 {i} 条消息格式错误 / message {i} must be a dict with 'role' and 'content'"
                 )
             role = m["role"]
-            if role not in ("system", "user", "assistant", "tool"):
+            if role not in ("system", "user", "assistant", "tool", "function"):
                 raise BadRequestError(f"未知角色 / unknown role {role!r} in message {i}")
-            msg: Message = {"role": role, "content": m.get("content", "")}
-            for key in ("name", "tool_calls", "tool_call_id"):
-                if key in m:
-                    msg[key] = m[key]
-            messages.append(msg)
+            messages.append(tool_turn(m, i, messages) if _is_tool_turn(m) else _plain(m))
     else:
         raise BadRequestError("prompt 必须是字符串或消息列表 / prompt must be a string or a list of messages")
     if system:
@@ -115,24 +113,115 @@ def normalize_messages(prompt_or_messages: str | Sequence[Mapping[str, Any]], sy
     return messages
 
 
-def v1_messages(messages: Sequence[Message]) -> tuple[str | None, list[Message]]:
-    """Apply Qianfan v1's rules: hoist system, drop leading assistant turns, merge same-role runs.
+def _plain(m: Mapping[str, Any]) -> Message:
+    msg: Message = {"role": m["role"], "content": m.get("content", "")}
+    if "name" in m:
+        msg["name"] = m["name"]
+    return msg
 
-    The result alternates user/assistant and has an odd count; otherwise BadRequestError is raised
-    before anything is sent (docs/ernie-wire.md §5.1).
+
+def _is_tool_turn(m: Mapping[str, Any]) -> bool:
+    return m["role"] in ("tool", "function") or bool(m.get("tool_calls")) or bool(m.get("function_call"))
+
+
+def tool_turn(m: Mapping[str, Any], i: int, before: Sequence[Message]) -> Message:
+    """A tool-calling turn in the one shape every surface is translated from (OpenAI's): an assistant message
+    with ``tool_calls`` (v1's ``function_call`` and `ToolCall` objects accepted), or a ``role: "tool"`` message
+    with ``tool_call_id`` (v1's ``role: "function"`` accepted: it answers the latest call of that name)."""
+    role = m["role"]
+    if role == "assistant":
+        calls = m.get("tool_calls")
+        if not calls and isinstance(m.get("function_call"), Mapping):  # v1's single call
+            fc = m["function_call"]
+            calls = [{"id": f"call_{i}_0", "type": "function",
+                      "function": {"name": fc.get("name"), "arguments": fc.get("arguments") or "{}"}}]
+        if not isinstance(calls, list | tuple):
+            raise BadRequestError(f"第 {i} 条消息的 tool_calls 必须是列表 / message {i}: tool_calls must be a list")
+        content = m.get("content")
+        return {"role": "assistant", "content": "" if content is None else content,
+                "tool_calls": [_call_dict(c, i, n) for n, c in enumerate(calls)]}
+    call_id = m.get("tool_call_id")
+    name = m.get("name")
+    if call_id and not any(c["id"] == call_id for b in before for c in b.get("tool_calls") or ()):
+        raise BadRequestError(
+            f"第 {i} 条工具结果没有对应的调用 / message {i} answers tool call {str(call_id)[:40]!r}, which no "
+            "earlier assistant message made: keep the assistant message with its tool_calls (Reply.to_message())")
+    if not call_id:
+        call_id = _answered_call(name, before)
+        if call_id is None:
+            raise BadRequestError(
+                f"第 {i} 条工具结果没有对应的调用 / message {i} is a tool result that answers no earlier tool "
+                "call: give it the call's tool_call_id (Reply.tool_calls[n].id)")
+    content = m.get("content")
+    if not isinstance(content, str):  # results are text on the wire; a value the caller passed is JSON
+        import json
+
+        content = json.dumps(content, ensure_ascii=False, default=str)
+    msg: Message = {"role": "tool", "tool_call_id": str(call_id), "content": content}
+    if isinstance(name, str):
+        msg["name"] = name
+    return msg
+
+
+def _call_dict(call: Any, i: int, n: int) -> dict[str, Any]:
+    if hasattr(call, "to_dict") and not isinstance(call, Mapping):  # a ToolCall
+        call = call.to_dict()
+    fn = call.get("function") if isinstance(call, Mapping) else None
+    if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:
+        raise BadRequestError(
+            f"第 {i} 条消息的工具调用格式错误 / message {i}: each tool call needs function.name "
+            "(the shape of Reply.tool_calls[n].to_dict())")
+    args = fn.get("arguments")
+    if not isinstance(args, str):
+        import json
+
+        args = json.dumps({} if args is None else args, ensure_ascii=False)
+    return {"id": str(call.get("id") or f"call_{i}_{n}"), "type": "function",
+            "function": {"name": fn["name"], "arguments": args}}
+
+
+def _answered_call(name: Any, before: Sequence[Message]) -> str | None:
+    """The id of the latest call named ``name`` (or of the latest call, when no name is given) that no tool
+    message after it answers yet."""
+    answered = {m.get("tool_call_id") for m in before if m["role"] == "tool"}
+    for m in reversed(before):
+        for call in reversed(m.get("tool_calls") or ()):
+            if call["id"] not in answered and (name is None or call["function"]["name"] == name):
+                return str(call["id"])
+    return None
+
+
+def v1_messages(messages: Sequence[Message]) -> tuple[str | None, list[Message]]:
+    """Apply Qianfan v1's rules: hoist system, drop leading assistant turns, merge same-role runs, and spell
+    tool turns v1's way (an assistant ``function_call``, then a ``role: "function"`` message with ``name``).
+
+    The result alternates user (or function) / assistant and has an odd count; otherwise BadRequestError is
+    raised before anything is sent (docs/ernie-wire.md §5.1).
     """
     system_parts = [text_of(m["content"]) for m in messages if m["role"] == "system"]
-    turns = [m for m in messages if m["role"] in ("user", "assistant")]
-    while turns and turns[0]["role"] == "assistant":
+    turns = [m for m in messages if m["role"] in ("user", "assistant", "tool")]
+    while turns and turns[0]["role"] != "user":
         turns = turns[1:]
+    names = {c["id"]: c["function"]["name"] for m in turns for c in m.get("tool_calls") or ()}
     merged: list[Message] = []
     for m in turns:
         content = text_of(m["content"])
-        if merged and merged[-1]["role"] == m["role"]:
+        if m["role"] == "tool":
+            merged.append({"role": "function", "name": m.get("name") or names.get(m.get("tool_call_id"), ""),
+                           "content": content})
+        elif m.get("tool_calls"):
+            if len(m["tool_calls"]) > 1:
+                raise BadRequestError(
+                    "千帆 v1 每轮只能调用一个函数 / Qianfan v1 takes one function call per turn; this history has "
+                    f"{len(m['tool_calls'])} in one message (use Qianfan v2 for parallel calls)")
+            fn = m["tool_calls"][0]["function"]
+            merged.append({"role": "assistant", "content": content,
+                           "function_call": {"name": fn["name"], "arguments": fn["arguments"]}})
+        elif merged and merged[-1]["role"] == m["role"] and "function_call" not in merged[-1]:
             merged[-1] = {"role": m["role"], "content": merged[-1]["content"] + "\n\n" + content}
         else:
             merged.append({"role": m["role"], "content": content})
-    if not merged or merged[-1]["role"] != "user":
+    if not merged or merged[-1]["role"] not in ("user", "function"):
         raise BadRequestError(
             "千帆 v1 要求最后一条消息来自用户 / Qianfan v1 needs the conversation to end with a user message"
         )
@@ -203,6 +292,9 @@ def trim_to_limit(messages: list[Message], model: str | None, reserve_tokens: in
 
     while len(rest) > 1 and not fits(system + rest):
         drop = 2 if len(rest) > 2 and rest[0]["role"] == "user" and rest[1]["role"] == "assistant" else 1
+        # never start on a tool result (or an answer) whose call was dropped: the history would not parse
+        while drop < len(rest) - 1 and rest[drop]["role"] in ("tool", "assistant"):
+            drop += 1
         rest = rest[drop:]
         removed += drop
     return system + rest, removed

@@ -12,9 +12,10 @@ import time
 from typing import Any
 
 from .errors import ContentFilterError, ErnieError
-from .events import EventType, Metrics, Reply, Safety, StreamEvent, Usage
+from .events import EventType, Metrics, Reply, Safety, StreamEvent, ToolCall, Usage
 from .messages import estimate_tokens
 from .providers.base import Chunk
+from .tool_calls import ToolCallAssembler
 
 __all__ = ["StreamState", "chunk_events", "content_event", "end_events"]
 
@@ -22,9 +23,9 @@ __all__ = ["StreamState", "chunk_events", "content_event", "end_events"]
 class StreamState:
     """Everything known about one answer while it streams; becomes the `Reply`."""
 
-    __slots__ = ("chunks", "finish_reason", "first_at", "model", "provider", "reasoning",
-                 "request_id", "results", "retries", "safety", "started", "started_at", "text", "trimmed",
-                 "truncated", "usage")
+    __slots__ = ("calls", "chunks", "finish_reason", "first_at", "model", "provider", "reasoning",
+                 "request_id", "results", "retries", "safety", "started", "started_at", "text", "tool_calls",
+                 "trimmed", "truncated", "usage")
 
     def __init__(self, provider: str, model: str | None, trimmed: int) -> None:
         self.text: list[str] = []
@@ -43,6 +44,8 @@ class StreamState:
         self.chunks = 0
         self.retries = 0
         self.trimmed = trimmed
+        self.calls: ToolCallAssembler | None = None  # made at the first tool-call fragment
+        self.tool_calls: tuple[ToolCall, ...] = ()  # the complete calls, once the choice finished
 
     @property
     def partial_text(self) -> str:
@@ -64,6 +67,7 @@ class StreamState:
             finish_reason=self.finish_reason, model=self.model, request_id=self.request_id,
             truncated=self.truncated or self.finish_reason == "length", safety=self.safety, metrics=metrics,
             search_results=self.results, trimmed_turns=self.trimmed, provider=self.provider,
+            tool_calls=self.tool_calls,
         )
 
     def fail(self, err: ErnieError) -> ErnieError:
@@ -99,7 +103,14 @@ def chunk_events(chunk: Chunk, state: StreamState) -> list[StreamEvent]:
     if chunk.text:
         state.text.append(chunk.text)
         events.append(content_event("text", chunk.text, state.request_id))
-    if (chunk.reasoning or chunk.text) and not state.started:
+    if chunk.tool_calls:
+        if state.calls is None:
+            state.calls = ToolCallAssembler()
+        for delta in state.calls.feed(chunk.tool_calls):
+            events.append(StreamEvent("tool_call_delta", text=delta.arguments, tool_call=delta,
+                                      request_id=state.request_id))
+    if (chunk.reasoning or chunk.text or chunk.tool_calls) and not state.started:
+        # content reached the caller: a retry from here would repeat it
         state.started = True
         state.first_at = time.monotonic()
     if chunk.search_results:
@@ -109,15 +120,29 @@ def chunk_events(chunk: Chunk, state: StreamState) -> list[StreamEvent]:
         state.usage = chunk.usage
     if chunk.finish_reason:
         state.finish_reason = chunk.finish_reason
+        if state.calls:
+            events.extend(_complete_calls(state))
     if chunk.truncated:
         state.truncated = True
     return events
 
+
+def _complete_calls(state: StreamState) -> list[StreamEvent]:
+    """The `tool_call` events, once per answer: when its choice finishes (with `tool_calls`, v1's
+    `function_call`, or a plain stop while calls are present), else at its end."""
+    assert state.calls is not None
+    state.tool_calls = state.calls.calls()
+    state.calls = None
+    if state.finish_reason in (None, "stop"):
+        state.finish_reason = "tool_calls"
+    return [StreamEvent("tool_call", text=c.arguments, tool_call=c, request_id=state.request_id)
+            for c in state.tool_calls]
+
 def end_events(state: StreamState) -> list[StreamEvent]:
     """The closing events of a finished answer: usage (when known), then finish."""
+    events = _complete_calls(state) if state.calls else []
     if state.finish_reason is None:
         state.finish_reason = "length" if state.truncated else "stop"
-    events = []
     if state.usage is not None:
         events.append(StreamEvent("usage", usage=state.usage, request_id=state.request_id, model=state.model))
     events.append(StreamEvent("finish", finish_reason=state.finish_reason, request_id=state.request_id,

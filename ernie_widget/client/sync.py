@@ -160,11 +160,15 @@ class Ernie:
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
         **extra: Any,
     ) -> Stream:
         """Stream an answer as `StreamEvent`s on the private loop; iterate, then read ``.reply``."""
         astream = self._async.stream(prompt_or_messages, model=model, system=system, temperature=temperature,
-                                     top_p=top_p, max_tokens=max_tokens, **extra)
+                                     top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
+                                         parallel_tool_calls=parallel_tool_calls, **extra)
         return Stream(astream)
 
     def chat(
@@ -176,11 +180,15 @@ class Ernie:
         temperature: float | None = None,
         top_p: float | None = None,
         max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
         **extra: Any,
     ) -> Reply:
         """The whole answer as a `Reply`. A KeyboardInterrupt stops the request and closes the connection."""
         return run_sync(self._async.chat(prompt_or_messages, model=model, system=system, temperature=temperature,
-                                         top_p=top_p, max_tokens=max_tokens, **extra))
+                                         top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
+                                         parallel_tool_calls=parallel_tool_calls, **extra))
 
     def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Unpack[MapOptions]) -> Any:
         """Run many prompts with bounded concurrency and progress; see `ernie_widget.batch`."""

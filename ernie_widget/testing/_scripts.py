@@ -18,6 +18,9 @@ class Answer:
     `heartbeat` truthy sends a `: keep-alive` comment between chunks.
     `split_utf8` writes every event in several socket writes split inside multi-byte characters.
     `gzip` compresses the body, but only when the client sent `Accept-Encoding: gzip`.
+    `tool_calls` (``[{"name": …, "arguments": {…} or "json", "id": optional}]``) are streamed after the
+    text in `tool_call_style` (see _tools.py), and the finish reason becomes "tool_calls" (v1: one
+    `function_call` object with `thoughts`, finish reason "function_call"). `text=None` is then "".
     """
 
     text: str | None = None
@@ -36,10 +39,18 @@ class Answer:
     split_utf8: bool = False
     heartbeat: float | bool | None = None
     model: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_style: str = "fragments"
+    thoughts: str | None = None
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
+        if self.tool_calls is not None:
+            from ._tools import TOOL_CALL_STYLES
+
+            if self.tool_call_style not in TOOL_CALL_STYLES:
+                raise ValueError(f"tool_call_style must be one of {TOOL_CALL_STYLES}")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 from ._records import RecordedRequest
 from ._scripts import Answer, Fault
 from ._surfaces import Context, Encoder, code_msg_body, dumps, encoder_for, message_text, pieces
+from ._tools import tool_history_problem
 from ._wire import BadRequest, ClientGone, Connection, Request, ResponseWriter, head_bytes
 
 __all__ = ["CHAT_SURFACES", "ErnieSimulator"]
@@ -514,7 +515,8 @@ class ErnieSimulator:
         if surface == "openai":
             if not isinstance(messages, list) or not messages:
                 return 400, enc.error_body(400, None, "'messages' must be a non-empty list")
-            return None
+            problem = tool_history_problem(messages)
+            return (400, enc.error_body(400, None, problem)) if problem else None
         temperature = body.get("temperature")
         if isinstance(temperature, (int, float)) and not 0 < temperature <= 1:  # ERNIE: (0, 1] (§5.7)
             refusal = f"temperature must be in (0, 1], got {temperature}"
@@ -531,7 +533,8 @@ class ErnieSimulator:
         last = messages[-1] if isinstance(messages[-1], dict) else {}
         if not message_text(last.get("content")).strip() and not isinstance(last.get("content"), list):
             return 400, enc.error_body(400, "invalid_messages", "the last message content must not be blank")
-        return None
+        problem = tool_history_problem(messages)
+        return (400, enc.error_body(400, "invalid_messages", problem)) if problem else None
 
     def _next_script(self) -> Answer | Fault | None:
         with self._lock:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._scripts import Answer
+from ._tools import call_fragments, v1_function_call, whole_calls
 
 __all__ = ["Context", "Encoder", "StreamPlan", "encoder_for"]
 
@@ -88,7 +89,9 @@ class Encoder:
     # -- shared helpers ---------------------------------------------------------------------------
 
     def text_of(self, answer: Answer) -> str:
-        return self.ctx.echo_text if answer.text is None else answer.text
+        if answer.text is None:
+            return "" if answer.tool_calls else self.ctx.echo_text
+        return answer.text
 
     def usage(self, answer: Answer) -> dict[str, int]:
         if answer.usage is not None:
@@ -101,10 +104,29 @@ class Encoder:
         prompt = self.ctx.prompt_tokens
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
+    #: what a surface says when the answer is a tool call
+    tool_finish = "tool_calls"
+
     def finish_reason(self, answer: Answer) -> str:
         if answer.finish_reason is not None:
             return answer.finish_reason
+        if answer.tool_calls:
+            return self.tool_finish
         return "length" if answer.is_truncated else self.default_finish
+
+    def tool_chunks(self, answer: Answer, ended: bool) -> list[str]:
+        """OpenAI-shaped chunks streaming the answer's tool calls; the last carries the finish reason."""
+        if not answer.tool_calls:
+            return []
+        frags = call_fragments(answer.tool_calls, answer.tool_call_style, max(answer.chunk_size, 4))
+        out = []
+        for n, calls in enumerate(frags):
+            choice: dict[str, Any] = {"index": 0, "delta": {"content": "", "tool_calls": calls},
+                                      "finish_reason": None}
+            if ended and n == len(frags) - 1:
+                choice["finish_reason"] = self.finish_reason(answer)
+            out.append(dumps({**self._base, "choices": [choice]}))  # type: ignore[attr-defined]
+        return out
 
     def items(self, answer: Answer) -> list[tuple[str, str]]:
         size = answer.chunk_size
@@ -237,14 +259,16 @@ class QianfanV2Encoder(Encoder):
         chunks: list[str] = []
         special_first = answer.search_results is not None
         n = len(items)
+        calls = bool(answer.tool_calls)
         for i, (kind, piece) in enumerate(items):
-            last = ended and i == n - 1
+            last = ended and i == n - 1 and not calls  # with tool calls, the last call chunk finishes
             if last or (i == 0 and special_first):
                 chunks.append(self._special(answer, kind, piece, first=i == 0, last=last))
             elif kind == "text":
                 chunks.append(self._text.render(piece))
             else:
                 chunks.append(self._reasoning.render(piece))
+        chunks += self.tool_chunks(answer, ended)
         tail: list[str] = []
         if ended:
             if self.ctx.include_usage:
@@ -259,6 +283,8 @@ class QianfanV2Encoder(Encoder):
         message: dict[str, Any] = {"role": "assistant", "content": self.text_of(answer)}
         if answer.reasoning:
             message["reasoning_content"] = answer.reasoning
+        if answer.tool_calls:
+            message["tool_calls"] = whole_calls(answer.tool_calls)
         choice: dict[str, Any] = {"index": 0, "message": message, "flag": answer.flag}
         if ended:
             choice["finish_reason"] = self.finish_reason(answer)
@@ -357,7 +383,7 @@ class OpenAIEncoder(Encoder):
         chunks: list[str] = []
         n = len(items)
         for i, (kind, piece) in enumerate(items):
-            if ended and i == n - 1:
+            if ended and i == n - 1 and not answer.tool_calls:
                 key = "content" if kind == "text" else "reasoning_content"
                 obj: dict[str, Any] = {
                     **self._base,
@@ -372,6 +398,7 @@ class OpenAIEncoder(Encoder):
                 chunks.append(self._text.render(piece))
             else:
                 chunks.append(self._reasoning.render(piece))
+        chunks += self.tool_chunks(answer, ended)
         tail: list[str] = []
         if ended:
             if self.ctx.include_usage:
@@ -386,6 +413,8 @@ class OpenAIEncoder(Encoder):
         message: dict[str, Any] = {"role": "assistant", "content": self.text_of(answer)}
         if answer.reasoning:
             message["reasoning_content"] = answer.reasoning
+        if answer.tool_calls:
+            message["tool_calls"] = whole_calls(answer.tool_calls)
         return {
             "id": self.ctx.response_id,
             "object": "chat.completion",
@@ -461,6 +490,8 @@ _V1_ERRORS: dict[int, tuple[int, str]] = {
 class QianfanV1Encoder(Encoder):
     """`/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/<endpoint>`: `result` chunks, `is_end`, no `[DONE]`."""
 
+    tool_finish = "function_call"
+
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self._base = {"id": ctx.response_id, "object": "chat.completion", "created": ctx.created}
@@ -503,6 +534,8 @@ class QianfanV1Encoder(Encoder):
             obj["ban_round"] = answer.ban_round
         if answer.search_results is not None:
             obj["search_info"] = {"search_results": answer.search_results}
+        if answer.tool_calls:
+            obj["function_call"] = v1_function_call(answer.tool_calls, answer.thoughts)
 
     def items(self, answer: Answer) -> list[tuple[str, str]]:
         # v1 has no reasoning field (ERNIE X1 is v2-only), so reasoning is not sent here.

@@ -57,6 +57,8 @@ class Chunk:
     usage: Usage | None = None
     safety: Safety | None = None
     search_results: tuple[dict[str, Any], ...] | None = None
+    #: `tool_calls` fragments as the server sent them (a whole call is one fragment); see tool_calls.py
+    tool_calls: list[Any] | None = None
     request_id: str | None = None
     model: str | None = None
     is_end: bool = False
@@ -106,6 +108,8 @@ class HTTPProvider:
     ernie_sampling = False
     #: whether the stream ends with `data: [DONE]` (v1 ends with is_end instead)
     done_sentinel = True
+    #: every HTTP surface takes `tools` (v1 as `functions`); whether the model uses them is the model's business
+    supports_tools = True
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -116,6 +120,9 @@ class HTTPProvider:
 
     def secrets(self) -> tuple[str, ...]:
         return self.config.secrets
+
+    def no_tools_reason(self) -> str:
+        return f"{self.name} 不支持工具调用 / {self.name} cannot call tools"
 
     async def authenticate(self, http: httpx2.AsyncClient, *, force: bool = False) -> None:
         """Obtain or refresh a derived token (Qianfan v1 OAuth). Most surfaces need nothing."""
@@ -156,6 +163,10 @@ class DirectProvider:
     """A provider that produces events itself, in process (the local model, cassette replay)."""
 
     name: str = "direct"
+    supports_tools = True
+
+    def no_tools_reason(self) -> str:
+        return f"{self.name} 不支持工具调用 / {self.name} cannot call tools"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

@@ -76,6 +76,11 @@ class OpenAIStyleProvider(HTTPProvider):
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning is not None:
                 chunk.reasoning = text_field(reasoning)
+            calls = delta.get("tool_calls")
+            if calls:
+                if not isinstance(calls, list):
+                    raise TypeError("tool_calls must be a list")
+                chunk.tool_calls = calls
             reason = choice.get("finish_reason")
             if reason:
                 chunk.finish_reason = normalize_finish(reason)

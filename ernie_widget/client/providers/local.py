@@ -410,6 +410,14 @@ class LocalProvider(DirectProvider):
     """Answers with a GGUF model in this process (default: SmolLM2-135M-Instruct Q4_1, no key, offline)."""
 
     name = "local"
+    # llama.cpp's chat templates here take no tool schema, and a small model asked to call tools in prose
+    # invents calls: refusing says so instead of pretending
+    supports_tools = False
+
+    def no_tools_reason(self) -> str:
+        return (f"离线模型不能调用工具 / the offline model ({self.model}) cannot call tools: set an ERNIE key "
+                "(QIANFAN_API_KEY, …) or point ERNIE_PROVIDER=openai at a server that runs ERNIE-4.5 with "
+                "tool calling (FastDeploy/vLLM with a tool-call parser)")
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

@@ -100,13 +100,28 @@ class QianfanV1Provider(HTTPProvider):
                                           status_code=response.status_code) from None
             token = body.get("access_token") if isinstance(body, dict) else None
             if not token:
-                err = error_in(body) or {"message": "no access_token"}
-                if isinstance(err, dict) and err.get("error_description"):
-                    err = {"code": body.get("error"), "message": err["error_description"]}
-                cls_err = error_from_body(err, status=response.status_code)
+                # Baidu answers {"error": "invalid_client", "error_description": "Client authentication failed"}
+                # (docs/ernie-wire.md §2.2): the description says what went wrong, the code which case it is
+                fields: Mapping[str, Any] = body if isinstance(body, dict) else {}
+                code = fields.get("error") if isinstance(fields.get("error"), str) else None
+                reason = fields.get("error_description")
+                if not isinstance(reason, str) or not reason.strip():
+                    # another shape (error_code/error_msg, message, …): the classifier reads them all
+                    err = error_in(body) or {"message": "no access_token"}
+                    reason = error_from_body(err, status=response.status_code).message.split(": ", 1)[-1]
+                detail = f"{reason} ({code})" if code and code != reason else reason
+                # which key is wrong, as Baidu's SDK reads the two descriptions (qianfan resources/auth/oauth.py)
+                which_zh, which_en = {
+                    "unknown client id": ("QIANFAN_AK（API Key）不存在", "QIANFAN_AK (the API Key) is not known"),
+                    "Client authentication failed": ("QIANFAN_SK（Secret Key）与 QIANFAN_AK 不匹配",
+                                                     "QIANFAN_SK (the Secret Key) does not match QIANFAN_AK"),
+                }.get(reason, ("请检查 QIANFAN_AK 和 QIANFAN_SK", "Check QIANFAN_AK and QIANFAN_SK"))
+                console = "https://console.bce.baidu.com/qianfan/ais/console/applicationConsole/application"
                 raise AuthenticationError(
-                    f"AK/SK 无效 / the Qianfan AK/SK were rejected: {cls_err.message.split(': ', 1)[-1]}",
-                    status_code=response.status_code, code=body.get("error") if isinstance(body, dict) else None,
+                    f"千帆 AK/SK 被拒绝（{detail}）：{which_zh}，请使用千帆控制台「应用接入」中旧版应用的 API Key 和 "
+                    f"Secret Key / the Qianfan AK/SK were rejected: {detail}. {which_en}: "
+                    f"use the API Key and Secret Key of a legacy (v1) application from the Qianfan console, {console}",
+                    status_code=response.status_code, code=code,
                 )
             register_secret(token)
             self._token, self._token_at = token, time.monotonic()

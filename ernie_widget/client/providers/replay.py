@@ -20,6 +20,7 @@ are written, and every string goes through `redact` on the way out.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequestError, ConfigurationError
-from ..events import Safety, StreamEvent, Usage
+from ..events import Safety, StreamEvent, ToolCall, ToolCallDelta, Usage
 from ..messages import text_of
 from ..redact import redact
 from .base import DirectProvider
@@ -120,7 +121,18 @@ def _event_record(ev: StreamEvent, t: float) -> dict[str, Any]:
         rec["request_id"] = ev.request_id
     if ev.model is not None:
         rec["model"] = ev.model
+    if ev.tool_call is not None:
+        rec["tool_call"] = dataclasses.asdict(ev.tool_call)
     return rec
+
+
+def _tool_call_from_record(rec: Any) -> ToolCall | ToolCallDelta | None:
+    if not isinstance(rec, Mapping):
+        return None
+    if "index" in rec:  # a fragment
+        return ToolCallDelta(int(rec.get("index", 0)), rec.get("id"), rec.get("name"), rec.get("arguments") or "")
+    return ToolCall(str(rec.get("id") or ""), str(rec.get("name") or ""), rec.get("arguments") or "",
+                    rec.get("parsed"), rec.get("error"), rec.get("thoughts"))
 
 
 def _event_from_record(rec: Mapping[str, Any]) -> StreamEvent:
@@ -135,6 +147,7 @@ def _event_from_record(rec: Mapping[str, Any]) -> StreamEvent:
         results=tuple(results) if isinstance(results, list) else None,
         request_id=rec.get("request_id"),
         model=rec.get("model"),
+        tool_call=_tool_call_from_record(rec.get("tool_call")),
     )
 
 
@@ -328,8 +341,7 @@ class ReplayProvider(DirectProvider):
                     await asyncio.sleep(delay)
             ev = _event_from_record(rec)
             if ev.model is None and ev.type in ("usage", "finish") and reply_model:
-                ev = StreamEvent(ev.type, text=ev.text, usage=ev.usage, finish_reason=ev.finish_reason,
-                                 safety=ev.safety, results=ev.results, request_id=ev.request_id, model=reply_model)
+                ev = dataclasses.replace(ev, model=reply_model)
             yield ev
 
     def _miss(self, messages: list[Message], params: dict[str, Any]) -> CassetteMissError:
