@@ -145,7 +145,7 @@ def test_bad_histories_are_refused_before_sending(sim: ErnieSimulator) -> None:
     with Ernie(**client_args(sim, "qianfan")) as client:
         with pytest.raises(BadRequestError, match="tool_calls"):
             client.chat([{"role": "user", "content": "x"}, {"role": "tool", "tool_call_id": "nope", "content": "1"}])
-        with pytest.raises(BadRequestError, match="function.name"):
+        with pytest.raises(BadRequestError, match=r"function\.name"):
             client.chat([{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "a"}]},
                          {"role": "tool", "tool_call_id": "a", "content": "1"}])
         with pytest.raises(BadRequestError, match="tool name"):
