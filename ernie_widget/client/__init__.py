@@ -20,6 +20,8 @@ from .errors import (
 from .events import Metrics, Reply, Safety, StreamEvent, ToolCall, ToolCallDelta, ToolResult, Usage
 from .messages import image
 from .sync import Ernie, Stream
+from .tool_executor import ToolExecutor
+from .tool_runner import ToolRun
 from .tools import Tool, tool
 
 __all__ = [
@@ -46,7 +48,9 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallDelta",
+    "ToolExecutor",
     "ToolResult",
+    "ToolRun",
     "Usage",
     "image",
     "tool",
