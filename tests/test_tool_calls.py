@@ -265,3 +265,48 @@ def test_calls_survive_record_and_replay(sim: ErnieSimulator, tmp_path: Any) -> 
         again = replayed.chat("天气", tools=[get_weather])
     assert again.tool_calls == live.tool_calls and all(isinstance(c, ToolCall) for c in again.tool_calls)
     assert again.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_v1_functions_and_function_call(sim: ErnieSimulator, mode: str) -> None:
+    sim.push(Answer(tool_calls=CALLS[:1], thoughts="用户想知道天气，我需要调用 get_weather。", chunk_size=2))
+    out = collect(sim, mode, "qianfan-v1", "北京天气?", stream_kw={"tools": [get_weather]})
+    assert out.error is None and out.reply is not None
+    (call,) = out.reply.tool_calls
+    assert (call.name, call.parsed, call.thoughts) == ("get_weather", CALLS[0]["arguments"],
+                                                       "用户想知道天气，我需要调用 get_weather。")
+    assert out.reply.finish_reason == "tool_calls" and out.types.count("tool_call") == 1
+    body = sim.chat_requests[-1].json
+    assert "tools" not in body
+    assert body["functions"] == [{"name": "get_weather", "description": "The weather forecast for a city.",
+                                  "parameters": tool(get_weather).parameters}]
+
+
+def test_v1_function_round_trip_through_run_tools(sim: ErnieSimulator) -> None:
+    sim.push(Answer(tool_calls=CALLS[:1]), Answer(text="北京 20 度。"))
+    with Ernie(**client_args(sim, "qianfan-v1")) as client:
+        run = client.run_tools("北京天气?", [get_weather])
+        assert run.text == "北京 20 度。"
+        sent = sim.chat_requests[-1].json["messages"]
+        assert sent[1] == {"role": "assistant", "content": "",
+                           "function_call": {"name": "get_weather", "arguments": json.dumps(CALLS[0]["arguments"],
+                                                                                           ensure_ascii=False)}}
+        assert sent[2] == {"role": "function", "name": "get_weather", "content": "北京: 20°C for 3 day(s)"}
+        with pytest.raises(BadRequestError, match="parallel_tool_calls"):
+            client.chat("x", tools=[get_weather], parallel_tool_calls=True)
+
+
+def test_v1_unstreamed_function_call(sim: ErnieSimulator) -> None:
+    # Baidu's mock server answers a body with functions with one whole function_call object
+    sim.push(Answer(tool_calls=CALLS[:1], thoughts="查天气"))
+
+    async def main() -> Any:
+        async with AsyncErnie(**client_args(sim, "qianfan-v1")) as client:
+            async with client.unstreamed("北京天气?", tools=[get_weather]) as s:
+                [ev async for ev in s]
+            return s.reply
+
+    reply = asyncio.run(main())
+    assert sim.chat_requests[-1].json.get("stream") is not True
+    assert [(c.name, c.parsed, c.thoughts) for c in reply.tool_calls] == [("get_weather", CALLS[0]["arguments"], "查天气")]
+    assert reply.finish_reason == "tool_calls"

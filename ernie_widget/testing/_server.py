@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from ._records import RecordedRequest
 from ._scripts import Answer, Fault
 from ._surfaces import Context, Encoder, code_msg_body, dumps, encoder_for, message_text, pieces
-from ._tools import tool_history_problem
+from ._tools import tool_history_problem, v1_function_problem
 from ._wire import BadRequest, ClientGone, Connection, Request, ResponseWriter, head_bytes
 
 __all__ = ["CHAT_SURFACES", "ErnieSimulator"]
@@ -760,7 +760,8 @@ class ErnieSimulator:
 def _v1_message_problem(body: dict[str, Any]) -> str | None:
     """The 336003 message for a v1 `messages` list that breaks the shape rules (§5.1), else None."""
     if body.get("functions"):
-        return None  # the function-calling variant has its own rules; the mock skips the check too
+        # the function-calling variant has its own rules (the mock skips the plain check too)
+        return v1_function_problem(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "the messages can not be empty"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["TOOL_CALL_STYLES", "call_fragments", "tool_history_problem", "v1_function_call", "whole_calls"]
+__all__ = ["TOOL_CALL_STYLES", "call_fragments", "tool_history_problem", "v1_function_call", "v1_function_problem",
+           "whole_calls"]
 
 TOOL_CALL_STYLES = ("fragments", "repeated", "interleaved", "whole", "one_chunk", "no_index")
 
@@ -102,4 +103,27 @@ def tool_history_problem(messages: list[Any]) -> str | None:
                 return f"message {i}: tool_call_id {m.get('tool_call_id')!r} answers no earlier tool call"
             if not isinstance(m.get("content"), str):
                 return f"message {i}: a tool message's content must be a string"
+    return None
+
+
+def v1_function_problem(body: dict[str, Any]) -> str | None:
+    """Why a v1 function-calling body is malformed, else None: each `functions` entry has a name, a
+    description and parameters, and each `role: "function"` message answers the assistant `function_call`
+    of the same name just before it."""
+    functions = body.get("functions")
+    if not isinstance(functions, list) or not all(
+            isinstance(f, dict) and f.get("name") and f.get("description") and isinstance(f.get("parameters"), dict)
+            for f in functions):
+        return "each of functions needs name, description and parameters"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "the messages can not be empty"
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            return f"invalid message {i}"
+        if m.get("role") == "function":
+            before = messages[i - 1] if i else {}
+            call = before.get("function_call") if isinstance(before, dict) else None
+            if not isinstance(call, dict) or call.get("name") != m.get("name"):
+                return f"message {i}: a function message must answer the function_call just before it"
     return None

@@ -54,6 +54,14 @@ def endpoint_for(model: str) -> str:
     return lookup_v1_endpoint(model) or model
 
 
+def v1_function(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """One OpenAI-shaped tool as a v1 `functions` entry (name, description, parameters)."""
+    fn = spec.get("function", spec)
+    # v1 requires a description (Baidu's function-calling reference); the name is the best stand-in
+    return {"name": fn["name"], "description": fn.get("description") or fn["name"],
+            "parameters": fn.get("parameters") or {"type": "object", "properties": {}}}
+
+
 class QianfanV1Provider(HTTPProvider):
     ernie_sampling = True
     name = "qianfan-v1"
@@ -132,6 +140,9 @@ class QianfanV1Provider(HTTPProvider):
     def check_params(self, params: Mapping[str, Any]) -> None:
         super().check_params(params)
         check_v1_model(params.get("model") or self.model or DEFAULT_V1_MODEL)
+        if params.get("parallel_tool_calls") is True:
+            raise BadRequestError("千帆 v1 每次只调用一个函数 / Qianfan v1 makes one function call per answer: "
+                                  "parallel_tool_calls=True needs Qianfan v2 (QIANFAN_API_KEY)")
 
     def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
         system, turns = v1_messages(messages)
@@ -145,6 +156,10 @@ class QianfanV1Provider(HTTPProvider):
         max_tokens = params.pop("max_tokens", None)
         if max_tokens is not None:
             body["max_output_tokens"] = max_tokens
+        tools = params.pop("tools", None)
+        if tools:  # v1 spells OpenAI's tools as `functions` (docs/ernie-wire.md §2.3)
+            body["functions"] = [v1_function(t) for t in tools]
+        params.pop("parallel_tool_calls", None)  # v1 makes one call per answer; check_params refused True
         body.update({k: v for k, v in params.items() if v is not None})
         # quoted as one path segment as well: the name check above is the rule, this is the seatbelt
         endpoint = quote(endpoint_for(model), safe="")
@@ -172,6 +187,11 @@ class QianfanV1Provider(HTTPProvider):
         if flag or clear:
             ban = obj.get("ban_round")
             chunk.safety = Safety(int(flag), ban if isinstance(ban, int) else None, clear)
+        call = obj.get("function_call")
+        if isinstance(call, dict) and call.get("name"):
+            # v1's one call, whole, with the model's `thoughts` about it; it carries no id (one is made up)
+            chunk.tool_calls = [{"function": {"name": call["name"], "arguments": call.get("arguments") or ""},
+                                 "thoughts": call.get("thoughts")}]
         info = obj.get("search_info")
         if isinstance(info, dict) and isinstance(info.get("search_results"), list):
             chunk.search_results = tuple(r for r in info["search_results"] if isinstance(r, dict)) or None
