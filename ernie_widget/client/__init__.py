@@ -19,6 +19,7 @@ from .errors import (
 )
 from .events import Metrics, Reply, Safety, StreamEvent, ToolCall, ToolCallDelta, ToolResult, Usage
 from .messages import image
+from .models import ModelInfo, model_info
 from .sync import Ernie, Stream
 from .tool_executor import ToolExecutor
 from .tool_runner import ToolRun
@@ -38,6 +39,7 @@ __all__ = [
     "ErnieError",
     "IncompleteStreamError",
     "Metrics",
+    "ModelInfo",
     "PermissionDeniedError",
     "RateLimitError",
     "Reply",
@@ -53,5 +55,6 @@ __all__ = [
     "ToolRun",
     "Usage",
     "image",
+    "model_info",
     "tool",
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadRequestError
+from .models import model_info
 
 Message = dict[str, Any]
 
@@ -243,29 +244,15 @@ def estimate_tokens(messages: Iterable[Message] | str) -> int:
     return int(total) + overhead
 
 
-# (pattern, max_input_chars, max_input_tokens): docs/ernie-wire.md §6 and the AI Studio table (§3).
-_LIMITS: tuple[tuple[re.Pattern[str], int | None, int], ...] = tuple(
-    (re.compile(p, re.I), c, t)
-    for p, c, t in (
-        (r"(speed|lite)[-_]?(pro[-_])?128k|3\.5[-_]128k", 516096, 126976),
-        (r"(4\.5|x1).*(128k|vl)|4\.5-21b|4\.5-0\.3b|4\.5-vl", None, 120000),
-        (r"x1.*32k|4\.5.*32k|x1", None, 28000),
-        (r"4\.0-turbo-128k|turbo-128k", None, 124000),
-        (r"speed|lite-8k|eb-instant|ernie_speed|ai_apaas", 11200, 7168),
-        (r"lite-pro|tiny|char|novel", 24000, 6144),
-        (r"ernie-(4\.0|3\.5)|completions(_pro)?$|ernie-bot", 20000, 5120),
-    )
-)
-
-
 def input_limit(model: str | None) -> tuple[int | None, int | None]:
-    """(max input characters, max input tokens) for a model name, or (None, None) when unknown."""
-    if not model:
+    """(max input characters, max input tokens) for a model name, or (None, None) when unknown.
+
+    The figures are the model table's (models.py, docs/ernie-wire.md §6). A name the table does not know is not
+    trimmed: its server's limit is unknown, and a guess would drop history the server would have taken."""
+    info = model_info(model)
+    if not info.known:
         return None, None
-    for pattern, chars, tokens in _LIMITS:
-        if pattern.search(model):
-            return chars, tokens
-    return None, None
+    return info.max_input_chars, info.max_input_tokens
 
 
 def _chars(messages: Iterable[Message]) -> int:
