@@ -48,6 +48,7 @@ from .tool_runner import (
 )
 from .tools import prepare_tool_params
 from .transport import TransportName, resolve_transport
+from .web_search import prepare_web_search
 
 logger = logging.getLogger("ernie_widget")
 
@@ -281,6 +282,7 @@ class AsyncErnie:
             if params.get(key) is None:
                 params.pop(key, None)  # absent, not null: cassette keys and request bodies stay as they were
         prepare_tool_params(params)
+        prepare_web_search(self.provider, params.get("model") or self.model, params)
         self.check_params(params)
         return messages, params
 

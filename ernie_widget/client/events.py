@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventType = Literal["text", "reasoning", "usage", "search_results", "safety", "finish",
                     "tool_call_delta", "tool_call", "tool_result"]
+
+#: ERNIE's citation markers: ^[1]^ or ^[1][3]^ (web_search.enable_citation)
+_CITATION = re.compile(r"\^((?:\[\d{1,3}\])+)\^")
+_CITATION_NUMBER = re.compile(r"\d+")
 
 __all__ = ["Metrics", "Reply", "Safety", "StreamEvent", "ToolCall", "ToolCallDelta", "ToolResult", "Usage"]
 
@@ -163,6 +168,20 @@ class Reply:
     provider: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     parsed: Any = None
+
+    @property
+    def citations(self) -> dict[int, dict[str, Any]]:
+        """The sources the text cites: marker number (``^[n]^``, or ``^[n][m]^`` for several) → search result
+        with that ``index``. A marker without a matching result is left out."""
+        if not self.search_results or "^[" not in self.text:
+            return {}
+        by_index = {r.get("index"): r for r in self.search_results}
+        cited: dict[int, dict[str, Any]] = {}
+        for group in _CITATION.findall(self.text):
+            for n in _CITATION_NUMBER.findall(group):
+                if int(n) in by_index:
+                    cited.setdefault(int(n), by_index[int(n)])
+        return cited
 
     def to_message(self) -> dict[str, Any]:
         """This answer as the assistant message of a history (with its tool calls, without reasoning:

@@ -33,6 +33,7 @@ class Answer:
     ban_round: int | None = None
     need_clear_history: bool = False
     search_results: list[dict[str, Any]] | None = None
+    search_placement: str = "top"  # or "web_search": the results under a `web_search` object (v2)
     is_truncated: bool = False
     crlf: bool = False
     gzip: bool = False

@@ -44,6 +44,15 @@ def _slot(n: int) -> str:
     return f"\x00{n}"
 
 
+def place_results(obj: dict[str, Any], answer: Answer) -> None:
+    """Where search results go is uncertain on the live service (top level, or under `web_search`, §1.4):
+    `Answer.search_placement` scripts either."""
+    if answer.search_placement == "web_search":
+        obj["web_search"] = {"search_results": answer.search_results}
+    else:
+        obj["search_results"] = answer.search_results
+
+
 def pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
@@ -251,7 +260,7 @@ class QianfanV2Encoder(Encoder):
             if answer.need_clear_history:
                 obj["need_clear_history"] = True  # the mock nests it; accept either place
         if answer.search_results is not None and (first or last):
-            obj["search_results"] = answer.search_results  # "first and last chunk" (lobe-chat)
+            place_results(obj, answer)  # "first and last chunk" (lobe-chat)
         return dumps(obj)
 
     def stream_plan(self, answer: Answer, ended: bool = True) -> StreamPlan:
@@ -300,7 +309,7 @@ class QianfanV2Encoder(Encoder):
             "usage": self.usage(answer),
         }
         if answer.search_results is not None:
-            obj["search_results"] = answer.search_results
+            place_results(obj, answer)
         return obj
 
     def error_body(self, status: int, code: Any = None, message: str | None = None) -> dict[str, Any]:
