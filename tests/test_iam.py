@@ -8,10 +8,14 @@ real sockets, whose IAM route recomputes the signature itself (ernie_widget/test
 from __future__ import annotations
 
 import re
+import time
 
+import httpx2
 import pytest
 
 from ernie_widget.client.iam import BEARER_TOKEN_PATH, canonical_time, sign
+from ernie_widget.testing import ErnieSimulator
+from ernie_widget.testing._iam import SIM_ACCESS_KEY, SIM_SECRET_KEY
 
 #: 2024-11-28T06:09:57Z, the createTime of Baidu's documented example answer
 FIXED_TS = 1732774197
@@ -60,3 +64,26 @@ def test_signer_equals_baidus_own_signer(case: str) -> None:
     ).decode()
     assert ours == theirs
     assert re.fullmatch(r"bce-auth-v1/[^/]+/2024-11-28T06:09:57Z/\d+/[a-z;-]*/[0-9a-f]{64}", ours)
+
+
+def test_the_simulator_verifies_the_signature_and_its_age(ernie_simulator: ErnieSimulator) -> None:
+    url = ernie_simulator.url + BEARER_TOKEN_PATH
+    host = url.split("/")[2]
+
+    def get(*, timestamp: float, secret: str = SIM_SECRET_KEY, sent: str = "600") -> httpx2.Response:
+        headers = {"Host": host, "x-bce-date": canonical_time(timestamp)}
+        headers["Authorization"] = sign(SIM_ACCESS_KEY, secret, "GET", BEARER_TOKEN_PATH,
+                                        {"expireInSeconds": "600"}, headers, timestamp=timestamp,
+                                        signed_headers=["host", "x-bce-date"])
+        return httpx2.get(url, params={"expireInSeconds": sent}, headers=headers)
+
+    good = get(timestamp=time.time())
+    assert good.status_code == 200 and good.json()["token"].startswith("bce-v3/ALTAK-")
+    assert good.json()["status"] == "enable" and good.json()["expireTime"] > good.json()["createTime"]
+    for response, code in ((get(timestamp=time.time() - 3600), "RequestExpired"),
+                           (get(timestamp=time.time(), secret="another-secret-key"), "SignatureDoesNotMatch"),
+                           (get(timestamp=time.time(), sent="2592000"), "SignatureDoesNotMatch")):  # tampered query
+        assert response.status_code == 401
+        assert response.json()["code"] == code and response.headers["x-bce-error-code"] == code
+        assert "requestId" in response.json()
+    assert ernie_simulator.iam.tokens_issued == 1

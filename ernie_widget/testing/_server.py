@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ._iam import IAM_TOKEN_PATH, IamAuthority
 from ._records import RecordedRequest
 from ._scripts import Answer, Fault
 from ._surfaces import Context, Encoder, code_msg_body, dumps, encoder_for, message_text, pieces
@@ -59,6 +60,8 @@ def _route(path: str) -> str:
         return "qianfan-v1"
     if path == "/oauth/2.0/token":
         return "oauth"
+    if path == IAM_TOKEN_PATH:
+        return "iam"
     if path in _MODEL_PATHS:
         return "models"
     return "unknown"
@@ -106,6 +109,7 @@ class ErnieSimulator:
         self._requests: list[RecordedRequest] = []
         self._all: list[RecordedRequest] = []
         self._tokens: dict[str, bool] = {}  # issued v1 access token -> expired?
+        self.iam = IamAuthority()  # IAM AK/SK → v2 bearer tokens: keys, issued tokens, expire_tokens()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -184,7 +188,11 @@ class ErnieSimulator:
         """Environment variables that point the ernie_widget client at this simulator.
 
         For "qianfan-v1", `api_key`/`secret_key` are the OAuth AK/SK (a secret containing "bad" is rejected).
+        "qianfan-iam": Qianfan v2 through an IAM key pair (QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY, default the
+        pair `self.iam` knows; any other secret fails the signature check).
         """
+        if provider == "qianfan-iam":
+            return self.iam.env(self.url, api_key, secret_key)
         base = self.base_url(provider)
         env = {"ERNIE_PROVIDER": provider}
         if provider == "qianfan":
@@ -344,7 +352,7 @@ class ErnieSimulator:
         )
         with self._lock:
             self._all.append(rec)
-            if surface in CHAT_SURFACES or surface == "oauth":
+            if surface in CHAT_SURFACES or surface in ("oauth", "iam"):
                 self._requests.append(rec)
         rid = req.headers.get("x-request-id") or _baidu_id()
         headers = [("Server", "ernie-simulator"), ("X-Request-Id", rid), ("X-Baidu-Request-Id", rid)]
@@ -360,6 +368,10 @@ class ErnieSimulator:
                 return await self._chat(conn, req, rec, rid, headers)
             if surface == "oauth":
                 return await self._oauth(conn, req, rec, headers)
+            if surface == "iam":
+                status, obj, extra = self.iam.respond(req, rid)
+                await self._send(conn, rec, status, obj, [*headers, *extra])
+                return True
             if surface == "models" and req.method == "GET":
                 data = [
                     {"id": m, "object": "model", "created": 0, "owned_by": "ernie-simulator"}
@@ -494,6 +506,10 @@ class ErnieSimulator:
             return 200, enc.error_body(401)
         scheme, _, key = rec.headers.get("authorization", "").partition(" ")
         key = key.strip()
+        if rec.surface == "qianfan" and scheme.lower() == "bearer":
+            iam_state = self.iam.bearer_state(key)  # None: not a token minted here (an API key)
+            if iam_state is not None:
+                return None if iam_state == "valid" else (401, enc.error_body(401))  # invalid_iam_token
         if rec.surface == "openai":
             if self.openai_api_key is not None and (scheme.lower() != "bearer" or key != self.openai_api_key):
                 return 401, enc.error_body(401)
