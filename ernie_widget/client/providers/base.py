@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequestError, IncompleteStreamError
 from ..events import Safety, StreamEvent, Usage
+from ..thinking import apply_thinking, check_thinking
 
 if TYPE_CHECKING:
     import httpx2
@@ -135,16 +136,20 @@ class HTTPProvider:
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Raise BadRequestError for a parameter this surface refuses, before anything is sent."""
-        check_model_name(params.get("model") or self.model)
+        model = params.get("model") or self.model
+        check_model_name(model)
         t = params.get("temperature")
         if self.ernie_sampling and t is not None and t > 1:
             raise BadRequestError(f"temperature 超出范围 / ERNIE takes temperature in (0, 1], got {t}")
+        check_thinking(self.name, model, params)  # enable_thinking & co. per surface and model (thinking.py)
 
     def adapt_params(self, params: dict[str, Any]) -> None:
         """Map portable values to what this surface takes: ERNIE refuses temperature 0, and what 0 asks
-        for (the most deterministic answer) is its smallest accepted value."""
+        for (the most deterministic answer) is its smallest accepted value. Thinking parameters become this
+        surface's spelling (an OpenAI-compatible server takes enable_thinking inside chat_template_kwargs)."""
         if self.ernie_sampling and params.get("temperature") == 0:
             params["temperature"] = ERNIE_MIN_TEMPERATURE
+        apply_thinking(self.name, params.get("model") or self.model, params)
 
     def build_request(self, messages: list[Message], params: dict[str, Any], stream: bool) -> HTTPRequest:
         raise NotImplementedError
