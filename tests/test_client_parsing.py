@@ -145,7 +145,8 @@ JSON_VALUE = st.recursive(
 )
 FIELDS = ["choices", "delta", "message", "content", "reasoning_content", "reasoning", "finish_reason",
           "usage", "flag", "ban_round", "need_clear_history", "result", "is_end", "is_truncated",
-          "search_results", "search_info", "web_search", "id", "model", "error", "error_code", "code", "msg"]
+          "search_results", "search_info", "web_search", "id", "model", "error", "error_code", "code", "msg",
+          "tool_calls", "function_call", "index", "function", "name", "arguments", "thoughts"]
 
 
 @st.composite

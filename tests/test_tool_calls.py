@@ -310,3 +310,55 @@ def test_v1_unstreamed_function_call(sim: ErnieSimulator) -> None:
     assert sim.chat_requests[-1].json.get("stream") is not True
     assert [(c.name, c.parsed, c.thoughts) for c in reply.tool_calls] == [("get_weather", CALLS[0]["arguments"], "查天气")]
     assert reply.finish_reason == "tool_calls"
+
+
+# -- hostile fragments -------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ernie_widget.client.tool_calls import ToolCallAssembler  # noqa: E402
+
+_ANY = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                    max_leaves=6)
+_FRAGMENT = st.fixed_dictionaries({}, optional={
+    "index": st.integers(-2, 5) | _ANY, "id": st.sampled_from(["a", "b", ""]) | _ANY, "type": _ANY,
+    "function": st.fixed_dictionaries({}, optional={"name": st.sampled_from(["f", "g"]) | _ANY,
+                                                   "arguments": st.text(max_size=10) | _ANY}) | _ANY,
+    "thoughts": _ANY})
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_FRAGMENT | _ANY, max_size=4), max_size=8))
+def test_any_fragments_assemble_without_raising(chunks: list[list[Any]]) -> None:
+    assembler = ToolCallAssembler()
+    for fragments in chunks:
+        for delta in assembler.feed(fragments):
+            assert isinstance(delta.arguments, str) and delta.index >= 0
+    for call in assembler.calls():
+        assert isinstance(call.id, str) and isinstance(call.name, str) and isinstance(call.arguments, str)
+        assert (call.parsed is None) == (call.error is not None)
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=4), st.data())
+def test_any_split_of_the_arguments_assembles_to_the_same_text(arguments: dict[str, Any], data: Any) -> None:
+    text = json.dumps(arguments, ensure_ascii=False)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=6)))
+    pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    assembler = ToolCallAssembler()
+    assembler.feed([{"index": 0, "id": "x", "function": {"name": "f", "arguments": ""}}])
+    for piece in pieces:
+        assembler.feed([{"index": 0, "function": {"arguments": piece}}])
+    (call,) = assembler.calls()
+    assert call.arguments == text and call.parsed == arguments
+
+
+def test_the_local_model_says_it_cannot_call_tools() -> None:
+    with Ernie("local") as client:
+        with pytest.raises(BadRequestError, match="cannot call tools") as info:
+            client.chat("天气?", tools=[get_weather])
+        assert "QIANFAN_API_KEY" in str(info.value)  # and says what would work
+        with pytest.raises(BadRequestError):
+            client.chat("想一想", enable_thinking=True)  # not silently dropped either

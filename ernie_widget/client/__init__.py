@@ -20,6 +20,7 @@ from .errors import (
 from .events import Metrics, Reply, Safety, StreamEvent, ToolCall, ToolCallDelta, ToolResult, Usage
 from .messages import image
 from .models import ModelInfo, model_info
+from .structured import StructuredOutputError
 from .sync import Ernie, Stream
 from .tool_executor import ToolExecutor
 from .tool_runner import ToolRun
@@ -47,6 +48,7 @@ __all__ = [
     "ServerError",
     "Stream",
     "StreamEvent",
+    "StructuredOutputError",
     "Tool",
     "ToolCall",
     "ToolCallDelta",

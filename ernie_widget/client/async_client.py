@@ -36,6 +36,8 @@ from .pool import LoopPool, open_pool, ssl_context
 from .providers import DirectProvider, HTTPProvider, make_provider
 from .redact import install_log_redaction, register_secret
 from .state import StreamState
+from .structured import SchemaSpec, StructuredOutputError, prepare_schema
+from .thinking import check_thinking
 from .tool_executor import ToolExecutor
 from .tool_runner import (
     MAX_RESULT_CHARS,
@@ -151,13 +153,15 @@ class AsyncErnie:
         tools: Sequence[Any] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
+        schema: Any = None,
         **extra: Any,
     ) -> AsyncStream:
         """Stream an answer as `StreamEvent`s. Not awaited: ``async with client.stream(...) as s``."""
-        messages, params = self._request(prompt_or_messages, system, model=model, temperature=temperature,
-                                         top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
-                                         parallel_tool_calls=parallel_tool_calls, **extra)
-        return AsyncStream(self, messages, params)
+        messages, params, spec = self._request(prompt_or_messages, system, model=model, temperature=temperature,
+                                               top_p=top_p, max_tokens=max_tokens, tools=tools,
+                                               tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
+                                               schema=schema, **extra)
+        return AsyncStream(self, messages, params, schema=spec)
 
     async def chat(
         self,
@@ -171,16 +175,24 @@ class AsyncErnie:
         tools: Sequence[Any] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
+        schema: Any = None,
         **extra: Any,
     ) -> Reply:
-        """The whole answer as a `Reply` (streamed underneath, so limits and retries are the same)."""
-        async with self.stream(prompt_or_messages, model=model, system=system, temperature=temperature,
-                               top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
-                                         parallel_tool_calls=parallel_tool_calls, **extra) as s:
-            async for _ in s:
-                pass
-        assert s.reply is not None
-        return s.reply
+        """The whole answer as a `Reply` (streamed underneath, so limits and retries are the same).
+
+        With ``schema=`` (a pydantic model class or a JSON Schema dict) the answer is asked for as JSON, validated
+        into ``Reply.parsed``, and an invalid answer gets one repair round trip before `StructuredOutputError`."""
+        stream = self.stream(prompt_or_messages, model=model, system=system, temperature=temperature, top_p=top_p,
+                             max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
+                             parallel_tool_calls=parallel_tool_calls, schema=schema, **extra)
+        try:
+            return await _drain(stream)
+        except StructuredOutputError as err:
+            spec = stream.schema
+            assert spec is not None
+            logger.info("the answer did not match %s; asking once more: %s", spec.name, err.problems[:3])
+            return await _drain(AsyncStream(self, spec.repair(stream.messages, err), dict(stream.params),
+                                            schema=spec))
 
     def stream_tools(
         self,
@@ -250,6 +262,8 @@ class AsyncErnie:
             raise BadRequestError(self._provider.no_tools_reason())
         if isinstance(self._provider, HTTPProvider):
             self._provider.check_params(params)
+        else:  # the local model would drop thinking parameters silently: refuse them as HTTP surfaces do
+            check_thinking(self._provider.name, params.get("model") or self.model, params)
 
     def unstreamed(
         self,
@@ -263,28 +277,33 @@ class AsyncErnie:
         tools: Sequence[Any] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
+        schema: Any = None,
         concurrency: asyncio.Semaphore | None = None,
         **extra: Any,
     ) -> AsyncStream:
         """Like `stream`, but the answer is asked for unstreamed: one JSON body, with the same events, limits,
         retries and errors. Cheaper for many small all-or-nothing answers (batch rows). ``concurrency``
         replaces this client's own limit on requests in flight with a semaphore of the caller's."""
-        messages, params = self._request(prompt_or_messages, system, model=model, temperature=temperature,
-                                         top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
-                                         parallel_tool_calls=parallel_tool_calls, **extra)
-        return AsyncStream(self, messages, params, concurrency, stream=False)
+        messages, params, spec = self._request(prompt_or_messages, system, model=model, temperature=temperature,
+                                               top_p=top_p, max_tokens=max_tokens, tools=tools,
+                                               tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
+                                               schema=schema, **extra)
+        return AsyncStream(self, messages, params, concurrency, stream=False, schema=spec)
 
     def _request(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], system: str | None,
-                 **params: Any) -> tuple[list[Message], dict[str, Any]]:
-        """The messages and checked parameters of one request (refused here, before anything is sent)."""
+                 **params: Any) -> tuple[list[Message], dict[str, Any], SchemaSpec | None]:
+        """The messages, checked parameters and schema of one request (refused here, before anything is sent)."""
         messages = normalize_messages(prompt_or_messages, system)
+        spec = prepare_schema(self.provider, params)
+        if spec is not None:
+            messages = spec.with_instruction(messages)
         for key in ("tools", "tool_choice", "parallel_tool_calls"):
             if params.get(key) is None:
                 params.pop(key, None)  # absent, not null: cassette keys and request bodies stay as they were
         prepare_tool_params(params)
         prepare_web_search(self.provider, params.get("model") or self.model, params)
         self.check_params(params)
-        return messages, params
+        return messages, params, spec
 
     def with_own_pool(self, max_concurrency: int, *, transport: Literal["httpx2", "aiohttp"] = "httpx2") -> AsyncErnie:
         """A client that shares this one's provider, credentials, token cache and rate limits, with a pool of
@@ -373,6 +392,14 @@ class AsyncErnie:
         return pool
 
 
+async def _drain(stream: AsyncStream) -> Reply:
+    async with stream as s:
+        async for _ in s:
+            pass
+    assert s.reply is not None
+    return s.reply
+
+
 def _validate_params(params: Mapping[str, Any]) -> None:
     t = params.get("temperature")
     if t is not None and not (0 <= t <= 2):
@@ -400,7 +427,8 @@ class AsyncStream:
     """An answer being streamed: ``async for event in stream``; ``await stream.close()``; ``.reply`` at the end."""
 
     def __init__(self, client: AsyncErnie, messages: list[Message], params: dict[str, Any],
-                 concurrency: asyncio.Semaphore | None = None, *, stream: bool = True) -> None:
+                 concurrency: asyncio.Semaphore | None = None, *, stream: bool = True,
+                 schema: SchemaSpec | None = None) -> None:
         trimmed_messages, trimmed = trim_to_limit(messages, params.get("model") or client.model,
                                                   int(params.get("max_tokens") or 0))
         client._provider.check_messages(trimmed_messages)
@@ -408,6 +436,7 @@ class AsyncStream:
         self.params = params
         self.state = StreamState(client.provider, params.get("model") or client.model, trimmed)
         self.reply: Reply | None = None
+        self.schema = schema  # validated into reply.parsed at the end (structured.py)
         self._client = client
         self._gen: AsyncIterator[StreamEvent] | None = None
         self._concurrency = concurrency
@@ -442,8 +471,13 @@ class AsyncStream:
 
     def _finish(self) -> None:
         if self.reply is None:
-            self.reply = self.state.reply()
+            reply = self.state.reply()
             _log_request(self.state, None)
+            if self.schema is not None and not reply.tool_calls:
+                self._closed = True
+                self.reply = reply  # kept even when it does not validate: the error carries its text too
+                reply = self.schema.parse(reply)  # StructuredOutputError: the caller's to handle or repair
+            self.reply = reply
         self._closed = True
 
     async def close(self) -> None:

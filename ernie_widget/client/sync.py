@@ -173,12 +173,13 @@ class Ernie:
         tools: Sequence[Any] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
+        schema: Any = None,
         **extra: Any,
     ) -> Stream:
         """Stream an answer as `StreamEvent`s on the private loop; iterate, then read ``.reply``."""
         astream = self._async.stream(prompt_or_messages, model=model, system=system, temperature=temperature,
                                      top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
-                                         parallel_tool_calls=parallel_tool_calls, **extra)
+                                         parallel_tool_calls=parallel_tool_calls, schema=schema, **extra)
         return Stream(astream)
 
     def chat(
@@ -193,12 +194,13 @@ class Ernie:
         tools: Sequence[Any] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
+        schema: Any = None,
         **extra: Any,
     ) -> Reply:
         """The whole answer as a `Reply`. A KeyboardInterrupt stops the request and closes the connection."""
         return run_sync(self._async.chat(prompt_or_messages, model=model, system=system, temperature=temperature,
                                          top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
-                                         parallel_tool_calls=parallel_tool_calls, **extra))
+                                         parallel_tool_calls=parallel_tool_calls, schema=schema, **extra))
 
     def stream_tools(
         self,
