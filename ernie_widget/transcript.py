@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = ["Transcript", "conversation_markdown"]
@@ -35,5 +36,29 @@ def conversation_markdown(messages: list[dict[str, Any]]) -> str:
                 body += f"\n\n> ⚠ {m['error']}"
             elif m.get("status") == "stopped":
                 body += "\n\n> *(stopped)*"
+            if m.get("search_results") and not m.get("withdrawn"):
+                body += "\n\n" + sources_markdown(m["search_results"])
             parts.append(f"**{m.get('model') or 'Assistant'}:**\n\n" + body)
     return "\n\n---\n\n".join(parts)
+
+
+# Brackets and parentheses as entities: a backslash before them would open math (\( and \[, markdown_math.py).
+_MD_ENTITY = {"[": "&#91;", "]": "&#93;", "(": "&#40;", ")": "&#41;"}
+
+
+def _md_text(text: str) -> str:
+    """A source title as markdown that shows exactly this text: a title is data, never markup or a link."""
+    return re.sub(r"[!-/:-@\[-`{-~]", lambda m: _MD_ENTITY.get(m.group(), "\\" + m.group()), text)
+
+
+def sources_markdown(sources: list[dict[str, Any]]) -> str:
+    """An answer's web sources as a markdown list: number, title as text, and the URL as an autolink when it is
+    an absolute http(s) URL with a host (the renderers' rule for links)."""
+    from .render import is_web_url
+
+    lines = ["**来源 / Sources**", ""]
+    for s in sources:
+        url = str(s.get("url") or "")
+        link = f" · <{url}>" if is_web_url(url) and not re.search(r"[\s<>]", url) else ""
+        lines.append(f"- **{int(s.get('index') or 0)}.** {_md_text(str(s.get('title') or ''))}{link}")
+    return "\n".join(lines)

@@ -19,8 +19,10 @@ from ernie_widget.render import (
     render_code,
     render_html,
     render_markdown,
+    sources_html,
     to_plain,
 )
+from ernie_widget.transcript import conversation_markdown
 
 # --- the safety audit ----------------------------------------------------------------------------------
 
@@ -548,3 +550,90 @@ def test_text_after_a_nesting_bomb_is_still_shown(bomb):
 
 def test_ordinary_nesting_is_untouched():
     assert render_markdown("- a\n  - b\n    - c").count("<ul>") == 3
+
+
+# --- web sources and citation markers ----------------------------------------------------------------------
+
+SOURCES = [{"index": 1, "url": "https://yiyan.baidu.com/blog/ernie?a=1&b=2", "title": "ERNIE 4.5"},
+           {"index": 2, "url": "https://example.org/r", "title": "报告"}]
+HOSTILE_URLS = ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,<script>x</script>", "/api/contents",
+                "../files/x", "//evil.example/x", "http:/logout", "http:evil", "https://user@evil.example/",
+                "vbscript:x", ""]
+
+
+def hrefs(html: str) -> list[str | None]:
+    return [v for t, n, v in audit(html).attrs if t == "a" and n == "href"]
+
+
+def test_citation_markers_become_superscript_links_to_their_source():
+    html = render_markdown("增长^[1]^，两者^[1][2]^。", sources=SOURCES)
+    assert_safe(html)
+    assert hrefs(html) == [SOURCES[0]["url"], SOURCES[0]["url"], SOURCES[1]["url"]]
+    assert html.count("<sup>") == 2 and visible(html) == "增长[1]，两者[1][2]。"
+    assert ("a", "title", "ERNIE 4.5") in audit(html).attrs
+
+
+def test_a_marker_without_a_source_to_link_stays_plain_text():
+    assert visible(render_markdown("无^[9]^，半^[1][9]^。", sources=SOURCES)) == "无^[9]^，半[1][9]。"
+    html = render_markdown("见^[1]^。")  # no sources at all
+    assert "<sup>" not in html and "href" not in html and visible(html) == "见^[1]^。"
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS)
+def test_a_source_url_that_is_not_absolute_http_with_a_host_links_nowhere(url):
+    sources = [{"index": 1, "url": url, "title": "t"}]
+    html = render_markdown("见^[1]^。", sources=sources) + sources_html(sources)
+    assert_safe(html)
+    assert hrefs(html) == [] and "见^[1]^。" in visible(html)
+
+
+def test_markers_in_code_math_and_link_text_are_left_as_written():
+    html = render_markdown("`^[1]^` [see ^[1]^](https://a.example/) $x^[1]^$ but ^[1]^", sources=SOURCES)
+    assert hrefs(html) == ["https://a.example/", SOURCES[0]["url"]]
+    assert "<code>^[1]^</code>" in html and "see ^[1]^" in visible(html)
+
+
+def test_the_sources_list_is_numbered_titles_and_hosts_as_text():
+    title = '<img src=x onerror=alert(1)>"><script>alert(2)</script>\u202eexe.txt'
+    html = sources_html([{"index": 3, "url": "https://yiyan.baidu.com/x", "title": title},
+                         {"index": 7, "url": "javascript:alert(1)", "title": "坏"}])
+    a = assert_safe(html)
+    assert ("li", "value", "3") in a.attrs and ("li", "value", "7") in a.attrs
+    assert hrefs(html) == ["https://yiyan.baidu.com/x"]
+    assert title in "".join(a.text) and "yiyan.baidu.com" in a.text
+    assert a.tags.count("bdi") == 3  # the hostile title, its host, the other title: bidi stays in each
+    assert sources_html([]) == sources_html(None) == ""
+
+
+def test_markdown_and_text_bundles_carry_the_sources_and_other_formats_do_not():
+    for fmt in ("markdown", "text"):
+        data = bundle("答^[1]^", fmt, sources=SOURCES)
+        assert "ernie-sources" in data["text/html"] and data["text/plain"].endswith(
+            "来源 / Sources:\n[1] ERNIE 4.5 — https://yiyan.baidu.com/blog/ernie?a=1&b=2\n[2] 报告 — https://example.org/r")
+    assert 'class="ernie-cite"' in bundle("答^[1]^", "markdown", sources=SOURCES)["text/html"]
+    assert "ernie-sources" not in bundle("{}", "json", sources=SOURCES)["text/html"]
+    assert bundle("答^[1]^", "markdown")["text/plain"] == "答^[1]^"
+
+
+def test_a_transcript_lists_each_answers_sources_and_a_title_is_never_markup():
+    title = "[click](https://evil.example/) **bold** \\(x\\) $y$ <b>z</b>"
+    md = conversation_markdown([
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "答^[1]^", "search_results": [
+            {"index": 1, "url": "https://yiyan.baidu.com/x", "title": title},
+            {"index": 2, "url": "javascript:alert(1)", "title": "坏"}]},
+    ])
+    html = render_markdown(md)
+    assert_safe(html)
+    assert hrefs(html) == ["https://yiyan.baidu.com/x"]
+    assert title in visible(html) and "<strong>bold</strong>" not in html and "ernie-math" not in html
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([*_PIECES, "^[1]^", "^[2][3]^", "^", "^[", "]^"]), max_size=40).map("".join),
+       st.lists(st.tuples(st.integers(1, 3), st.sampled_from([*HOSTILE_URLS, "https://ok.example/"]),
+                          st.sampled_from(_PIECES)), max_size=4))
+def test_rendering_with_any_sources_is_always_safe(text, entries):
+    sources = [{"index": i, "url": u, "title": t} for i, u, t in entries]
+    data = bundle(text, "markdown", sources=sources)
+    assert_safe(data["text/html"].replace(f"<style>{HIGHLIGHT_CSS}</style>", ""))
