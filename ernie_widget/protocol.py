@@ -7,6 +7,8 @@ keeps a routing entry per string `id` in comm message content (docs/notebook-fac
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 if TYPE_CHECKING:
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BROWSER_MESSAGES",
     "KERNEL_MESSAGES",
+    "WEB_SEARCH",
     "AskMsg",
     "ClearMsg",
     "ContinueMsg",
@@ -29,6 +32,7 @@ __all__ = [
     "ResyncRequestMsg",
     "RetryMsg",
     "Role",
+    "SourcesMsg",
     "StartMsg",
     "StopMsg",
     "StoredMessage",
@@ -36,6 +40,7 @@ __all__ = [
     "UsageDict",
     "WithdrawMsg",
     "merge_reply",
+    "web_sources",
 ]
 
 Role = Literal["user", "assistant"]
@@ -80,6 +85,7 @@ class StoredMessage(TypedDict):
     #: provenance, put on the answer element for the companion extension's inserted cells
     model: NotRequired[str]
     request_id: NotRequired[str]
+    #: the web sources the answer cites with `^[index]^` markers: `{index, url, title}` each (see `web_sources`)
     search_results: NotRequired[list[dict[str, Any]]]
     #: kernel side only: left out of the history sent to the model (ERNIE asked to clear it)
     excluded: NotRequired[bool]
@@ -98,8 +104,52 @@ def merge_reply(message: StoredMessage, reply: Reply) -> None:
         message["model"] = reply.model
     if reply.request_id:
         message["request_id"] = reply.request_id
-    if reply.search_results:
-        message["search_results"] = [dict(r) for r in reply.search_results]
+    sources = web_sources(reply.search_results)
+    if sources:
+        message["search_results"] = sources
+
+
+#: the request option (Qianfan v2 `web_search`) that has ERNIE search the web, cite with `^[n]^` markers and send
+#: the sources it cites (`search_results`)
+WEB_SEARCH: dict[str, bool] = {"enable": True, "enable_citation": True, "enable_trace": True}
+
+#: sources kept per answer, and the longest title and URL kept: the list travels in the `messages` trait to every
+#: view and into saved notebooks
+MAX_SOURCES = 50
+_MAX_TITLE = 200
+_MAX_URL = 2048
+
+
+def _source_index(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().isdecimal():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 999:
+        return value
+    return None
+
+
+def web_sources(results: Iterable[Any] | None) -> list[dict[str, Any]]:
+    """The usable entries of search results as ``{index, url, title}``, by index, one per index.
+
+    The service's entries are untrusted data: an entry without a numeric `index`, or without a url or title,
+    is dropped, and strings are cut to size. A later entry replaces an earlier one with the same index, so
+    ``web_sources([*seen, *new])`` merges the lists ERNIE sends in a stream's first and last chunk.
+    """
+    by_index: dict[int, dict[str, Any]] = {}
+    for entry in results or ():
+        if not isinstance(entry, dict):
+            continue
+        index = _source_index(entry.get("index"))
+        url = entry.get("url")
+        url = url.strip() if isinstance(url, str) and len(url.strip()) <= _MAX_URL else ""
+        title = entry.get("title")
+        title = re.sub(r"\s+", " ", title).strip() if isinstance(title, str) else ""
+        if len(title) > _MAX_TITLE:
+            title = title[:_MAX_TITLE - 1] + "…"
+        if index is None or not (url or title):
+            continue
+        by_index[index] = {"index": index, "url": url, "title": title}
+    return [by_index[i] for i in sorted(by_index)][:MAX_SOURCES]
 
 
 # -- kernel → browser ---------------------------------------------------------------------------------------
@@ -138,6 +188,14 @@ class DoneMsg(TypedDict):
     mid: int
     status: TurnStatus
     error: NotRequired[str]
+
+
+class SourcesMsg(TypedDict):
+    """The web sources of answer `mid` so far, `{index, url, title}` each: they replace any sent before."""
+
+    type: Literal["sources"]
+    mid: int
+    results: list[dict[str, Any]]
 
 
 class NoticeMsg(TypedDict):
@@ -199,6 +257,6 @@ class HelloMsg(TypedDict):
     type: Literal["hello"]
 
 
-KERNEL_MESSAGES: tuple[type, ...] = (StartMsg, DeltaMsg, ResyncMsg, DoneMsg, NoticeMsg, WithdrawMsg)
+KERNEL_MESSAGES: tuple[type, ...] = (StartMsg, DeltaMsg, ResyncMsg, DoneMsg, SourcesMsg, NoticeMsg, WithdrawMsg)
 BROWSER_MESSAGES: tuple[type, ...] = (AskMsg, StopMsg, RetryMsg, ClearMsg, ContinueMsg, DeleteMsg, EditMsg,
                                       ResyncRequestMsg, HelloMsg)

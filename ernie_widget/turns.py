@@ -15,7 +15,7 @@ from typing import Any
 from .client.background import background_loop
 from .client.handoff import Handoff
 from .deltas import DeltaBatcher
-from .protocol import StoredMessage
+from .protocol import StoredMessage, web_sources
 
 __all__ = ["AskHandle", "Backend", "Turn", "backend_texts", "last_user_index", "public_message"]
 
@@ -32,6 +32,29 @@ class Turn:
         self._task: asyncio.Task[Any] | None = None
         self._stop = False
         self._lock = threading.Lock()
+        #: the web sources seen so far (`protocol.web_sources`); on the loop thread, like the batcher
+        self.sources: list[dict[str, Any]] = []
+
+    def add_sources(self, results: Any) -> dict[str, Any] | None:
+        """Merge search results into `sources`; the `sources` message for the front end when they changed.
+
+        ERNIE may send the list in the first and again in the last chunk: the same list changes nothing."""
+        merged = web_sources([*self.sources, *(results or ())])
+        if merged == self.sources:
+            return None
+        self.sources = merged
+        return self.sources_message()
+
+    def sources_message(self) -> dict[str, Any]:
+        return {"type": "sources", "mid": self.mid, "results": self.sources}
+
+    def store_sources(self, answer: StoredMessage) -> None:
+        """The answer keeps every source that streamed and those its reply names; a withdrawn answer keeps none."""
+        self.add_sources(answer.get("search_results"))
+        if self.sources and not answer.get("withdrawn"):
+            answer["search_results"] = self.sources
+        else:
+            answer.pop("search_results", None)
 
     def attach(self, task: asyncio.Task[Any]) -> bool:
         """Called first thing on the loop; False when Stop came before the task started."""

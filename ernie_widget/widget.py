@@ -8,6 +8,7 @@ The answer in flight travels as custom messages, coalesced every 40 ms (docs/not
                        {"type": "delta", "mid", "seq", "text"?, "reasoning"?}    seq 0, 1, 2… per mid
                        {"type": "resync", "mid", "seq", "text", "reasoning"}     all so far; next delta is seq
                        {"type": "done", "mid", "status", "error"?}               status ok | stopped | error
+                       {"type": "sources", "mid", "results"}                     web sources so far (replace)
                        {"type": "notice", "text"}
                        {"type": "withdraw", "mid", "notice"}
     browser → kernel   ask {text, images?} · stop · retry · clear · continue · delete {index} · edit {text}
@@ -40,7 +41,7 @@ from .client.local_notice import offline_model_notice
 from .client.messages import image as image_part
 from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
 from .deltas import DeltaBatcher
-from .protocol import StoredMessage, merge_reply
+from .protocol import WEB_SEARCH, StoredMessage, merge_reply
 from .transcript import Transcript, conversation_markdown
 from .turns import AskHandle, Backend, Turn, backend_texts, last_user_index, public_message
 
@@ -71,6 +72,8 @@ class ErnieChat(anywidget.AnyWidget):
     ``store="chat.sqlite"`` keeps it across kernel restarts (a store without a thread name uses the
     default thread). ``backend=fn`` replaces the client: ``fn(history)`` may return a string, an
     iterable or a generator of text pieces, an async generator, or an awaitable of any of these.
+    ``web_search=True`` (or ``chat.web_search = True`` later) has ERNIE search the web for each answer: its
+    sources are listed under the answer and its ``^[n]^`` citation markers link to them.
     """
 
     _esm = STATIC / "widget.js" if (STATIC / "widget.js").is_file() else _FALLBACK_ESM
@@ -83,6 +86,8 @@ class ErnieChat(anywidget.AnyWidget):
     model_label = traitlets.Unicode("").tag(sync=True)
     placeholder = traitlets.Unicode("").tag(sync=True)
     banner = traitlets.Unicode("").tag(sync=True)
+    #: ask ERNIE to search the web and cite its sources (Qianfan's `web_search`); kernel side only, not synced
+    web_search = traitlets.Bool(False)
 
     def __init__(
         self,
@@ -97,6 +102,7 @@ class ErnieChat(anywidget.AnyWidget):
         store: str | pathlib.Path | None = None,
         send_mode: str = "enter",
         max_tokens: int | None = None,
+        web_search: bool = False,
         **kwargs: Any,
     ) -> None:
         if backend is None and client is None:
@@ -122,7 +128,7 @@ class ErnieChat(anywidget.AnyWidget):
         if offline is not None:
             kwargs.setdefault("banner", offline_model_notice(offline, in_notebook=True))
             kwargs.setdefault("placeholder", "向离线模型提问… / Ask the offline model…")
-        super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), **kwargs)
+        super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), web_search=web_search, **kwargs)
         self._sync_messages()
         self._conv.subscribe(self._on_conversation_change)
         self.on_msg(self._on_custom)
@@ -305,14 +311,17 @@ class ErnieChat(anywidget.AnyWidget):
             return
         aio = getattr(self._client, "aio", self._client)
         model = None if not self._model or is_gguf(self._model) else self._model
+        search = {"web_search": dict(WEB_SEARCH)} if self.web_search else {}
         stream = aio.stream(history, model=model, system=self._system, temperature=self._temperature,
-                            max_tokens=self._max_tokens)
+                            max_tokens=self._max_tokens, **search)
         async with stream:  # leaving it (also on cancel) closes the HTTP response
             async for ev in stream:
                 if ev.type in ("text", "reasoning"):
                     yield ev.type, ev.text
                 elif ev.type == "safety" and ev.safety is not None:
                     yield "safety", ev.safety
+                elif ev.type == "search_results":
+                    yield "sources", ev.results
             yield "reply", stream.reply
 
     async def _run_turn(self, turn: Turn, history: list[dict[str, Any]]) -> StoredMessage:
@@ -344,6 +353,8 @@ class ErnieChat(anywidget.AnyWidget):
                     first = first or time.monotonic()
                     pieces += 1
                     batcher.add(**{kind: value})
+                elif kind == "sources" and not answer.get("withdrawn") and (msg := turn.add_sources(value)):
+                    self._emit(msg)
                 elif kind == "safety":
                     if value.need_clear_history:
                         answer["excluded"] = True
@@ -378,6 +389,7 @@ class ErnieChat(anywidget.AnyWidget):
         answer["content"] = WITHDRAWN_NOTICE if answer.get("withdrawn") else "".join(batcher.text)
         if batcher.reasoning and not answer.get("withdrawn"):
             answer["reasoning"] = "".join(batcher.reasoning)
+        turn.store_sources(answer)
         if "metrics" not in answer:
             answer["metrics"] = {"ttft_ms": None if first is None else round((first - started) * 1000, 1),
                                  "duration_ms": round((time.monotonic() - started) * 1000, 1), "chunks": pieces}
@@ -450,3 +462,5 @@ class ErnieChat(anywidget.AnyWidget):
         turn = self._turn
         if turn is not None:
             self._emit(turn.batcher.snapshot())
+            if turn.sources:
+                self._emit(turn.sources_message())

@@ -72,6 +72,13 @@ export interface DoneMsg {
   error?: string;
 }
 
+/** The web sources of answer `mid` so far, `{index, url, title}` each: they replace any sent before. */
+export interface SourcesMsg {
+  type: "sources";
+  mid: number;
+  results: Record<string, unknown>[];
+}
+
 export interface NoticeMsg {
   type: "notice";
   text: string;
@@ -127,7 +134,7 @@ export interface HelloMsg {
 }
 
 /** Kernel → browser custom messages. */
-export type KernelMessage = StartMsg | DeltaMsg | ResyncMsg | DoneMsg | NoticeMsg | WithdrawMsg;
+export type KernelMessage = StartMsg | DeltaMsg | ResyncMsg | DoneMsg | SourcesMsg | NoticeMsg | WithdrawMsg;
 
 /** Browser → kernel custom messages. */
 export type BrowserMessage = AskMsg | StopMsg | RetryMsg | ClearMsg | ContinueMsg | DeleteMsg | EditMsg | ResyncRequestMsg | HelloMsg;

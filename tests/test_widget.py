@@ -598,3 +598,62 @@ def test_a_rejected_key_says_how_to_set_one(sim, sent: Sent) -> None:
     answer = ErnieChat().ask("hi").wait(10)
     assert answer["status"] == "error" and answer["error_kind"] == "auth"
     assert "QIANFAN_API_KEY" in answer["error"] and "--doctor" in answer["error"]
+
+
+# -- web search ------------------------------------------------------------------------------------
+
+SOURCES = [{"index": 1, "url": "https://yiyan.baidu.com/blog/ernie", "title": "ERNIE 4.5", "datasource_id": "x"},
+           {"index": 2, "url": "https://example.org/report", "title": "  报告\n全文 "}]
+STORED_SOURCES = [{"index": 1, "url": "https://yiyan.baidu.com/blog/ernie", "title": "ERNIE 4.5"},
+                  {"index": 2, "url": "https://example.org/report", "title": "报告 全文"}]
+CITATIONS = {"enable": True, "enable_citation": True, "enable_trace": True}
+
+
+def test_web_search_asks_for_citations_and_streams_the_sources_once_before_the_answer_ends(sim, sent: Sent) -> None:
+    text = "ERNIE 4.5 已开源^[1]^，见报告^[2]^。" * 3
+    sim.push(Answer(text=text, search_results=SOURCES, chunk_size=3, delay=0.005))
+    chat = ErnieChat(web_search=True)
+    answer = chat.ask("ERNIE 4.5 开源了吗？").wait(10)
+    assert sim.chat_requests[-1].json["web_search"] == CITATIONS
+    mid = answer["mid"]
+    msgs = [m for m in sent.custom() if m.get("mid") == mid]
+    # Qianfan sends the list in the first and again in the last chunk (the simulator does too): one message, sent
+    # while the text still streams
+    assert [m for m in msgs if m["type"] == "sources"] == [{"type": "sources", "mid": mid, "results": STORED_SOURCES}]
+    kinds = [m["type"] for m in msgs]
+    last_delta = max(i for i, k in enumerate(kinds) if k == "delta")
+    assert kinds.index("sources") < last_delta < kinds.index("done")
+    # stored with the answer, so a reloaded view (the messages trait) shows them again
+    assert answer["content"] == text
+    assert answer["search_results"] == STORED_SOURCES and chat.messages[-1]["search_results"] == STORED_SOURCES
+    assert "**来源 / Sources**" in chat.to_markdown() and "<https://example.org/report>" in chat.to_markdown()
+
+
+def test_web_search_is_off_by_default_and_the_trait_turns_it_on(sim, sent: Sent) -> None:
+    chat = ErnieChat()
+    chat.ask("q").wait(10)
+    assert "web_search" not in sim.chat_requests[-1].json
+    chat.web_search = True
+    chat.ask("q2").wait(10)
+    assert sim.chat_requests[-1].json["web_search"] == CITATIONS
+
+
+def test_a_view_reconnecting_mid_answer_gets_the_sources_right_after_the_text(sim, sent: Sent) -> None:
+    sim.push(Answer(text="一二三四五六七八^[1]^", search_results=SOURCES, chunk_size=1, delay=0.05))
+    chat = ErnieChat(web_search=True)
+    handle = chat.ask("q")
+    wait_until(lambda: bool(sent.custom("sources")))
+    from_frontend(chat, {"type": "hello"})
+    wait_until(lambda: bool(sent.custom("resync")))
+    answer = handle.wait(10)
+    msgs = sent.custom()
+    after = msgs.index(sent.custom("resync")[0]) + 1
+    assert msgs[after] == {"type": "sources", "mid": answer["mid"], "results": STORED_SOURCES}
+
+
+def test_a_withdrawn_answer_keeps_no_sources(sim, sent: Sent) -> None:
+    sim.push(Answer(text="不该显示的内容^[1]^", flag=4, search_results=SOURCES, chunk_size=2))
+    chat = ErnieChat(web_search=True)
+    answer = chat.ask("q").wait(5)
+    assert answer["withdrawn"] is True and "search_results" not in answer
+    assert "Sources" not in chat.to_markdown()
