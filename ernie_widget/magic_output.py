@@ -2,7 +2,7 @@
 
 The text is rendered in the kernel (`render.bundle`: sanitized HTML) and redrawn at most every
 ``update_interval`` seconds through one display id; the final display carries the answer's provenance in its
-metadata. An interrupt (Ctrl+C, "Interrupt kernel") cancels the request and keeps the partial answer.
+metadata. Web sources (``--search``) are drawn under the answer as soon as they arrive. An interrupt (Ctrl+C, "Interrupt kernel") cancels the request and keeps the partial answer.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.display import display
@@ -18,7 +18,7 @@ from IPython.display import display
 from .client.errors import ContentFilterError, ErnieError
 from .client.handoff import Channel, Handoff, Signal
 from .conversations import WITHDRAWN_NOTICE
-from .protocol import StoredMessage, merge_reply
+from .protocol import StoredMessage, merge_reply, web_sources
 
 __all__ = ["Outcome", "provenance", "stream_answer"]
 
@@ -32,6 +32,8 @@ class Outcome:
     error: ErnieError | None = None
     interrupted: bool = False
     withdrawn: bool = False
+    #: web sources (`protocol.web_sources`): what streamed, merged with what the reply names
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
     def answer(self) -> StoredMessage:
         """The assistant message stored in the thread (stored as the widget stores its answers)."""
@@ -43,6 +45,8 @@ class Outcome:
                 answer["reasoning"] = reply.reasoning
             if reply.safety is not None and reply.safety.need_clear_history:
                 answer["excluded"] = True
+        if self.sources:
+            answer["search_results"] = self.sources
         if self.error is not None:
             answer["status"], answer["error"] = "error", str(self.error)
         if self.interrupted:
@@ -50,6 +54,7 @@ class Outcome:
         if self.withdrawn:
             answer["content"], answer["withdrawn"] = WITHDRAWN_NOTICE, True
             answer.pop("reasoning", None)
+            answer.pop("search_results", None)
         return answer
 
 
@@ -60,12 +65,14 @@ def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str,
 
     aio = client.aio
 
-    async def pump(channel: Channel[str]) -> Any:
+    async def pump(channel: Channel[str | tuple[dict[str, Any], ...]]) -> Any:
         stream = aio.stream(messages, **params)
         async with stream:  # leaving it (also on cancel) closes the HTTP response
             async for ev in stream:
                 if ev.type == "text":
                     channel.put(ev.text)
+                elif ev.type == "search_results" and ev.results:
+                    channel.put(ev.results)
             return stream.reply
 
     parts: list[str] = []
@@ -73,7 +80,7 @@ def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str,
     handle = None
     last = 0.0
     dirty = False
-    answer: Handoff[str, Any] = Handoff(pump)
+    answer: Handoff[str | tuple[dict[str, Any], ...], Any] = Handoff(pump)
     try:  # from here on an interrupt, wherever it lands, cancels the request
         if streaming:
             handle = display(bundle("", fmt, trust_html=trust_html, streaming=True), raw=True,
@@ -82,12 +89,17 @@ def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str,
             item = answer.get(timeout=update_interval)
             if item is Signal.DONE:
                 break
-            if item is not Signal.IDLE:
+            if isinstance(item, tuple):
+                # ERNIE may send the list in the first and again in the last chunk: merged, never doubled
+                out.sources = web_sources([*out.sources, *item])
+                dirty = True
+            elif item is not Signal.IDLE:
                 parts.append(item)
                 dirty = True
             now = time.monotonic()
             if handle is not None and dirty and now - last >= update_interval:
-                handle.update(bundle("".join(parts), fmt, trust_html=trust_html, streaming=True), raw=True)
+                handle.update(bundle("".join(parts), fmt, trust_html=trust_html, streaming=True,
+                                     sources=out.sources), raw=True)
                 last, dirty = now, False
     except KeyboardInterrupt:
         out.interrupted = True
@@ -102,10 +114,12 @@ def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str,
             out.text = err.partial_text or out.text
     if out.reply is not None:
         out.text = out.reply.text
+        out.sources = web_sources([*out.sources, *out.reply.search_results])
     out.withdrawn = isinstance(out.error, ContentFilterError) or bool(
         out.reply is not None and out.reply.safety is not None and out.reply.safety.withdraws_text)
     shown = WITHDRAWN_NOTICE if out.withdrawn else out.text
-    final = bundle(shown, "text" if out.withdrawn else fmt, trust_html=trust_html, streaming=False)
+    final = bundle(shown, "text" if out.withdrawn else fmt, trust_html=trust_html, streaming=False,
+                   sources=None if out.withdrawn else out.sources)
     meta = {"ernie_widget": provenance(client, out.reply)}
     if handle is not None:
         handle.update(final, raw=True, metadata=meta)

@@ -31,6 +31,7 @@ from .conversations import (
 from .magic_actions import doctor, fix_prompt, list_providers, paste_code_block
 from .magic_input import ask_questions_not_help, raw_prompt, record_errors, unquote
 from .magic_output import Outcome, stream_answer
+from .protocol import WEB_SEARCH
 
 __all__ = ["FORMAT_INSTRUCTIONS", "ErnieMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -134,6 +135,8 @@ class ErnieMagics(Magics):
     @argument("--params", help="JSON object of extra request parameters")
     @argument("-o", "--out", help="store the final text (for -f code: the code) in this variable")
     @argument("--no-stream", action="store_true", help="show only the final answer")
+    @argument("--search", action="store_true",
+              help="search the web: ERNIE cites its sources, listed under the answer (Qianfan web_search)")
     @argument("--image", action="append", default=[], metavar="VAR",
               help="attach an image variable (figure, PIL image, bytes or path); repeatable")
     @argument("--thread", help="continue this conversation (shared with ErnieChat(thread=...)); without it, and "
@@ -218,6 +221,8 @@ class ErnieMagics(Magics):
             params["temperature"] = temperature
         if args.max_tokens is not None:
             params["max_tokens"] = args.max_tokens
+        if args.search:
+            params.setdefault("web_search", dict(WEB_SEARCH))  # --params '{"web_search": {…}}' says more
         return params
 
     def _system_prompt(self, args: Any, fmt: str) -> str | None:

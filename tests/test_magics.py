@@ -482,3 +482,70 @@ def test_a_prose_answer_under_f_code_is_not_inserted_as_a_cell(sim, ip) -> None:
     sim.push(Answer(text="print('hi')"))
     cell(ip, "-f code", "say hi")
     assert ip.rl_next_input == "print('hi')"
+
+
+# -- web search ------------------------------------------------------------------------------------
+
+
+class Links(HTMLParser):
+    """Every link of an output: (href, class, target, rel, text)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[tuple[str | None, ...]] = []
+        self._open: list[Any] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            a = dict(attrs)
+            self._open = [a.get("href"), a.get("class"), a.get("target"), a.get("rel"), ""]
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._open[-1] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._open is not None:
+            self.links.append(tuple(self._open))
+            self._open = None
+
+
+SEARCH_RESULTS = [
+    {"index": 1, "url": "https://yiyan.baidu.com/blog/ernie?a=1&b=2", "title": "ERNIE 4.5 <img src=x onerror=alert(1)>"},
+    {"index": 2, "url": "javascript:alert(document.domain)", "title": "坏链接"},
+    {"index": 3, "url": "/api/contents", "title": "相对路径"},
+]
+
+
+def test_search_lists_the_sources_under_the_answer_and_links_its_markers(sim, ip) -> None:
+    text = "ERNIE 4.5 已开源^[1]^；另见^[2]^、^[3]^ 与 ^[9]^。" * 4
+    sim.push(Answer(text=text, search_results=SEARCH_RESULTS, chunk_size=2, delay=0.01))
+    io, result = cell(ip, "--search", "ERNIE 4.5 开源了吗？")
+    assert result.success
+    assert last_request(sim).json["web_search"] == {"enable": True, "enable_citation": True, "enable_trace": True}
+    outs = outputs(io)
+    final = outs[-1]["data"]
+    url = SEARCH_RESULTS[0]["url"]
+    rel = "noopener noreferrer nofollow"
+    # only source 1 has an absolute http(s) URL with a host: its markers link, and so does its entry in the list
+    assert Links(final["text/html"]).links == [(url, "ernie-cite", "_blank", rel, "[1]")] * 4 + [
+        (url, "ernie-source", "_blank", rel, "ERNIE 4.5 <img src=x onerror=alert(1)>")]
+    assert active_content(final["text/html"]) == []
+    assert final["text/html"].count("^[2]^") == final["text/html"].count("^[9]^") == 4  # plain text
+    assert final["text/html"].count("<li") == 3 and "相对路径" in final["text/html"]
+    assert final["text/plain"].startswith(text) and final["text/plain"].endswith(
+        f"来源 / Sources:\n[1] {SEARCH_RESULTS[0]['title']} — {url}\n[2] 坏链接 — javascript:alert(document.domain)\n"
+        "[3] 相对路径 — /api/contents")
+    # the list came with the first chunk and was drawn while the answer streamed, once, though it came twice
+    streamed = [o["data"]["text/html"] for o in outs[:-1] if "ernie-sources" in o["data"]["text/html"]]
+    assert streamed and all(h.count("<li") == 3 for h in streamed)
+    stored = threads.get_thread(threads.LAST_CALL_THREAD).messages[-1]["search_results"]
+    assert [s["index"] for s in stored] == [1, 2, 3] and stored[0]["url"] == url
+
+
+def test_without_search_nothing_is_asked_and_dry_run_shows_the_option(sim, ip) -> None:
+    cell(ip, "", "q")
+    assert "web_search" not in last_request(sim).json
+    io, _ = cell(ip, "--search --dry-run", "q")
+    assert json.loads(io.stdout[: io.stdout.rindex("}") + 1])["web_search"]["enable_citation"] is True

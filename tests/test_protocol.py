@@ -90,3 +90,33 @@ def test_stored_answers_of_the_widget_and_the_magics_have_one_shape(sim, ip, sen
         assert stored["model"] and stored["status"] == "ok" and stored["metrics"]["duration_ms"] >= 0
     # the magic's answer now says which model wrote it, as the widget's always did
     assert magic_answer["model"] == widget_answer["model"]
+
+
+SEARCH = [{"index": 1, "url": "https://yiyan.baidu.com/blog/ernie", "title": "ERNIE 4.5", "datasource_id": "a"}]
+
+
+def test_web_sources_keep_index_url_and_title_of_usable_entries_one_per_index() -> None:
+    long_url = "https://example.com/" + "x" * 3000
+    raw = [None, "text", {"index": True, "title": "bool"}, {"index": 0, "title": "zero"}, {"index": 1000, "title": "big"},
+           {"index": 2.5, "title": "float"}, {"index": 3}, {"index": "4", "url": " https://four.example/ ", "title": 7},
+           {"index": 5, "url": long_url, "title": "t" * 500}, {"index": 2, "url": "https://first.example/", "title": "a"},
+           {"index": 2, "url": "https://later.example/", "title": " b\n\tc "}]
+    assert protocol.web_sources(raw) == [
+        {"index": 2, "url": "https://later.example/", "title": "b c"},
+        {"index": 4, "url": "https://four.example/", "title": ""},
+        {"index": 5, "url": "", "title": "t" * 199 + "…"},
+    ]
+    assert [s["index"] for s in protocol.web_sources({"index": i, "title": "x"} for i in range(80, 0, -1))] \
+        == list(range(1, protocol.MAX_SOURCES + 1))
+    assert protocol.web_sources(None) == protocol.web_sources(()) == []
+
+
+def test_sources_messages_conform_and_both_sides_store_the_same_sources(sim, ip, sent: Sent) -> None:
+    sim.push(Answer(text="答^[1]^", search_results=SEARCH), Answer(text="答^[1]^", search_results=SEARCH))
+    chat = ErnieChat(thread="searched", web_search=True)
+    chat.ask("from the widget").wait(10)
+    ip.run_cell_magic("ernie", "--thread searched --search", "from the magic")
+    assert sent.custom("sources") and all(conforms(m, protocol.KERNEL_MESSAGES) for m in sent.custom())
+    answers = [m for m in threads.get_thread("searched").messages if m["role"] == "assistant"]
+    expected = [{"index": 1, "url": "https://yiyan.baidu.com/blog/ernie", "title": "ERNIE 4.5"}]
+    assert [a["search_results"] for a in answers] == [expected, expected]
