@@ -12,7 +12,7 @@ import { bindSendKeys, imageFiles, isolateKeys, MAX_IMAGE_BYTES, MAX_IMAGES, rea
 import { AssistantMessageView, type MessageView, messageKey, UserMessageView, type ViewContext } from "./messages";
 import { LOADABLE_IMAGE } from "./sanitize";
 import { DeltaAssembler, type StreamSink } from "./stream";
-import { type BrowserMessage, type ChatModel, type IndexedMessage, isSafeImageDataUrl, parseMessages, type TurnStatus } from "./types";
+import { type BrowserMessage, type ChatModel, type IndexedMessage, isSafeImageDataUrl, parseMessages, parseSources, type TurnStatus } from "./types";
 
 /** How long Send stays disabled waiting for the kernel's `start` after an ask. */
 const AWAIT_START_MS = 15_000;
@@ -194,6 +194,14 @@ export class ChatView implements StreamSink {
       this.stick = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight <= STICK_PX;
     });
     this.listen(this.root, "click", (e: MouseEvent) => this.onClick(e));
+    // A link opens only on the user's own click. A script in the page (another extension, an output of a
+    // prompt-injected answer) could dispatch a click on a link to a model- or web-chosen URL; anchors follow such
+    // clicks too. Capture phase: a dispatched click need not bubble, and the default action is cancelled first.
+    const untrusted = (e: Event): void => {
+      if (!e.isTrusted && e.target instanceof Element && e.target.closest("a[href]")) e.preventDefault();
+    };
+    this.root.addEventListener("click", untrusted, true);
+    this.cleanups.push(() => this.root.removeEventListener("click", untrusted, true));
   }
 
   private applyLang(): void {
@@ -245,6 +253,9 @@ export class ChatView implements StreamSink {
         this.removePendingUser();
         this.setAwaitingStart(false);
       }
+    } else if (m.type === "sources" && typeof m.mid === "number") {
+      // web sources of the answer in flight; once the transcript holds the answer, its entry is the truth
+      if (!this.finalMids.has(m.mid)) this.byMid.get(m.mid)?.setSources(parseSources(m.results));
     } else if (m.type === "withdraw" && typeof m.mid === "number") {
       this.byMid.get(m.mid)?.withdraw(typeof m.notice === "string" ? m.notice : "");
       if (this.inflight?.mid === m.mid) this.inflight = null;

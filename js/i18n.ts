@@ -39,6 +39,7 @@ const en = {
   assistant: "ERNIE",
   dropHere: "Drop images to attach",
   imageTooLarge: "Image too large (max {mb} MB)",
+  sources: "Sources",
 };
 
 type Strings = typeof en;
@@ -83,6 +84,7 @@ const zh: Strings = {
   assistant: "文心",
   dropHere: "松开以附加图片",
   imageTooLarge: "图片过大（上限 {mb} MB）",
+  sources: "来源",
 };
 
 export type Lang = "zh" | "en";

@@ -14,12 +14,49 @@
  * - links only to http(s), mailto and `#` (others stay literal text), with rel/target set;
  * - images are never loaded: a placeholder button carries the URL, the widget loads it on click (http(s) only);
  * - each block's HTML then goes through DOMPurify with an allowlist (sanitize.ts).
+ *
+ * ERNIE's web-search citation markers (`^[1]^`, `^[1][3]^`) in text become `<span class="ernie-cite">` with the
+ * marker as its text; the answer's view links them to its sources (sources.ts), so the HTML here stays a function
+ * of the text alone, whenever the sources arrive.
  */
-import MarkdownItCallable, { type Env, type MarkdownIt, type Token } from "markdown-it";
+import MarkdownItCallable, { type Env, type MarkdownIt, type StateCore, type Token } from "markdown-it";
 import cjkFriendly from "markdown-it-cjk-friendly";
 import { highlightCode } from "./highlight";
 import { mathPlugin } from "./math";
 import { LINK_REL, LOADABLE_IMAGE, SAFE_HREF, sanitizeHtml } from "./sanitize";
+
+/** A citation marker: `^[n]^` with one to nine bracketed numbers (render.py has the same rule). */
+export const CITATION = /\^((?:\[\d{1,3}\]){1,9})\^/g;
+
+/** Split text tokens at citation markers. Code, math and link targets are other tokens, and text inside a link
+ *  is skipped (a link in a link), so a marker there stays as written. */
+function citations(state: StateCore): void {
+  for (const block of state.tokens) {
+    if (block.type !== "inline" || !block.children || !block.content.includes("^[")) continue;
+    const children: Token[] = [];
+    const piece = (type: string, content: string): void => {
+      const token = new state.Token(type, "", 0);
+      token.content = content;
+      children.push(token);
+    };
+    let inLink = 0;
+    for (const token of block.children) {
+      inLink += token.type === "link_open" ? 1 : token.type === "link_close" ? -1 : 0;
+      if (token.type !== "text" || inLink || !token.content.includes("^[")) {
+        children.push(token);
+        continue;
+      }
+      let pos = 0;
+      for (const m of token.content.matchAll(CITATION)) {
+        if (m.index > pos) piece("text", token.content.slice(pos, m.index));
+        piece("ernie_cite", m[0]);
+        pos = m.index + m[0].length;
+      }
+      if (pos < token.content.length) piece("text", token.content.slice(pos));
+    }
+    block.children = children;
+  }
+}
 
 function createMarkdown(): MarkdownIt {
   const md = MarkdownItCallable({ html: false, linkify: false, breaks: true, typographer: false });
@@ -28,6 +65,7 @@ function createMarkdown(): MarkdownIt {
   md.disable("reference");
   md.validateLink = (url: string) => SAFE_HREF.test(url.trim());
   md.use(cjkFriendly).use(mathPlugin);
+  md.core.ruler.push("ernie_citations", citations);
 
   const escape = md.utils.escapeHtml;
   const rules = md.renderer.rules;
@@ -57,6 +95,8 @@ function createMarkdown(): MarkdownIt {
     // `ernie-fence`: fenced blocks are the ones the kernel numbers for `%ernie --paste N` (render.py).
     return `<pre class="ernie-code ernie-fence"><code${cls}>${highlighted ?? escape(token.content)}</code></pre>\n`;
   };
+
+  rules.ernie_cite = (tokens, idx) => `<span class="ernie-cite">${escape(tokens[idx].content)}</span>`;
 
   rules.code_block = (tokens, idx) =>
     `<pre class="ernie-code"><code>${escape(tokens[idx].content)}</code></pre>\n`;
@@ -177,6 +217,8 @@ export interface IncrementalRendererOptions {
   schedule?: (flush: () => void) => void;
   /** Called with the top-level nodes of each block when it is frozen (e.g. to add code-block buttons). */
   onCommit?: (nodes: Element[]) => void;
+  /** Called after each flush with the nodes it inserted (e.g. to link citation markers in them). */
+  onRender?: (nodes: ChildNode[]) => void;
 }
 
 const defaultSchedule = (flush: () => void): void => {
@@ -202,6 +244,7 @@ export class IncrementalRenderer {
   readonly container: HTMLElement;
   private readonly schedule: (flush: () => void) => void;
   private readonly onCommit?: (nodes: Element[]) => void;
+  private readonly onRender?: (nodes: ChildNode[]) => void;
   private src = "";
   private heldCR = false;
   private frozenAt = 0;
@@ -214,6 +257,7 @@ export class IncrementalRenderer {
     this.container = container;
     this.schedule = options.schedule ?? defaultSchedule;
     this.onCommit = options.onCommit;
+    this.onRender = options.onRender;
   }
 
   /** All text received so far (line endings normalized). */
@@ -319,15 +363,18 @@ export class IncrementalRenderer {
       if (!segments.includes(old)) for (const node of old.nodes ?? []) node.remove();
     }
     const doc = this.container.ownerDocument;
+    const inserted: ChildNode[] = [];
     let ref: ChildNode | null = null;
     for (let k = segments.length - 1; k >= 0; k--) {
       const segment = segments[k];
       if (!segment.nodes) {
         segment.nodes = parseHtml(doc, segment.html);
         for (const node of segment.nodes) this.container.insertBefore(node, ref);
+        inserted.push(...segment.nodes);
       }
       if (segment.nodes.length) ref = segment.nodes[0];
     }
+    if (inserted.length) this.onRender?.(inserted);
     for (let k = 0; k < frozen; k++) {
       this.onCommit?.((segments[k].nodes ?? []).filter((n): n is Element => n.nodeType === 1));
     }

@@ -2,7 +2,8 @@
 import { h, icon } from "./dom";
 import type { StringKey, Translate } from "./i18n";
 import { IncrementalRenderer, normalizeText } from "./markdown";
-import type { BrowserMessage, IndexedMessage, Metrics, TurnStatus, Usage } from "./types";
+import { linkCitations, renderSourceList } from "./sources";
+import type { BrowserMessage, IndexedMessage, Metrics, Source, TurnStatus, Usage } from "./types";
 
 /** What a message view needs from the chat. */
 export interface ViewContext {
@@ -142,6 +143,11 @@ export class AssistantMessageView {
   /** The open state we last set (to tell the user's toggles from ours). */
   private reasoningOpen = false;
   private readonly notice: HTMLElement;
+  /** The web sources under the answer (`ernie-sources`), hidden while there are none. */
+  private readonly sourcesEl: HTMLElement;
+  private readonly sourcesList: HTMLOListElement;
+  private sources = new Map<number, Source>();
+  private sourcesJson = "[]";
   /** Present only while there is an error (so `ernie-error` test ids match visible errors only). */
   private error: HTMLElement | null = null;
   private readonly footer: HTMLElement;
@@ -156,6 +162,11 @@ export class AssistantMessageView {
     this.renderer = new IncrementalRenderer(this.answer, {
       schedule: (flush) => ctx.schedule(flush),
       onCommit: (nodes) => ctx.committed(this, nodes),
+      // markers rendered after the sources arrived (the answer streams on) are linked as they appear
+      onRender: (nodes) => {
+        if (!this.sources.size) return;
+        for (const node of nodes) if (node.nodeType === 1) linkCitations(node as Element, this.sources);
+      },
     });
     const summary = h("summary", {});
     this.labels.push([summary, "thinking", "text"]);
@@ -168,6 +179,11 @@ export class AssistantMessageView {
     });
     this.notice = h("div", { class: "ernie-answer-notice" });
     this.notice.hidden = true;
+    const sourcesTitle = h("div", { class: "ernie-sources-title" });
+    this.labels.push([sourcesTitle, "sources", "text"]);
+    this.sourcesList = h("ol", { class: "ernie-sources-list" });
+    this.sourcesEl = h("div", { class: "ernie-sources", "data-testid": "ernie-sources" }, sourcesTitle, this.sourcesList);
+    this.sourcesEl.hidden = true;
     this.footerInfo = h("span", { class: "ernie-footer-info" });
     const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", icon("copy"));
     copy.addEventListener("click", () => ctx.copy(this.renderer.text, copy));
@@ -177,6 +193,7 @@ export class AssistantMessageView {
       { class: "ernie-message ernie-assistant", "data-testid": "ernie-message", "data-role": "assistant" },
       this.reasoning,
       this.answer,
+      this.sourcesEl,
       this.notice,
       this.footer,
     );
@@ -218,6 +235,21 @@ export class AssistantMessageView {
     this.el.removeAttribute("aria-busy");
     this.flushReasoning();
     if (!this.reasoningToggledByUser) this.setReasoningOpen(false);
+  }
+
+  // --- web sources -------------------------------------------------------------------------------------------
+
+  /** Show these sources (they replace any shown: the kernel sends every list whole, so nothing is doubled) and link
+   *  the answer's markers to them, those already shown and those still to come. */
+  setSources(sources: Source[]): void {
+    const json = JSON.stringify(sources);
+    if (json !== this.sourcesJson) {
+      this.sourcesJson = json;
+      this.sources = new Map(sources.map((s) => [s.index, s]));
+      renderSourceList(this.sourcesList, sources);
+      linkCitations(this.answer, this.sources);
+    }
+    this.sourcesEl.hidden = !sources.length || this.withdrawn;
   }
 
   // --- reasoning ---------------------------------------------------------------------------------------------
@@ -277,6 +309,7 @@ export class AssistantMessageView {
         this.withdrawn = false;
         this.renderer.reset();
       }
+      this.setSources(msg.search_results ?? []);
       if (!this.renderer.isFinished || this.renderer.text !== normalizeText(msg.content)) {
         this.renderer.replace(msg.content);
         this.renderer.finish();
@@ -299,6 +332,7 @@ export class AssistantMessageView {
     this.renderer.reset();
     this.answer.replaceChildren(h("p", { class: "ernie-withdrawn" }, notice));
     this.notice.hidden = true;
+    this.sourcesEl.hidden = true;
     this.el.classList.add("ernie-is-withdrawn");
   }
 

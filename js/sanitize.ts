@@ -7,10 +7,13 @@
  */
 import DOMPurify, { type Config, type DOMPurify as Purifier } from "dompurify";
 
-/** Link targets the widget lets through: web, mail, in-page anchors. */
 // Absolute http(s) with a host: "http:hit", "http:/logout" or "http:\\x" resolve against the page's own origin,
 // and one click would reach the Jupyter server's endpoints.
-export const SAFE_HREF = /^(?:https?:\/\/[^\s\/\\?#@]+(?:[\/?#]|$)|mailto:\S|#)/i;
+const WEB = String.raw`https?:\/\/[^\s\/\\?#@]+(?:[\/?#]|$)`;
+/** The only URLs a web source may link to (render.py's `is_web_url`). */
+export const WEB_URL = new RegExp(`^${WEB}`, "i");
+/** Link targets the widget lets through: web, mail, in-page anchors. */
+export const SAFE_HREF = new RegExp(String.raw`^(?:${WEB}|mailto:\S|#)`, "i");
 /** Images are only ever loaded on click, and only from http(s). */
 export const LOADABLE_IMAGE = /^https?:\/\//i;
 export const LINK_REL = "noopener noreferrer nofollow";

@@ -9,8 +9,17 @@ export type { BrowserMessage, KernelMessage, Role, TurnStatus } from "./protocol
 export type Usage = UsageDict;
 export type Metrics = MetricsDict;
 
+/** One web source of an answer; ERNIE's `^[index]^` markers cite it. Untrusted: the url may be anything. */
+export interface Source {
+  index: number;
+  url: string;
+  title: string;
+}
+
 /** What the front end keeps of a stored message (`parseMessages` drops the kernel-side fields). */
-export type ChatMessage = Omit<StoredMessage, "excluded" | "finish_reason" | "search_results">;
+export type ChatMessage = Omit<StoredMessage, "excluded" | "finish_reason" | "search_results"> & {
+  search_results?: Source[];
+};
 
 /** The synced traits the front end reads. */
 export interface WidgetTraits {
@@ -57,6 +66,26 @@ function provenance(value: unknown): string | undefined {
   return typeof value === "string" && /^[\w.:\/-]{1,128}$/.test(value) ? value : undefined;
 }
 
+const MAX_SOURCES = 50;
+
+/** Validate a list of sources (the `messages` trait or a `sources` message: both untrusted, the trait may come from
+ *  a saved notebook): `{index, url, title}` with an index 1…999, one per index, by index, at most 50. */
+export function parseSources(value: unknown): Source[] {
+  if (!Array.isArray(value)) return [];
+  const byIndex = new Map<number, Source>();
+  for (const raw of value) {
+    if (!raw || typeof raw !== "object") continue;
+    const r = raw as Record<string, unknown>;
+    const index = r.index;
+    if (typeof index !== "number" || !Number.isInteger(index) || index < 1 || index > 999) continue;
+    let url = str(r.url)?.trim() ?? "";
+    if (url.length > 2048) url = ""; // cut short it would lead somewhere else (protocol.web_sources drops it too)
+    const title = (str(r.title) ?? "").replace(/\s+/g, " ").trim().slice(0, 200);
+    if (url || title) byIndex.set(index, { index, url, title });
+  }
+  return [...byIndex.values()].sort((a, b) => a.index - b.index).slice(0, MAX_SOURCES);
+}
+
 /** Validate the `messages` trait: drop what is malformed, keep only known fields with the right types. */
 export function parseMessages(value: unknown): IndexedMessage[] {
   if (!Array.isArray(value)) return [];
@@ -90,6 +119,8 @@ export function parseMessages(value: unknown): IndexedMessage[] {
     if (model) msg.model = model;
     const requestId = provenance(m.request_id);
     if (requestId) msg.request_id = requestId;
+    const sources = parseSources(m.search_results);
+    if (sources.length) msg.search_results = sources;
     out.push(msg);
   }
   return out;
