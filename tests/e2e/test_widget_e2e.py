@@ -300,6 +300,67 @@ def test_screenshots_for_the_readme(browser: Any, lab: Any, lab_root: Path, e2e_
     assert "persisted" not in text and "retry me" not in text  # no test traffic in the README's picture
 
 
+def test_web_sources_are_listed_and_a_marker_opens_its_source_only_on_a_real_click(page: Any, e2e_sim: Any) -> None:
+    """chat.web_search = True asks for citations; the answer's sources are listed under it (a hostile title as
+    text, a javascript: URL without a link) and its ^[1]^ marker opens source 1 in a new tab, without opener or
+    referrer, on a real click only: el.click() and a dispatched click open nothing, though the same synthetic
+    clicks on a plain target=_blank link outside the chat do open a page in this browser."""
+    from ernie_widget.testing import Answer
+
+    source = f"{e2e_sim.url}/source/ernie-4.5?from=e2e"  # a local server, never the internet
+    title = "本地来源 <img src=x onerror=alert(1)>"
+    assert page.evaluate(f"() => {KERNEL}.requestExecute({{code: 'chat.web_search = True'}}).done.then(() => true)")
+    try:
+        e2e_sim.push(Answer(text="ERNIE 4.5 已开源^[1]^，另见^[2]^。", chunk_size=4, delay=0.02, search_results=[
+            {"index": 1, "url": source, "title": title}, {"index": 2, "url": "javascript:alert(2)", "title": "坏链接"}]))
+        send(page, "ERNIE 4.5 开源了吗？")
+        answer = page.locator(CHAT).last
+        items = answer.locator('[data-testid="ernie-sources"] li')
+        items.nth(1).wait_for(timeout=20_000)
+        wait_idle(page)
+        assert e2e_sim.chat_requests[-1].json["web_search"]["enable_citation"] is True
+    finally:
+        page.evaluate(f"() => {KERNEL}.requestExecute({{code: 'chat.web_search = False'}}).done.then(() => true)")
+    assert items.count() == 2
+    assert items.nth(0).locator(".ernie-source-title").inner_text() == title
+    assert items.nth(0).locator(".ernie-source-host").inner_text() == "127.0.0.1"
+    assert items.nth(1).locator("a").count() == 0 and answer.locator("img").count() == 0
+    assert "另见^[2]^" in answer.locator(".ernie-answer").inner_text()  # no usable source: the marker stays text
+    marker = answer.locator(".ernie-cite a")
+    assert marker.count() == 1 and marker.get_attribute("href") == source
+
+    opened: list[Any] = []
+
+    def record(new_page: Any) -> None:
+        opened.append(new_page)
+
+    page.context.on("page", record)
+    synthetic = "a => { a.click(); a.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true})); }"
+    marker.evaluate(synthetic)
+    answer.locator(".ernie-source-link").evaluate(synthetic)
+    page.wait_for_timeout(700)
+    assert opened == [], [p.url for p in opened]
+    # the control: outside the chat the same synthetic clicks do open a page, so the browser would have
+    page.evaluate(f"""() => {{ const a = Object.assign(document.createElement('a'), {{href: {json.dumps(source + '&control=1')},
+                                target: '_blank', id: 'ernie-e2e-control'}}); document.body.append(a); }}""")
+    page.locator("#ernie-e2e-control").evaluate("a => { a.click(); a.remove(); }")
+    page.wait_for_timeout(700)
+    assert len(opened) == 1
+    opened.pop().close()
+
+    requests_before = len(e2e_sim.all_requests)
+    with page.context.expect_page(timeout=10_000) as popup_info:
+        marker.click()
+    popup = popup_info.value
+    popup.wait_for_load_state("domcontentloaded")
+    assert popup.url == source
+    assert popup.evaluate("() => window.opener === null && document.referrer === ''")
+    visit = [r for r in e2e_sim.all_requests[requests_before:] if r.path.startswith("/source/")]
+    assert visit and "referer" not in visit[0].headers
+    popup.close()
+    page.context.remove_listener("page", record)
+
+
 def test_no_remote_request_and_no_dialog_during_the_session(page: Any) -> None:
     assert page.recorder.remote() == [], json.dumps(page.recorder.remote()[:5])
     assert page.recorder.dialogs == []
