@@ -112,3 +112,46 @@ def test_response_format_passes_through(sim: ErnieSimulator) -> None:
         reply = client.chat("?", response_format={"type": "json_object"})
     assert sim.chat_requests[-1].json["response_format"] == {"type": "json_object"}
     assert reply.parsed is None  # nothing asked to be validated
+
+
+# -- over a DataFrame -------------------------------------------------------------------------------
+
+
+def test_map_adds_one_typed_column_per_field(sim: ErnieSimulator, tmp_path: Any) -> None:
+    import pandas as pd
+
+    people = pd.DataFrame({"text": ["李雷 30 岁", "韩梅梅 28 岁", "Jim"], "name": ["x", "y", "z"]})
+    answers = ['{"name": "李雷", "age": 30}', '{"name": "韩梅梅", "age": 28, "role": "manager"}', "no idea"]
+    with Ernie(**client_args(sim, "qianfan")) as client:
+        for a in answers:
+            sim.push(Answer(text=a))
+        sim.push(Answer(text="still no idea"))  # the third row's repair round trip
+        out = client.map("从这句话提取人物：{text}", people, schema=Person, concurrency=1, progress=False,
+                         cache=str(tmp_path / "rows.sqlite"))
+    assert list(out["name"]) == ["x", "y", "z"]  # the frame's own column is untouched
+    assert list(out["ernie_name"][:2]) == ["李雷", "韩梅梅"] and out["ernie_name"].isna()[2]
+    assert str(out["ernie_age"].dtype) == "Int64" and list(out["ernie_age"][:2]) == [30, 28]
+    assert list(out["ernie_role"][:2]) == ["engineer", "manager"]
+    assert out["ernie_error"][2] is not None and "schema" in out["ernie_error"][2]
+    body = sim.chat_requests[-1].json
+    assert body["response_format"]["json_schema"]["name"] == "Person"
+
+    # a re-run answers the finished rows from the cache, parsed again from the stored text
+    before = len(sim.chat_requests)
+    sim.push(Answer(text='{"name": "Jim", "age": 12}'))
+    with Ernie(**client_args(sim, "qianfan")) as client:
+        again = client.map("从这句话提取人物：{text}", people, schema=Person, concurrency=1, progress=False,
+                           cache=str(tmp_path / "rows.sqlite"))
+    assert len(sim.chat_requests) - before == 1
+    assert list(again["ernie_age"]) == [30, 28, 12] and again["ernie_error"].isna().all()
+
+
+def test_map_with_a_json_schema_dict(sim: ErnieSimulator) -> None:
+    import pandas as pd
+
+    sim.push(Answer(text='{"name": "A", "age": 1}'), Answer(text='{"name": "B", "age": 2}'))
+    with Ernie(**client_args(sim, "qianfan-v1")) as client:
+        result = client.map(["a", "b"], schema=PERSON_SCHEMA, concurrency=1, progress=False)
+        frame = client.map("{x}", pd.DataFrame({"x": ["c"]}), schema=PERSON_SCHEMA, progress=False)
+    assert [r.parsed for r in result] == [{"name": "A", "age": 1}, {"name": "B", "age": 2}]
+    assert list(frame.columns[-2:]) == ["ernie_name", "ernie_age"]

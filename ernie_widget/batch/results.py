@@ -12,6 +12,8 @@ from ..client.events import Usage
 TEXT_COLUMN = "ernie_text"
 ERROR_COLUMN = "ernie_error"
 TOKENS_COLUMN = "ernie_tokens"
+#: with schema=, each field of the answer becomes a column named ernie_<field>
+FIELD_PREFIX = "ernie_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,8 @@ class BatchRow:
     usage: Usage | None = None
     error: ErnieError | None = None
     cached: bool = False
+    #: the validated answer, with ``schema=`` (a pydantic model instance or the JSON value)
+    parsed: Any = None
 
     @property
     def ok(self) -> bool:

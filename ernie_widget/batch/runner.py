@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from ..client.background import in_background_loop
 from ..client.errors import ErnieError
+from ..client.events import Reply
 from ..client.handoff import Handoff, Signal
 from ..client.limits import MemoryRateLimiter
 from ..client.map_options import MAP_DEFAULTS, MapOptions
 from ..client.messages import estimate_tokens
 from ..client.retry import row_backoff
+from ..client.structured import StructuredOutputError, schema_spec
 from ..client.transport import resolve_transport
 
 if TYPE_CHECKING:
-    from ..client import AsyncErnie
+    from ..client import AsyncErnie, AsyncStream
     from ..client.sync import Ernie
 
 from .cache import RowCache
@@ -27,6 +29,7 @@ from .jobs import Job, build_jobs, cache_key, is_pandas_frame
 from .progress import REFRESH_SECONDS, Progress
 from .results import (
     ERROR_COLUMN,
+    FIELD_PREFIX,
     TEXT_COLUMN,
     TOKENS_COLUMN,
     BatchInterrupted,
@@ -54,6 +57,8 @@ class _Batch:
         self.client = client
         self.params: dict[str, Any] = {"model": model, **params}
         client.check_params(self.params)  # a bad temperature fails the call, not every row
+        # with schema=, every row is validated into BatchRow.parsed and a DataFrame gains a column per field
+        self.schema = None if params.get("schema") is None else schema_spec(params["schema"])
         self.concurrency = concurrency
         resolve_transport(transport, "batch")  # a bad name fails the call, before any row
         self.transport = transport
@@ -79,14 +84,18 @@ class _Batch:
         model = self.params.get("model") or self.client.model
         if path is not None:
             self.cache = RowCache(path)
+            # a schema is keyed by its JSON form: a changed model class is a different request
+            keyed = self.params if self.schema is None else {**self.params, "schema": self.schema.schema}
             for job in self.jobs:
                 if job.messages is not None:
-                    job.key = cache_key(model, self.params, job.messages)
+                    job.key = cache_key(model, keyed, job.messages)
             found = self.cache.get_many([j.key for j in self.jobs if j.key])
             for job in self.jobs:
                 hit = found.get(job.key) if job.key else None
                 if hit is not None:
-                    self.results[job.index] = BatchRow(job.index, job.prompt, hit[0], hit[1], None, cached=True)
+                    parsed = None if self.schema is None else self.schema.parse(Reply(text=hit[0])).parsed
+                    self.results[job.index] = BatchRow(job.index, job.prompt, hit[0], hit[1], None, cached=True,
+                                                       parsed=parsed)
         for job in self.jobs:
             if self.results[job.index] is None:
                 self.pending.append(job)
@@ -156,9 +165,11 @@ class _Batch:
             # a row is all or nothing: one JSON answer costs far less CPU than a stream of events
             stream = client.unstreamed(job.messages, concurrency=sem, **self.params)
             try:
-                async with stream:
-                    async for _ in stream:
-                        pass
+                try:
+                    await _drain(stream)
+                except StructuredOutputError as bad:  # one repair round trip, as chat() gives
+                    stream = stream.repaired(bad)
+                    await _drain(stream)
             except ErnieError as err:
                 if err.retryable and attempt < self.row_retries:
                     attempt += 1
@@ -169,7 +180,13 @@ class _Batch:
             assert reply is not None
             if limiter is not None and reply.usage is not None:
                 limiter.reconcile(estimate, reply.usage.total_tokens)
-            return BatchRow(job.index, job.prompt, reply.text, reply.usage, None)
+            return BatchRow(job.index, job.prompt, reply.text, reply.usage, None, parsed=reply.parsed)
+
+
+async def _drain(stream: AsyncStream) -> None:
+    async with stream:
+        async for _ in stream:
+            pass
 
 
 def _output(batch: _Batch, rows: Any, result: BatchResult) -> Any:
@@ -182,7 +199,22 @@ def _output(batch: _Batch, rows: Any, result: BatchResult) -> Any:
     out[TEXT_COLUMN] = [r.text for r in result]
     out[ERROR_COLUMN] = [describe_error(r.error) for r in result]
     out[TOKENS_COLUMN] = pd.array([r.tokens for r in result], dtype="Int64")
+    if batch.schema is not None:
+        values = [batch.schema.field_values(r.parsed) for r in result]
+        for name in batch.schema.fields:
+            # ernie_<field>: never the frame's own column; pd.array infers a nullable dtype (Int64, string,
+            # boolean, Float64) so a failed row is <NA> without turning a number column into objects
+            out[f"{FIELD_PREFIX}{name}"] = _column([v[name] for v in values])
     return out
+
+
+def _column(values: list[Any]) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.array(values)
+    except (TypeError, ValueError):  # mixed or nested values: an object column
+        return pd.array(values, dtype=object)
 
 
 async def amap(client: AsyncErnie, prompts_or_template: Any, rows: Any = None,

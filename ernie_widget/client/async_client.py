@@ -188,11 +188,7 @@ class AsyncErnie:
         try:
             return await _drain(stream)
         except StructuredOutputError as err:
-            spec = stream.schema
-            assert spec is not None
-            logger.info("the answer did not match %s; asking once more: %s", spec.name, err.problems[:3])
-            return await _drain(AsyncStream(self, spec.repair(stream.messages, err), dict(stream.params),
-                                            schema=spec))
+            return await _drain(stream.repaired(err))
 
     def stream_tools(
         self,
@@ -446,6 +442,14 @@ class AsyncStream:
     @property
     def partial_text(self) -> str:
         return self.state.partial_text
+
+    def repaired(self, error: StructuredOutputError) -> AsyncStream:
+        """The one repair round trip of an answer that did not match its schema: the same request, plus the bad
+        answer and what was wrong with it (same parameters, concurrency limit and streaming mode)."""
+        assert self.schema is not None
+        logger.info("the answer did not match %s; asking once more: %s", self.schema.name, error.problems[:3])
+        return AsyncStream(self._client, self.schema.repair(self.messages, error), dict(self.params),
+                           self._concurrency, stream=self._stream, schema=self.schema)
 
     def __aiter__(self) -> AsyncStream:
         return self

@@ -36,6 +36,9 @@ class MapOptions(TypedDict, total=False):
     temperature: float | None
     top_p: float | None
     max_tokens: int | None
+    #: a pydantic model class or a JSON Schema dict: each row's answer is validated into BatchRow.parsed, and a
+    #: DataFrame gains one column per field, named ernie_<field>
+    schema: Any
 
 
 #: the batch options and their defaults (every other keyword of `map` is a request parameter)

@@ -22,7 +22,7 @@ from .errors import BadRequestError, ErnieError
 from .events import Reply
 from .messages import Message
 
-__all__ = ["SchemaSpec", "StructuredOutputError", "prepare_schema"]
+__all__ = ["SchemaSpec", "StructuredOutputError", "prepare_schema", "schema_spec"]
 
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.S)
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -59,6 +59,22 @@ class SchemaSpec:
             first = {**messages[0], "content": f"{messages[0]['content']}\n\n{self.instruction()}"}
             return [first, *messages[1:]]
         return [{"role": "system", "content": self.instruction()}, *messages]
+
+    @property
+    def fields(self) -> list[str]:
+        """The top-level properties of the schema (a model's fields), in order."""
+        if self.model_class is not None:
+            return list(self.model_class.model_fields)
+        props = self.schema.get("properties")
+        return list(props) if isinstance(props, dict) else []
+
+    def field_values(self, parsed: Any) -> dict[str, Any]:
+        """The top-level values of a parsed answer, by field (missing ones as None)."""
+        if parsed is None:
+            return dict.fromkeys(self.fields)
+        if self.model_class is not None:
+            return {f: getattr(parsed, f, None) for f in self.fields}
+        return {f: parsed.get(f) if isinstance(parsed, dict) else None for f in self.fields}
 
     def parse(self, reply: Reply) -> Reply:
         """The reply with ``parsed`` set; StructuredOutputError when the text does not validate."""
@@ -104,13 +120,8 @@ class SchemaSpec:
                  + ". Reply with only the corrected JSON object."}]
 
 
-def prepare_schema(provider: str, params: dict[str, Any]) -> SchemaSpec | None:
-    """Pop ``schema`` from the request parameters and ask for it the way ``provider`` can; None without one."""
-    schema = params.pop("schema", None)
-    if schema is None:
-        return None
-    if params.get("response_format") is not None:
-        raise BadRequestError("schema= 与 response_format= 只能二选一 / pass schema= or response_format=, not both")
+def schema_spec(schema: Any, mode: str = "json_schema") -> SchemaSpec:
+    """A `SchemaSpec` for a pydantic model class or a JSON Schema dict (BadRequestError for anything else)."""
     model_class = None
     if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
         model_class = schema
@@ -123,17 +134,25 @@ def prepare_schema(provider: str, params: dict[str, Any]) -> SchemaSpec | None:
     else:
         raise BadRequestError(f"schema 取值 / schema is a pydantic model class or a JSON Schema dict, not "
                               f"{type(schema).__name__}")
-    name = _NAME.sub("_", name)[:64] or "answer"
+    return SchemaSpec(json_schema, _NAME.sub("_", name)[:64] or "answer", model_class, mode)
+
+
+def prepare_schema(provider: str, params: dict[str, Any]) -> SchemaSpec | None:
+    """Pop ``schema`` from the request parameters and ask for it the way ``provider`` can; None without one."""
+    schema = params.pop("schema", None)
+    if schema is None:
+        return None
+    if params.get("response_format") is not None:
+        raise BadRequestError("schema= 与 response_format= 只能二选一 / pass schema= or response_format=, not both")
+    spec = schema_spec(schema)
     if provider == "qianfan-v1":
-        mode = "json_object"
         params["response_format"] = "json_object"  # v1 spells it as a string (§2.3)
-    elif provider in ("local",):
-        mode = "instruction"
-    else:
-        mode = "json_schema"
-        params["response_format"] = {"type": "json_schema",
-                                     "json_schema": {"name": name, "schema": json_schema, "strict": True}}
-    return SchemaSpec(json_schema, name, model_class, mode)
+        return dataclasses.replace(spec, mode="json_object")
+    if provider == "local":
+        return dataclasses.replace(spec, mode="instruction")
+    params["response_format"] = {"type": "json_schema",
+                                 "json_schema": {"name": spec.name, "schema": spec.schema, "strict": True}}
+    return spec
 
 
 def _check_schema(schema: dict[str, Any]) -> None:
