@@ -31,7 +31,6 @@ from .conversations import (
 from .magic_actions import doctor, fix_prompt, list_providers, paste_code_block
 from .magic_input import ask_questions_not_help, raw_prompt, record_errors, unquote
 from .magic_output import Outcome, stream_answer
-from .protocol import WEB_SEARCH
 
 __all__ = ["FORMAT_INSTRUCTIONS", "ErnieMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -222,7 +221,7 @@ class ErnieMagics(Magics):
         if args.max_tokens is not None:
             params["max_tokens"] = args.max_tokens
         if args.search:
-            params.setdefault("web_search", dict(WEB_SEARCH))  # --params '{"web_search": {…}}' says more
+            params.setdefault("web_search", True)  # --params '{"web_search": {…}}' says more
         return params
 
     def _system_prompt(self, args: Any, fmt: str) -> str | None:

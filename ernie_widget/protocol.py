@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BROWSER_MESSAGES",
     "KERNEL_MESSAGES",
-    "WEB_SEARCH",
     "AskMsg",
     "ClearMsg",
     "ContinueMsg",
@@ -108,10 +107,6 @@ def merge_reply(message: StoredMessage, reply: Reply) -> None:
     if sources:
         message["search_results"] = sources
 
-
-#: the request option (Qianfan v2 `web_search`) that has ERNIE search the web, cite with `^[n]^` markers and send
-#: the sources it cites (`search_results`)
-WEB_SEARCH: dict[str, bool] = {"enable": True, "enable_citation": True, "enable_trace": True}
 
 #: sources kept per answer, and the longest title and URL kept: the list travels in the `messages` trait to every
 #: view and into saved notebooks

@@ -41,7 +41,7 @@ from .client.local_notice import offline_model_notice
 from .client.messages import image as image_part
 from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
 from .deltas import DeltaBatcher
-from .protocol import WEB_SEARCH, StoredMessage, merge_reply
+from .protocol import StoredMessage, merge_reply
 from .transcript import Transcript, conversation_markdown
 from .turns import AskHandle, Backend, Turn, backend_texts, last_user_index, public_message
 
@@ -311,7 +311,7 @@ class ErnieChat(anywidget.AnyWidget):
             return
         aio = getattr(self._client, "aio", self._client)
         model = None if not self._model or is_gguf(self._model) else self._model
-        search = {"web_search": dict(WEB_SEARCH)} if self.web_search else {}
+        search = {"web_search": True} if self.web_search else {}  # the client spells it per surface
         stream = aio.stream(history, model=model, system=self._system, temperature=self._temperature,
                             max_tokens=self._max_tokens, **search)
         async with stream:  # leaving it (also on cancel) closes the HTTP response

@@ -548,4 +548,4 @@ def test_without_search_nothing_is_asked_and_dry_run_shows_the_option(sim, ip) -
     cell(ip, "", "q")
     assert "web_search" not in last_request(sim).json
     io, _ = cell(ip, "--search --dry-run", "q")
-    assert json.loads(io.stdout[: io.stdout.rindex("}") + 1])["web_search"]["enable_citation"] is True
+    assert json.loads(io.stdout[: io.stdout.rindex("}") + 1])["web_search"] is True

@@ -657,3 +657,11 @@ def test_a_withdrawn_answer_keeps_no_sources(sim, sent: Sent) -> None:
     answer = chat.ask("q").wait(5)
     assert answer["withdrawn"] is True and "search_results" not in answer
     assert "Sources" not in chat.to_markdown()
+
+
+def test_web_search_on_a_surface_without_search_says_so_in_the_answer(ernie_simulator, monkeypatch, sent: Sent) -> None:
+    for key, value in ernie_simulator.env("openai").items():
+        monkeypatch.setenv(key, value)
+    answer = ErnieChat(web_search=True).ask("q").wait(10)
+    assert answer["status"] == "error" and "web search" in answer["error"]
+    assert ernie_simulator.chat_requests == []  # refused before anything was sent
