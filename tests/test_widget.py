@@ -609,20 +609,30 @@ STORED_SOURCES = [{"index": 1, "url": "https://yiyan.baidu.com/blog/ernie", "tit
 CITATIONS = {"enable": True, "enable_citation": True, "enable_trace": True}
 
 
-def test_web_search_asks_for_citations_and_streams_the_sources_once_before_the_answer_ends(sim, sent: Sent) -> None:
+@pytest.mark.parametrize(("provider", "placement"), [("qianfan", "top"), ("qianfan", "web_search"),
+                                                    ("qianfan-v1", "search_info")])
+def test_web_search_asks_for_citations_and_streams_the_sources_once(ernie_simulator, monkeypatch: pytest.MonkeyPatch,
+                                                                    sent: Sent, provider: str, placement: str) -> None:
+    """v2 puts the results at the top level or under `web_search`, in the first and again in the last chunk; v1
+    under `search_info` at the end. Each way: one `sources` message, and the answer stores them."""
+    sim = ernie_simulator
+    for key, value in sim.env(provider, api_key=KEY, secret_key="sk-test").items():
+        monkeypatch.setenv(key, value)
     text = "ERNIE 4.5 已开源^[1]^，见报告^[2]^。" * 3
-    sim.push(Answer(text=text, search_results=SOURCES, chunk_size=3, delay=0.005))
+    sim.push(Answer(text=text, search_results=SOURCES, chunk_size=3, delay=0.005,
+                    search_placement="web_search" if placement == "web_search" else "top"))
     chat = ErnieChat(web_search=True)
     answer = chat.ask("ERNIE 4.5 开源了吗？").wait(10)
-    assert sim.chat_requests[-1].json["web_search"] == CITATIONS
+    body = sim.chat_requests[-1].json
+    assert (body["web_search"] == CITATIONS) if provider == "qianfan" else (body["enable_citation"] is True)
     mid = answer["mid"]
     msgs = [m for m in sent.custom() if m.get("mid") == mid]
-    # Qianfan sends the list in the first and again in the last chunk (the simulator does too): one message, sent
-    # while the text still streams
     assert [m for m in msgs if m["type"] == "sources"] == [{"type": "sources", "mid": mid, "results": STORED_SOURCES}]
     kinds = [m["type"] for m in msgs]
     last_delta = max(i for i, k in enumerate(kinds) if k == "delta")
-    assert kinds.index("sources") < last_delta < kinds.index("done")
+    if provider == "qianfan":  # from the first chunk: the view lists them while the text still streams
+        assert kinds.index("sources") < last_delta
+    assert kinds.index("sources") < kinds.index("done")
     # stored with the answer, so a reloaded view (the messages trait) shows them again
     assert answer["content"] == text
     assert answer["search_results"] == STORED_SOURCES and chat.messages[-1]["search_results"] == STORED_SOURCES
