@@ -16,7 +16,7 @@ from ..client.handoff import Handoff, Signal
 from ..client.limits import MemoryRateLimiter
 from ..client.map_options import MAP_DEFAULTS, MapOptions
 from ..client.messages import estimate_tokens
-from ..client.retry import row_backoff
+from ..client.retry import backoff
 from ..client.structured import StructuredOutputError, schema_spec
 from ..client.transport import resolve_transport
 
@@ -173,7 +173,7 @@ class _Batch:
             except ErnieError as err:
                 if err.retryable and attempt < self.row_retries:
                     attempt += 1
-                    await asyncio.sleep(row_backoff(attempt, err.retry_after))
+                    await asyncio.sleep(backoff(attempt, err))
                     continue
                 return BatchRow(job.index, job.prompt, None, None, err)
             reply = stream.reply

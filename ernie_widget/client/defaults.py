@@ -6,7 +6,7 @@ from typing import Final
 
 __all__ = [
     "CONNECT_TIMEOUT", "MAX_BODY_BYTES", "MAX_CONCURRENCY", "MAX_RETRIES", "MAX_STREAM_SECONDS", "RETRY_AFTER_CAP", "RETRY_BASE",
-    "RETRY_CAP", "STREAM_IDLE_TIMEOUT", "TIMEOUT", "USER_AGENT",
+    "RETRY_CAP", "RETRY_OVERLOAD_BASE", "STREAM_IDLE_TIMEOUT", "TIMEOUT", "USER_AGENT",
 ]
 
 USER_AGENT: Final = "ernie-widget/0.1"
@@ -24,9 +24,12 @@ MAX_RETRIES: Final = 2
 #: requests in flight per client and event loop
 MAX_CONCURRENCY: Final = 8
 
-#: backoff: the first retry waits up to RETRY_BASE seconds, doubling per retry up to RETRY_CAP (full jitter);
-#: a Retry-After header is honoured up to RETRY_AFTER_CAP
+#: backoff (retry.py): after a broken connection the first retry waits RETRY_BASE / 2 to RETRY_BASE seconds, the
+#: bound doubling per retry; after a rate limit or an overload at least RETRY_OVERLOAD_BASE seconds (Baidu's SDK
+#: waits 1–2 s), doubling per retry; never more than RETRY_CAP, except that a Retry-After header is honoured up to
+#: RETRY_AFTER_CAP
 RETRY_BASE: Final = 0.5
+RETRY_OVERLOAD_BASE: Final = 1.0
 RETRY_CAP: Final = 8.0
 RETRY_AFTER_CAP: Final = 120.0
 

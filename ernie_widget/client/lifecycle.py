@@ -22,7 +22,7 @@ from .messages import Message, estimate_tokens
 from .providers import DirectProvider, HTTPProvider
 from .reader import ReadLimits, Secrets, read_body, read_stream
 from .redact import redact
-from .retry import request_backoff
+from .retry import backoff
 from .state import StreamState
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ async def request_events(client: AsyncErnie, messages: list[Message], params: di
                     if attempt and isinstance(err, APIConnectionError) and not state.started:
                         _say_how_long(err, attempt + 1, time.monotonic() - state.started_at)
                     raise state.fail(err) from None
-                delay = request_backoff(attempt, err.retry_after)
+                delay = backoff(attempt + 1, err)
                 attempt += 1
                 state.retries += 1
                 logger.info("retrying after %s (attempt %d, %.2fs)", type(err).__name__, attempt, delay)
