@@ -25,6 +25,17 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
+@pytest.fixture(autouse=True)
+def _short_overload_waits(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests count retries; the waits themselves are measured in test_backoff.py, which keeps them real. At their
+    real size (≥ 1 s after a 5xx or 429, client/retry.py) they would add about a minute to the suite. (A kernel
+    or server in another process keeps the real waits.)"""
+    if request.module.__name__.rsplit(".", 1)[-1] != "test_backoff":
+        from ernie_widget.client import retry
+
+        monkeypatch.setattr(retry, "RETRY_OVERLOAD_BASE", 0.02)
+
+
 @pytest.fixture
 def sim_env(ernie_simulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Point the default client at the simulator as Qianfan v2 with a fake key."""

@@ -17,17 +17,10 @@ import pandas as pd
 import pytest
 
 from ernie_widget.batch import BatchInterrupted, BatchResult, BatchRowError
-from ernie_widget.client import AsyncErnie, BadRequestError, Ernie, ServerError, retry
+from ernie_widget.client import AsyncErnie, BadRequestError, Ernie, ServerError
 from ernie_widget.testing import Answer, ErnieSimulator, Fault, echo_answer
 
 KEY = "bce-v3/ALTAK-batchtest/secret"
-
-
-@pytest.fixture(autouse=True)
-def _short_overload_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests count retries; the waits themselves are measured in test_backoff.py. At their real size (≥ 1 s
-    after a 5xx or 429, client/retry.py) they would add about 5 s to this file."""
-    monkeypatch.setattr(retry, "RETRY_OVERLOAD_BASE", 0.02)
 
 
 def make_client(sim: ErnieSimulator, **kwargs: object) -> Ernie:

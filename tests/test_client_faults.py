@@ -20,18 +20,10 @@ from ernie_widget.client import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
-    retry,
 )
 from ernie_widget.testing import Answer, Fault
 
 TEXT = "abcdefghijklmnop"
-
-
-@pytest.fixture(autouse=True)
-def _short_overload_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests count retries; the waits themselves are measured in test_backoff.py. At their real size (≥ 1 s
-    after a 5xx or 429, client/retry.py) they would add about 30 s to this file."""
-    monkeypatch.setattr(retry, "RETRY_OVERLOAD_BASE", 0.02)
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def chunk_events(chunk: Chunk, state: StreamState) -> list[StreamEvent]:
         for delta in state.calls.feed(chunk.tool_calls):
             events.append(StreamEvent("tool_call_delta", text=delta.arguments, tool_call=delta,
                                       request_id=state.request_id))
-    if (chunk.reasoning or chunk.text or chunk.tool_calls) and not state.started:
+    if not state.started and (chunk.reasoning or chunk.text or chunk.tool_calls):
         # content reached the caller: a retry from here would repeat it
         state.started = True
         state.first_at = time.monotonic()
