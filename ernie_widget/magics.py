@@ -49,7 +49,7 @@ FORMAT_INSTRUCTIONS = {
 
 
 
-_STRING_OPTIONS = ("model", "provider", "format", "system", "params", "out", "thread", "over")
+_STRING_OPTIONS = ("model", "provider", "format", "system", "params", "out", "thread", "over", "schema")
 
 
 def _stream_disabled_by_env() -> bool:
@@ -144,6 +144,8 @@ class ErnieMagics(Magics):
     @argument("--dry-run", action="store_true", help="print the exact messages and token estimate; send nothing")
     @argument("--trust-html", action="store_true", help="with -f html: render the model's HTML (sanitized)")
     @argument("--over", metavar="DF", help="run the cell as a template over every row of a DataFrame/list")
+    @argument("--schema", metavar="VAR", help="a pydantic model class or JSON Schema dict: the answer is validated "
+              "JSON (returned parsed); with --over, one ernie_<field> column per field")
     @argument("--list", action="store_true", help="providers, models and configured credentials")
     @argument("--fix", action="store_true", help="explain the last exception and propose a fix")
     @argument("--paste", type=int, metavar="N", help="put code block N of the thread's last answer in the next cell")
@@ -191,6 +193,8 @@ class ErnieMagics(Magics):
                 raise UsageError("请提供模板 / give a prompt template for --over")
             return self._over(args, prompt)
         text = self._interpolate(prompt) if prompt.strip() else ""
+        if args.schema and text.strip():
+            return self._structured(args, text)
         if args.fix:
             # the cell and traceback go in verbatim: their braces are code, not prompt fields
             text = fix_prompt(self._ns) + ("\n\n" + text if text.strip() else "")
@@ -346,6 +350,27 @@ class ErnieMagics(Magics):
         print(f"# 估计 token / estimated tokens: prompt ≈ {prompt_tokens} + answer limit {answer_limit} = "
               f"{prompt_tokens + answer_limit}{budget} — 未发送 / nothing was sent")
 
+    def _schema(self, args: Any) -> dict[str, Any]:
+        """``schema=`` for the request when --schema names a variable (a schema asks for JSON: no format prompt)."""
+        if not args.schema:
+            return {}
+        if args.schema not in self._ns:
+            raise UsageError(f"找不到变量 / no variable named {args.schema!r} for --schema (a pydantic model class "
+                             "or a JSON Schema dict)")
+        return {"schema": self._ns[args.schema]}
+
+    def _structured(self, args: Any, text: str) -> Any:
+        """One answer as validated JSON: the parsed value is the cell's result (and --out's)."""
+        try:
+            client = _client_for(args.provider or self.provider, args.model or self.model, **self._limits())
+            reply = client.chat(text, system=args.system or self.system, **self._schema(args),
+                                **self._request_params(args))
+        except ErnieError as err:
+            raise UsageError(err.message) from None
+        if args.out:
+            self._ns[args.out] = reply.parsed
+        return reply.parsed
+
     def _over(self, args: Any, template: str) -> Any:
         ns = self._ns
         if args.over not in ns:
@@ -353,8 +378,10 @@ class ErnieMagics(Magics):
         try:
             client = _client_for(args.provider or self.provider, args.model or self.model, **self._limits())
             fmt = (args.format or self.format).lower()
-            result = client.map(template, ns[args.over], system=self._system_prompt(args, fmt),
-                                namespace=ns, **self._request_params(args))
+            schema = self._schema(args)
+            system = (args.system or self.system) if schema else self._system_prompt(args, fmt)
+            result = client.map(template, ns[args.over], system=system, namespace=ns, **schema,
+                                **self._request_params(args))
         except ErnieError as err:
             raise UsageError(err.message) from None
         if args.out:

@@ -549,3 +549,34 @@ def test_without_search_nothing_is_asked_and_dry_run_shows_the_option(sim, ip) -
     assert "web_search" not in last_request(sim).json
     io, _ = cell(ip, "--search --dry-run", "q")
     assert json.loads(io.stdout[: io.stdout.rindex("}") + 1])["web_search"] is True
+
+
+# -- structured output -----------------------------------------------------------------------------
+
+
+def test_schema_over_a_frame_adds_field_columns(sim, ip) -> None:
+    import pandas as pd
+
+    ip.run_cell("from pydantic import BaseModel\n"
+                "class City(BaseModel):\n    name_en: str\n    population_m: float\n")
+    ip.user_ns["cities"] = pd.DataFrame({"city": ["北京", "上海"]})
+    sim.push(Answer(text='{"name_en": "Beijing", "population_m": 21.9}'),
+             Answer(text='{"name_en": "Shanghai", "population_m": 24.9}'))
+    _, result = cell(ip, "--over cities --schema City -o out", "{city} 的英文名和人口（百万）")
+    assert result.error_in_exec is None
+    out = ip.user_ns["out"]
+    assert list(out["ernie_name_en"]) == ["Beijing", "Shanghai"]
+    assert list(out["ernie_population_m"]) == [21.9, 24.9]
+    body = last_request(sim).json
+    assert body["response_format"]["json_schema"]["name"] == "City"
+    assert body["messages"][0]["role"] == "user"  # no markdown-format system prompt with a schema
+
+
+def test_schema_for_one_answer_returns_the_parsed_value(sim, ip) -> None:
+    ip.user_ns["Pair"] = {"type": "object", "required": ["a", "b"],
+                          "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    sim.push(Answer(text='{"a": 1, "b": 2}'))
+    _, result = cell(ip, "--schema Pair -o pair", "两个数")
+    assert result.result == {"a": 1, "b": 2} and ip.user_ns["pair"] == {"a": 1, "b": 2}
+    _, result = cell(ip, "--schema Missing", "两个数")
+    assert "no variable named 'Missing'" in str(result.error_in_exec)
