@@ -69,7 +69,7 @@ def test_case_does_not_matter_for_a_known_name(ernie_simulator: ErnieSimulator) 
         + ["ernie_speed"] * 2 + ["completions"]
 
 
-def test_an_unknown_plain_name_is_sent_as_typed(ernie_simulator: ErnieSimulator) -> None:
-    # a custom deployment's endpoint: the SDK sends `endpoint=` unchanged, and so does this client (no lower-casing)
-    assert _paths(ernie_simulator, ["My_Custom-Endpoint.v2", "ernie-x2-preview"]) == [
-        "My_Custom-Endpoint.v2", "ernie-x2-preview"]
+def test_an_unknown_plain_name_is_lower_cased(ernie_simulator: ErnieSimulator) -> None:
+    # every v1 endpoint suffix is lower case: an unknown name reaches the same endpoint however it is spelled
+    assert _paths(ernie_simulator, ["My_Custom-Endpoint.v2", "ERNIE-X2-Preview"]) == [
+        "my_custom-endpoint.v2", "ernie-x2-preview"]

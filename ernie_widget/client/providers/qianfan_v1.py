@@ -48,10 +48,11 @@ def check_v1_model(model: str) -> None:
 
 def endpoint_for(model: str) -> str:
     """The v1 endpoint suffix for a model name, matched without regard to case (v1_endpoints.py). An unknown plain
-    name is sent as typed: it names a custom deployment's endpoint, whose case is the owner's to choose (Baidu's SDK
-    sends its `endpoint=` argument unchanged too)."""
+    name is lower-cased: every v1 endpoint suffix in Baidu's tables is lower case, so "ERNIE-X-8K" and "ernie-x-8k"
+    reach the same endpoint, as known names do. (Baidu's SDK sends an explicit `endpoint=` unchanged; a custom
+    deployment's suffix is set in the console and is lower case there too.)"""
     check_v1_model(model)
-    return lookup_v1_endpoint(model) or model
+    return lookup_v1_endpoint(model) or model.lower()
 
 
 def v1_function(spec: Mapping[str, Any]) -> dict[str, Any]:
