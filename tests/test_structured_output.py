@@ -155,3 +155,15 @@ def test_map_with_a_json_schema_dict(sim: ErnieSimulator) -> None:
         frame = client.map("{x}", pd.DataFrame({"x": ["c"]}), schema=PERSON_SCHEMA, progress=False)
     assert [r.parsed for r in result] == [{"name": "A", "age": 1}, {"name": "B", "age": 2}]
     assert list(frame.columns[-2:]) == ["ernie_name", "ernie_age"]
+
+
+def test_an_unscripted_answer_matches_the_schema_it_was_asked_for(sim: ErnieSimulator) -> None:
+    # the simulator answers like a model constrained to the schema (a deterministic example) where json_schema is sent
+    for provider in ("qianfan", "aistudio", "openai"):
+        with Ernie(**client_args(sim, provider)) as client:
+            reply = client.chat("李雷 30", schema=Person)
+        assert isinstance(reply.parsed, Person), provider
+    with Ernie(**client_args(sim, "qianfan")) as client:
+        nested = client.chat("?", schema={"type": "object", "properties": {"tags": {"type": "array", "items": {
+            "type": "string"}}, "ok": {"type": "boolean"}}, "required": ["tags", "ok"]})
+    assert nested.parsed == {"tags": ["示例"], "ok": True}

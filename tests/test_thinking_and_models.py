@@ -111,6 +111,19 @@ def test_thinking_arrives_as_reasoning_events_before_the_answer(ernie_simulator,
     assert out.reply.reasoning == "2 加 2 等于 4。" and out.reply.text == "答案是 4。"
 
 
+@pytest.mark.parametrize(("provider", "kw", "reasoning"), [
+    ("qianfan", {"model": "ernie-5.0-thinking-preview", "enable_thinking": False}, ""),
+    ("openai", {"enable_thinking": False}, ""),
+    ("openai", {"reasoning_max_tokens": 4}, "2 加 "),  # one token per character here
+])
+def test_the_simulator_honours_the_thinking_switches(ernie_simulator, provider, kw, reasoning):
+    # as the services do: thinking switched off sends none, reasoning_max_tokens cuts it
+    ernie_simulator.push(Answer(text="答案是 4。", reasoning="2 加 2 等于 4。", chunk_size=3))
+    out = collect(ernie_simulator, "sync", provider, "2+2?", stream_kw=kw)
+    assert out.reply.reasoning == reasoning and out.reply.text == "答案是 4。"
+    assert bool(out.of("reasoning")) == bool(reasoning)
+
+
 # -- refusals, before anything is sent ---------------------------------------------------------------------------
 
 REFUSED = [

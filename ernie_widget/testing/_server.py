@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from ._iam import IAM_TOKEN_PATH, IamAuthority
 from ._records import RecordedRequest
+from ._requested import shaped_by_request
 from ._scripts import Answer, Fault
 from ._surfaces import Context, Encoder, code_msg_body, dumps, encoder_for, message_text, pieces
 from ._tools import tool_history_problem, v1_function_problem
@@ -579,6 +580,7 @@ class ErnieSimulator:
         fault = script if isinstance(script, Fault) else None
         answer = (fault.answer if fault else script) or self._default
         assert isinstance(answer, Answer)
+        answer = shaped_by_request(answer, rec.json, ctx.echo_text)  # thinking switches, response_format
         if answer.model:
             enc = encoder_for(replace(ctx, model=answer.model))
         if fault is not None and fault.kind in ("status", "error_in_200"):
