@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .defaults import DEFAULT_IAM_BASE_URL
 from .errors import ConfigurationError
 from .local_files import is_gguf
 
@@ -52,7 +53,6 @@ DEFAULT_BASE_URLS = {
 
 #: where the IAM key pair comes from, as the doctor shows it
 IAM_SOURCE = "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY (IAM → bearer token / IAM 换取 bearer token)"
-DEFAULT_IAM_BASE_URL = "https://iam.bj.baidubce.com"
 
 DEFAULT_MODELS = {
     "qianfan": "ernie-4.5-turbo-32k",

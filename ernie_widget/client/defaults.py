@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
-    "CONNECT_TIMEOUT", "MAX_BODY_BYTES", "MAX_CONCURRENCY", "MAX_RETRIES", "MAX_STREAM_SECONDS", "RETRY_AFTER_CAP", "RETRY_BASE",
+    "CONNECT_TIMEOUT", "DEFAULT_IAM_BASE_URL", "MAX_BODY_BYTES", "MAX_CONCURRENCY", "MAX_RETRIES", "MAX_STREAM_SECONDS", "RETRY_AFTER_CAP", "RETRY_BASE",
     "RETRY_CAP", "RETRY_OVERLOAD_BASE", "STREAM_IDLE_TIMEOUT", "TIMEOUT", "USER_AGENT",
 ]
 
@@ -35,3 +35,6 @@ RETRY_AFTER_CAP: Final = 120.0
 
 #: a whole (unstreamed or error) response body may not exceed 4 MiB; one streamed event 1 MiB (lines.py)
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+
+#: Baidu IAM, which mints Qianfan v2 bearer tokens for an access key pair (iam.py; docs/ernie-wire.md §11)
+DEFAULT_IAM_BASE_URL: Final = "https://iam.bj.baidubce.com"

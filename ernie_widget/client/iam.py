@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from .classify import error_from_body, error_in
+from .defaults import DEFAULT_IAM_BASE_URL
 from .errors import APIConnectionError, AuthenticationError, ErnieError, RateLimitError, ServerError
 from .redact import redact, register_secret
 
@@ -38,7 +39,6 @@ __all__ = [
     "uri_encode",
 ]
 
-DEFAULT_IAM_BASE_URL = "https://iam.bj.baidubce.com"
 BEARER_TOKEN_PATH = "/v1/BCE-BEARER/token"
 #: seconds of life asked for a bearer token: the qianfan SDK's default (12 h; Baidu caps it at 30 days)
 TOKEN_LIFETIME = 43200
