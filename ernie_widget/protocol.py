@@ -19,12 +19,16 @@ __all__ = [
     "KERNEL_MESSAGES",
     "AskMsg",
     "ClearMsg",
+    "ContextItem",
     "ContinueMsg",
     "DeleteMsg",
     "DeltaMsg",
     "DoneMsg",
     "EditMsg",
     "HelloMsg",
+    "LastErrorMsg",
+    "MentionMsg",
+    "MentionRequestMsg",
     "MetricsDict",
     "NoticeMsg",
     "ResyncMsg",
@@ -36,7 +40,11 @@ __all__ = [
     "StopMsg",
     "StoredMessage",
     "TurnStatus",
+    "UnmentionMsg",
     "UsageDict",
+    "VariableEntry",
+    "VariablesMsg",
+    "VariablesRequestMsg",
     "WithdrawMsg",
     "merge_reply",
     "web_sources",
@@ -88,6 +96,31 @@ class StoredMessage(TypedDict):
     search_results: NotRequired[list[dict[str, Any]]]
     #: kernel side only: left out of the history sent to the model (ERNIE asked to clear it)
     excluded: NotRequired[bool]
+    #: a user message's @-mentions: exactly the context text sent with it, one item per chip
+    context: NotRequired[list[ContextItem]]
+
+
+class ContextItem(TypedDict):
+    """One @-mention as it was sent: the chip's label and token estimate, and the exact text the model got."""
+
+    #: what was mentioned: a variable name, "error", "In[3]", "Out[3]", "cell"
+    name: str
+    #: one line for the chip, e.g. "DataFrame 12,000 × 7"
+    label: str
+    tokens: int
+    text: str
+    #: the text was shortened to fit the turn's context budget
+    shortened: NotRequired[bool]
+
+
+class VariableEntry(TypedDict):
+    """One row of the @ suggestion list."""
+
+    name: str
+    #: the type, e.g. "DataFrame", "ndarray", "Figure", "function"
+    kind: str
+    #: the size where it is cheap to know, e.g. "12,000 × 7", "3 items"; "" otherwise
+    size: str
 
 
 def merge_reply(message: StoredMessage, reply: Reply) -> None:
@@ -198,6 +231,36 @@ class NoticeMsg(TypedDict):
     text: str
 
 
+class VariablesMsg(TypedDict):
+    """The answer to a `variables` request `rid`: the user's variables matching its prefix (at most a few hundred),
+    plus the special mentions (error, In[n], Out[n], cell) that exist; "busy" while a cell runs."""
+
+    type: Literal["variables"]
+    rid: int
+    status: Literal["ok", "busy"]
+    items: list[VariableEntry]
+
+
+class MentionMsg(TypedDict):
+    """The answer to a `mention` request `rid`: the chip `cid`, a snapshot of the text that will be sent (or why
+    nothing can be)."""
+
+    type: Literal["mention"]
+    rid: int
+    status: Literal["ok", "busy", "error"]
+    cid: NotRequired[int]
+    item: NotRequired[ContextItem]
+    error: NotRequired[str]
+
+
+class LastErrorMsg(TypedDict):
+    """The last cell raised (`summary`: "ZeroDivisionError: division by zero"), or the error is gone (None): the
+    view offers or hides its "Fix last error" chip."""
+
+    type: Literal["last_error"]
+    summary: str | None
+
+
 class WithdrawMsg(TypedDict):
     """ERNIE withdrew answer `mid`: replace what was shown with `notice`."""
 
@@ -213,6 +276,31 @@ class AskMsg(TypedDict):
     type: Literal["ask"]
     text: str
     images: NotRequired[list[str]]
+    #: the chips (`cid` of each `mention` answer) whose snapshots go with this message, in order
+    mentions: NotRequired[list[int]]
+
+
+class VariablesRequestMsg(TypedDict):
+    """The @ list is open: which variables start with `prefix` (answered by a `variables` message `rid`)."""
+
+    type: Literal["variables"]
+    rid: int
+    prefix: str
+
+
+class MentionRequestMsg(TypedDict):
+    """Add a chip for `name` (a variable, "error", "In[n]", "Out[n]", "cell"): answered by a `mention` message."""
+
+    type: Literal["mention"]
+    rid: int
+    name: str
+
+
+class UnmentionMsg(TypedDict):
+    """Chip `cid` was removed: its snapshot can go."""
+
+    type: Literal["unmention"]
+    cid: int
 
 
 class StopMsg(TypedDict):
@@ -252,6 +340,8 @@ class HelloMsg(TypedDict):
     type: Literal["hello"]
 
 
-KERNEL_MESSAGES: tuple[type, ...] = (StartMsg, DeltaMsg, ResyncMsg, DoneMsg, SourcesMsg, NoticeMsg, WithdrawMsg)
+KERNEL_MESSAGES: tuple[type, ...] = (StartMsg, DeltaMsg, ResyncMsg, DoneMsg, SourcesMsg, NoticeMsg, WithdrawMsg,
+                                     VariablesMsg, MentionMsg, LastErrorMsg)
 BROWSER_MESSAGES: tuple[type, ...] = (AskMsg, StopMsg, RetryMsg, ClearMsg, ContinueMsg, DeleteMsg, EditMsg,
-                                      ResyncRequestMsg, HelloMsg)
+                                      ResyncRequestMsg, HelloMsg, VariablesRequestMsg, MentionRequestMsg,
+                                      UnmentionMsg)

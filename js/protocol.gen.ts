@@ -18,6 +18,22 @@ export interface MetricsDict {
   retries?: number;
 }
 
+/** One @-mention as it was sent: the chip's label and token estimate, and the exact text the model got. */
+export interface ContextItem {
+  name: string;
+  label: string;
+  tokens: number;
+  text: string;
+  shortened?: boolean;
+}
+
+/** One row of the @ suggestion list. */
+export interface VariableEntry {
+  name: string;
+  kind: string;
+  size: string;
+}
+
 /** One message of a conversation: the `messages` trait of ErnieChat, and what `%%ernie` stores in a thread. */
 export interface StoredMessage {
   role: Role;
@@ -38,6 +54,7 @@ export interface StoredMessage {
   request_id?: string;
   search_results?: Record<string, unknown>[];
   excluded?: boolean;
+  context?: ContextItem[];
 }
 
 /** Answer `mid` begins; `host` (when the answer comes over the network) is shown until its first piece. */
@@ -91,10 +108,35 @@ export interface WithdrawMsg {
   notice: string;
 }
 
+/** The answer to a `variables` request `rid`: the user's variables matching its prefix (at most a few hundred),     plus the special mentions (error, In[n], Out[n], cell) that exist; "busy" while a cell runs. */
+export interface VariablesMsg {
+  type: "variables";
+  rid: number;
+  status: "ok" | "busy";
+  items: VariableEntry[];
+}
+
+/** The answer to a `mention` request `rid`: the chip `cid`, a snapshot of the text that will be sent (or why     nothing can be). */
+export interface MentionMsg {
+  type: "mention";
+  rid: number;
+  status: "ok" | "busy" | "error";
+  cid?: number;
+  item?: ContextItem;
+  error?: string;
+}
+
+/** The last cell raised (`summary`: "ZeroDivisionError: division by zero"), or the error is gone (None): the     view offers or hides its "Fix last error" chip. */
+export interface LastErrorMsg {
+  type: "last_error";
+  summary: string | null;
+}
+
 export interface AskMsg {
   type: "ask";
   text: string;
   images?: string[];
+  mentions?: number[];
 }
 
 export interface StopMsg {
@@ -133,8 +175,28 @@ export interface HelloMsg {
   type: "hello";
 }
 
+/** The @ list is open: which variables start with `prefix` (answered by a `variables` message `rid`). */
+export interface VariablesRequestMsg {
+  type: "variables";
+  rid: number;
+  prefix: string;
+}
+
+/** Add a chip for `name` (a variable, "error", "In[n]", "Out[n]", "cell"): answered by a `mention` message. */
+export interface MentionRequestMsg {
+  type: "mention";
+  rid: number;
+  name: string;
+}
+
+/** Chip `cid` was removed: its snapshot can go. */
+export interface UnmentionMsg {
+  type: "unmention";
+  cid: number;
+}
+
 /** Kernel → browser custom messages. */
-export type KernelMessage = StartMsg | DeltaMsg | ResyncMsg | DoneMsg | SourcesMsg | NoticeMsg | WithdrawMsg;
+export type KernelMessage = StartMsg | DeltaMsg | ResyncMsg | DoneMsg | SourcesMsg | NoticeMsg | WithdrawMsg | VariablesMsg | MentionMsg | LastErrorMsg;
 
 /** Browser → kernel custom messages. */
-export type BrowserMessage = AskMsg | StopMsg | RetryMsg | ClearMsg | ContinueMsg | DeleteMsg | EditMsg | ResyncRequestMsg | HelloMsg;
+export type BrowserMessage = AskMsg | StopMsg | RetryMsg | ClearMsg | ContinueMsg | DeleteMsg | EditMsg | ResyncRequestMsg | HelloMsg | VariablesRequestMsg | MentionRequestMsg | UnmentionMsg;

@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 from ernie_widget import protocol  # noqa: E402
 
 ALIASES = {"Role": protocol.Role, "TurnStatus": protocol.TurnStatus}
-INTERFACES = [protocol.UsageDict, protocol.MetricsDict, protocol.StoredMessage,
+INTERFACES = [protocol.UsageDict, protocol.MetricsDict, protocol.ContextItem, protocol.VariableEntry,
+              protocol.StoredMessage,
               *protocol.KERNEL_MESSAGES, *protocol.BROWSER_MESSAGES]
 
 
