@@ -17,12 +17,13 @@ import concurrent.futures
 import enum
 import queue
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from .background import background_loop, in_background_loop, submit
 
-__all__ = ["Channel", "Handoff", "Signal"]
+__all__ = ["Channel", "Handoff", "MainThreadJob", "Signal", "offer_to_waiting_main_thread"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,6 +63,50 @@ class Channel(Generic[T]):
         await self._space.wait()
 
 
+class MainThreadJob:
+    """A function that must run on the main thread, handed to it while it waits in `Handoff.get` (a sync stream,
+    `%%ernie`, ``AskHandle.wait()``): a blocked main thread cannot run anything else, so it runs these between
+    items. The result or exception lands in ``future``; ``claim()`` makes sure only one runner runs the job."""
+
+    __slots__ = ("_claimed", "_lock", "fn", "future")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._lock = threading.Lock()
+        self._claimed = False
+
+    def claim(self) -> bool:
+        """True for the one caller that gets to run the job."""
+        with self._lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
+
+    def run(self) -> None:
+        if not self.claim():
+            return
+        try:
+            self.future.set_result(self.fn())
+        except BaseException as exc:  # handed to the waiting caller, never raised into the stream's consumer
+            self.future.set_exception(exc)
+
+
+_MAIN_THREAD = threading.main_thread().ident
+#: the queue the main thread is blocked on in `Handoff.get`, if it is
+_main_waiting: queue.SimpleQueue[Any] | None = None
+
+
+def offer_to_waiting_main_thread(job: MainThreadJob) -> bool:
+    """Give ``job`` to the main thread if it is blocked in `Handoff.get`; False when it is not waiting there."""
+    waiting = _main_waiting
+    if waiting is None:
+        return False
+    waiting.put(job)
+    return True
+
+
 class _End:
     __slots__ = ()
 
@@ -86,10 +131,15 @@ class Handoff(Generic[T, R]):
         # runs for every streamed event of a sync Stream: positional arguments, no lookups it can skip
         if self._ended:
             return _DONE
-        try:
-            item = self._queue.get(True, timeout)
-        except queue.Empty:
-            return _IDLE
+        if threading.get_ident() == _MAIN_THREAD:
+            item = self._get_on_main(timeout)
+            if item is _IDLE:
+                return _IDLE
+        else:
+            try:
+                item = self._queue.get(True, timeout)
+            except queue.Empty:
+                return _IDLE
         space = self._channel._space
         if space is not None and not space.is_set() and self._queue.qsize() < self._channel._high_water // 2:
             background_loop().call_soon_threadsafe(space.set)
@@ -97,6 +147,33 @@ class Handoff(Generic[T, R]):
             self._ended = True
             return _DONE
         return item
+
+    def _get_on_main(self, timeout: float | None) -> Any:
+        """`get` on the main thread: while blocked it runs the `MainThreadJob`s other threads hand it."""
+        global _main_waiting
+        q = self._queue
+        try:  # the common case, an item already there: no bookkeeping per streamed event
+            item = q.get_nowait()
+        except queue.Empty:
+            pass
+        else:
+            if type(item) is not MainThreadJob:
+                return item
+            item.run()
+        outer, _main_waiting = _main_waiting, q
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    item = self._queue.get(True, left)
+                except queue.Empty:
+                    return _IDLE
+                if type(item) is not MainThreadJob:
+                    return item
+                item.run()
+        finally:
+            _main_waiting = outer
 
     def result(self, timeout: float | None = None) -> R:
         """The producer's return value, or its exception raised here."""
