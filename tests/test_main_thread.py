@@ -79,7 +79,7 @@ def test_a_cell_waiting_on_a_stream_serves_the_job(kernel: Kernel, sim: ErnieSim
             "t0 = time.monotonic()\n"
             "text = ''.join(ev.text for ev in Ernie().stream('hi') if ev.type == 'text')\n"
             "print(len(text), round(time.monotonic() - t0, 1))")
-    reply, msgs = kernel.run(code, timeout=20)
+    reply, _ = kernel.run(code, timeout=20)
     assert reply["content"]["status"] == "ok"
     result = seen(kernel)
     # the job ran on the main thread, long before the stream ended
