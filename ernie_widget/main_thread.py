@@ -72,7 +72,7 @@ class MainThreadRunner:
         job = MainThreadJob(fn)
         if offer_to_waiting_main_thread(job):
             try:
-                return job.future.result(HANDOVER_GRACE)  # type: ignore[no-any-return]
+                return job.future.result(HANDOVER_GRACE)
             except concurrent.futures.TimeoutError:
                 if not job.claim():  # it is running: wait for it
                     return self._result(job, timeout)
