@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it, vi } from "vitest";
-import { bindSendKeys, COMPOSITION_GRACE_MS, isolateKeys, isSendKey, type SendMode } from "./input";
+import { bindSendKeys, COMPOSITION_GRACE_MS, imeOwns, isolateKeys, isSendKey, type SendMode, trackIme } from "./input";
 
 function setup(mode: SendMode = "enter") {
   const textarea = document.createElement("textarea");
@@ -144,6 +144,40 @@ describe("isSendKey (the rules as a pure function)", () => {
     ["Ctrl+Enter in ctrl mode", { ...base, ctrlKey: true }, "ctrl-enter", true],
   ] as const)("%s → %s", (_name, event, mode, expected) => {
     expect(isSendKey(event, mode, false, Infinity)).toBe(expected);
+  });
+});
+
+describe("the shared composition tracker", () => {
+  it("imeOwns: composing, keyCode 229, or just after compositionend", () => {
+    expect(imeOwns({}, false, Infinity)).toBe(false);
+    expect(imeOwns({ isComposing: true }, false, Infinity)).toBe(true);
+    expect(imeOwns({ keyCode: 229 }, false, Infinity)).toBe(true);
+    expect(imeOwns({}, true, Infinity)).toBe(true);
+    expect(imeOwns({}, false, COMPOSITION_GRACE_MS - 1)).toBe(true);
+  });
+
+  it("one tracker serves the send keys and an interceptor that sees each key first", () => {
+    const textarea = document.createElement("textarea");
+    let now = 0;
+    const ime = trackIme(textarea, () => now);
+    const onSend = vi.fn();
+    const intercept = vi.fn((e: KeyboardEvent) => e.key === "Tab");
+    const unbind = bindSendKeys(textarea, { mode: () => "enter", onSend, intercept, ime });
+    textarea.dispatchEvent(new KeyboardEvent("keydown", { key: "Tab" }));
+    textarea.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(intercept).toHaveBeenCalledTimes(2);
+    expect(onSend).toHaveBeenCalledTimes(1);
+    textarea.dispatchEvent(new CompositionEvent("compositionstart"));
+    expect(ime.owns()).toBe(true);
+    textarea.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(onSend).toHaveBeenCalledTimes(1);
+    textarea.dispatchEvent(new CompositionEvent("compositionend"));
+    now += COMPOSITION_GRACE_MS;
+    expect(ime.owns()).toBe(false);
+    unbind(); // the shared tracker stays bound: its owner unbinds it
+    textarea.dispatchEvent(new CompositionEvent("compositionstart"));
+    expect(ime.composing).toBe(true);
+    ime.unbind();
   });
 });
 

@@ -14,6 +14,10 @@ export interface SendKeyOptions {
   mode: () => SendMode;
   onSend: () => void;
   onEscape?: () => void;
+  /** Sees every keydown first (e.g. the @ list's ↑/↓/Enter/Esc); returns true when it took the key. */
+  intercept?: (e: KeyboardEvent) => boolean;
+  /** The composition tracker to share (one is made for `textarea` otherwise). */
+  ime?: ImeTracker;
   /** Clock in ms (injectable for tests). */
   now?: () => number;
 }
@@ -21,48 +25,79 @@ export interface SendKeyOptions {
 /** An Enter within this many ms after `compositionend` belongs to the IME (Safari commits with it). */
 export const COMPOSITION_GRACE_MS = 100;
 
-/** Whether a keydown should send, given the composition state. Pure: the rules in one place. */
+type ImeEvent = Partial<Pick<KeyboardEvent, "isComposing" | "keyCode">>;
+
+/** Whether the IME owns an event: it is composing, the key is IME processing (229), or the composition just
+ *  ended (the commit's own Enter or input). Pure: the rules in one place. */
+export function imeOwns(e: ImeEvent, composing: boolean, msSinceCompositionEnd: number): boolean {
+  return !!e.isComposing || composing || e.keyCode === 229 || msSinceCompositionEnd < COMPOSITION_GRACE_MS;
+}
+
+/** Whether a keydown should send, given the composition state. */
 export function isSendKey(
   e: Pick<KeyboardEvent, "key" | "keyCode" | "isComposing" | "shiftKey" | "ctrlKey" | "metaKey" | "altKey">,
   mode: SendMode,
   composing: boolean,
   msSinceCompositionEnd: number,
 ): boolean {
-  if (e.key !== "Enter") return false;
-  if (e.isComposing || composing || e.keyCode === 229) return false; // the IME is still composing
-  if (msSinceCompositionEnd < COMPOSITION_GRACE_MS) return false; // the Enter that commits the text
+  if (e.key !== "Enter" || imeOwns(e, composing, msSinceCompositionEnd)) return false;
   const modifier = e.ctrlKey || e.metaKey;
   if (mode === "ctrl-enter") return modifier && !e.altKey;
   return !e.shiftKey && !e.altKey;
 }
 
-/** Wire `textarea` so the configured key sends; returns an unbind function. */
-export function bindSendKeys(textarea: HTMLTextAreaElement, options: SendKeyOptions): () => void {
-  const now = options.now ?? (() => performance.now());
+/** The composition state of one text box, for every handler that must leave the IME's keys and text alone. */
+export interface ImeTracker {
+  readonly composing: boolean;
+  /** ms since the last `compositionend` (Infinity before any). */
+  sinceEnd(): number;
+  /** `imeOwns` for an event of this box (without one: whether a composition is under way or just ended). */
+  owns(e?: ImeEvent): boolean;
+  unbind(): void;
+}
+
+export function trackIme(target: HTMLElement, now: () => number = () => performance.now()): ImeTracker {
   let composing = false;
-  let compositionEndedAt = -Infinity;
+  let endedAt = -Infinity;
   const onStart = (): void => {
     composing = true;
   };
   const onEnd = (): void => {
     composing = false;
-    compositionEndedAt = now();
+    endedAt = now();
   };
+  target.addEventListener("compositionstart", onStart);
+  target.addEventListener("compositionend", onEnd);
+  const tracker: ImeTracker = {
+    get composing() {
+      return composing;
+    },
+    sinceEnd: () => now() - endedAt,
+    owns: (e = {}) => imeOwns(e, composing, now() - endedAt),
+    unbind: () => {
+      target.removeEventListener("compositionstart", onStart);
+      target.removeEventListener("compositionend", onEnd);
+    },
+  };
+  return tracker;
+}
+
+/** Wire `textarea` so the configured key sends; returns an unbind function. */
+export function bindSendKeys(textarea: HTMLTextAreaElement, options: SendKeyOptions): () => void {
+  const ime = options.ime ?? trackIme(textarea, options.now);
   const onKey = (e: KeyboardEvent): void => {
-    if (e.key === "Escape" && !composing && !e.isComposing) {
+    if (options.intercept?.(e)) return;
+    if (e.key === "Escape" && !ime.composing && !e.isComposing) {
       options.onEscape?.();
       return;
     }
-    if (!isSendKey(e, options.mode(), composing, now() - compositionEndedAt)) return;
+    if (!isSendKey(e, options.mode(), ime.composing, ime.sinceEnd())) return;
     e.preventDefault();
     options.onSend();
   };
-  textarea.addEventListener("compositionstart", onStart);
-  textarea.addEventListener("compositionend", onEnd);
   textarea.addEventListener("keydown", onKey);
   return () => {
-    textarea.removeEventListener("compositionstart", onStart);
-    textarea.removeEventListener("compositionend", onEnd);
+    if (!options.ime) ime.unbind();
     textarea.removeEventListener("keydown", onKey);
   };
 }
