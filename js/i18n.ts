@@ -40,6 +40,9 @@ const en = {
   dropHere: "Drop images to attach",
   imageTooLarge: "Image too large (max {mb} MB)",
   sources: "Sources",
+  tok: "{n} tok",
+  context: "Context",
+  shortened: "shortened",
 };
 
 type Strings = typeof en;
@@ -85,6 +88,9 @@ const zh: Strings = {
   dropHere: "松开以附加图片",
   imageTooLarge: "图片过大（上限 {mb} MB）",
   sources: "来源",
+  tok: "{n} tok",
+  context: "上下文",
+  shortened: "已截短",
 };
 
 export type Lang = "zh" | "en";

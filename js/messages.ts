@@ -1,4 +1,5 @@
 /** Views of one user message and one assistant answer. */
+import { ContextSection } from "./context";
 import { h, icon } from "./dom";
 import type { StringKey, Translate } from "./i18n";
 import { IncrementalRenderer, normalizeText } from "./markdown";
@@ -47,6 +48,7 @@ export class UserMessageView {
   private readonly labels: Label[] = [];
   private readonly text: HTMLElement;
   private readonly images: HTMLElement;
+  private readonly context: ContextSection;
   private readonly editButton: HTMLButtonElement;
   private readonly deleteButton: HTMLButtonElement;
   private json = "";
@@ -54,6 +56,7 @@ export class UserMessageView {
   constructor(ctx: ViewContext, pending = false) {
     this.text = h("div", { class: "ernie-user-text" });
     this.images = h("div", { class: "ernie-user-images" });
+    this.context = new ContextSection(ctx.t);
     const copy = actionButton("ernie-copy-message", this.labels, "copyMessage", icon("copy"));
     this.editButton = actionButton("ernie-edit", this.labels, "edit", icon("edit"));
     this.deleteButton = actionButton("ernie-delete", this.labels, "deleteTurn", icon("trash"));
@@ -66,7 +69,7 @@ export class UserMessageView {
     this.el = h(
       "div",
       { class: `ernie-message ernie-user${pending ? " ernie-pending" : ""}`, "data-testid": "ernie-message", "data-role": "user" },
-      h("div", { class: "ernie-bubble" }, this.images, this.text),
+      h("div", { class: "ernie-bubble" }, this.images, this.text, this.context.el),
       actions,
     );
     if (pending) {
@@ -76,10 +79,10 @@ export class UserMessageView {
     applyLabels(this.labels, ctx.t);
   }
 
-  /** Show a message (the content is plain text: users type prompts, not HTML). */
-  apply(msg: Pick<IndexedMessage, "index" | "content" | "images">): void {
+  /** Show a message (the content is plain text: users type prompts, not HTML) with its @-mentions' context. */
+  apply(msg: Pick<IndexedMessage, "index" | "content" | "images" | "context">): void {
     this.index = msg.index;
-    const json = JSON.stringify([msg.content, msg.images ?? []]);
+    const json = JSON.stringify([msg.content, msg.images ?? [], msg.context ?? []]);
     if (json === this.json) return;
     this.json = json;
     this.content = msg.content;
@@ -88,6 +91,7 @@ export class UserMessageView {
       ...(msg.images ?? []).map((src) => h("img", { class: "ernie-thumb", src, alt: "", loading: "lazy" })),
     );
     this.images.hidden = !msg.images?.length;
+    this.context.set(msg.context ?? []);
   }
 
   /** Enable the actions that make sense now. */
@@ -99,6 +103,7 @@ export class UserMessageView {
 
   relabel(t: Translate): void {
     applyLabels(this.labels, t);
+    this.context.relabel(t);
   }
 
   destroy(): void {

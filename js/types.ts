@@ -3,9 +3,9 @@
  * `ernie_widget/protocol.py` into `protocol.gen.ts`; this module adds the traits and validates untrusted input.
  */
 
-import type { BrowserMessage, MetricsDict, StoredMessage, UsageDict } from "./protocol.gen";
+import type { BrowserMessage, ContextItem, MetricsDict, StoredMessage, UsageDict } from "./protocol.gen";
 
-export type { BrowserMessage, KernelMessage, Role, TurnStatus } from "./protocol.gen";
+export type { BrowserMessage, ContextItem, KernelMessage, Role, TurnStatus } from "./protocol.gen";
 export type Usage = UsageDict;
 export type Metrics = MetricsDict;
 
@@ -86,6 +86,27 @@ export function parseSources(value: unknown): Source[] {
   return [...byIndex.values()].sort((a, b) => a.index - b.index).slice(0, MAX_SOURCES);
 }
 
+const MAX_CONTEXT_ITEMS = 50;
+
+/** One validated @-mention snapshot (from a `mention` answer or a stored user message), or undefined. */
+export function parseContextItem(value: unknown): ContextItem | undefined {
+  if (!value || typeof value !== "object") return undefined;
+  const r = value as Record<string, unknown>;
+  const name = str(r.name);
+  const text = str(r.text);
+  const tokens = num(r.tokens);
+  if (!name || text === undefined) return undefined;
+  const item: ContextItem = { name: name.slice(0, 200), label: (str(r.label) ?? "").slice(0, 200), tokens: Math.max(0, Math.round(tokens ?? 0)), text };
+  if (r.shortened === true) item.shortened = true;
+  return item;
+}
+
+/** A user message's `context` (its @-mentions as sent): the valid items, at most 50. */
+export function parseContext(value: unknown): ContextItem[] {
+  if (!Array.isArray(value)) return [];
+  return value.map(parseContextItem).filter((i): i is ContextItem => !!i).slice(0, MAX_CONTEXT_ITEMS);
+}
+
 /** Validate the `messages` trait: drop what is malformed, keep only known fields with the right types. */
 export function parseMessages(value: unknown): IndexedMessage[] {
   if (!Array.isArray(value)) return [];
@@ -121,6 +142,8 @@ export function parseMessages(value: unknown): IndexedMessage[] {
     if (requestId) msg.request_id = requestId;
     const sources = parseSources(m.search_results);
     if (sources.length) msg.search_results = sources;
+    const context = m.role === "user" ? parseContext(m.context) : [];
+    if (context.length) msg.context = context;
     out.push(msg);
   }
   return out;
