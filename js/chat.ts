@@ -5,14 +5,16 @@
  * flight arrives as custom-message deltas (stream.ts). The view renders the transcript, appends a streaming
  * bubble for the answer in flight, and reconciles the two when the final entry for that `mid` arrives.
  */
+import { MentionChips } from "./chips";
 import { blockNumbers, codeOf, syncCodeTools, wrapCodeBlocks } from "./code-tools";
 import { copyText, flashLabel, h } from "./dom";
 import { type Lang, resolveLang, type StringKey, type Translate, translator } from "./i18n";
-import { bindSendKeys, imageFiles, isolateKeys, MAX_IMAGE_BYTES, MAX_IMAGES, readAsDataUrl, type SendMode } from "./input";
+import { bindSendKeys, imageFiles, isolateKeys, MAX_IMAGE_BYTES, MAX_IMAGES, readAsDataUrl, type SendMode, trackIme } from "./input";
+import { MentionList } from "./mention-list";
 import { AssistantMessageView, type MessageView, messageKey, UserMessageView, type ViewContext } from "./messages";
 import { LOADABLE_IMAGE } from "./sanitize";
 import { DeltaAssembler, type StreamSink } from "./stream";
-import { type BrowserMessage, type ChatModel, type IndexedMessage, isSafeImageDataUrl, parseMessages, parseSources, type TurnStatus } from "./types";
+import { type BrowserMessage, type ChatModel, type ContextItem, type IndexedMessage, isSafeImageDataUrl, parseMessages, parseSources, type TurnStatus } from "./types";
 
 /** How long Send stays disabled waiting for the kernel's `start` after an ask. */
 const AWAIT_START_MS = 15_000;
@@ -47,6 +49,8 @@ export class ChatView implements StreamSink {
   private readonly retryButton: HTMLButtonElement;
   private readonly continueButton: HTMLButtonElement;
   private readonly clearButton: HTMLButtonElement;
+  private readonly chips: MentionChips;
+  private readonly mentionList: MentionList;
 
   private messages: IndexedMessage[] = [];
   private finalMids = new Set<number>();
@@ -100,6 +104,24 @@ export class ChatView implements StreamSink {
     this.attachmentsEl = h("div", { class: "ernie-attachments" });
     this.attachmentsEl.hidden = true;
     this.textarea = h("textarea", { class: "ernie-input", "data-testid": "ernie-input", rows: 2 });
+    const ime = trackIme(this.textarea);
+    this.cleanups.push(() => ime.unbind());
+    this.chips = new MentionChips({
+      t: (key, vars) => this.t(key, vars),
+      send: (msg) => this.send(msg),
+      notice: (text) => this.showNotice(text),
+      budget: () => this.model.get("context_budget"),
+      changed: () => this.updateControls(),
+      fixError: () => {
+        if (!this.textarea.value.trim()) this.textarea.value = this.t("fixRequest");
+        this.textarea.focus();
+      },
+    });
+    this.mentionList = new MentionList(this.textarea, ime, {
+      t: (key, vars) => this.t(key, vars),
+      send: (msg) => this.send(msg),
+      pick: (name) => this.chips.request(name),
+    });
     this.hint = h("span", { class: "ernie-hint" });
     this.sendButton = this.button("ernie-send", "send", "ernie-btn ernie-btn-primary");
     this.stopButton = this.button("ernie-stop", "stop", "ernie-btn ernie-btn-stop");
@@ -117,12 +139,12 @@ export class ChatView implements StreamSink {
       this.stopButton,
       this.sendButton,
     );
-    const composer = h("div", { class: "ernie-composer" }, this.editingBar, this.attachmentsEl, this.textarea, toolbar);
+    const composer = h("div", { class: "ernie-composer" }, this.editingBar, this.chips.el, this.attachmentsEl, this.mentionList.el, this.textarea, toolbar);
 
     this.root = h("div", { class: "ernie-chat" }, header, this.bannerEl, this.log, this.noticeEl, this.live, composer);
     host.append(this.root);
 
-    this.wire();
+    this.wire(ime);
     this.applyLang();
     this.applyTraits();
     this.renderMessages();
@@ -148,7 +170,7 @@ export class ChatView implements StreamSink {
     this.cleanups.push(() => this.model.off(name, handler));
   }
 
-  private wire(): void {
+  private wire(ime: ReturnType<typeof trackIme>): void {
     this.on("change:messages", () => this.renderMessages());
     this.on("change:status", () => this.updateControls());
     this.on("change:lang", () => this.applyLang());
@@ -156,6 +178,7 @@ export class ChatView implements StreamSink {
     this.on("change:model_label", () => this.applyTraits());
     this.on("change:placeholder", () => this.applyTraits());
     this.on("change:banner", () => this.applyTraits());
+    this.on("change:context_budget", () => this.chips.render());
     this.on("msg:custom", (msg: unknown) => this.onCustom(msg));
 
     this.listen(this.sendButton, "click", () => this.submit());
@@ -169,6 +192,8 @@ export class ChatView implements StreamSink {
         mode: () => this.sendMode(),
         onSend: () => this.submit(),
         onEscape: () => this.cancelEdit(),
+        intercept: (e) => this.mentionList.keydown(e),
+        ime,
       }),
     );
     this.listen(this.textarea, "paste", (e: ClipboardEvent) => {
@@ -216,6 +241,7 @@ export class ChatView implements StreamSink {
     this.pendingUser?.relabel(this.t);
     this.renderAttachments();
     this.renderEditing();
+    this.chips.render();
     this.applyTraits();
     this.refreshCodeTools();
   }
@@ -256,7 +282,10 @@ export class ChatView implements StreamSink {
     } else if (m.type === "sources" && typeof m.mid === "number") {
       // web sources of the answer in flight; once the transcript holds the answer, its entry is the truth
       if (!this.finalMids.has(m.mid)) this.byMid.get(m.mid)?.setSources(parseSources(m.results));
-    } else if (m.type === "withdraw" && typeof m.mid === "number") {
+    } else if (m.type === "variables") this.mentionList.onAnswer(m);
+    else if (m.type === "mention") this.chips.onAnswer(m);
+    else if (m.type === "last_error") this.chips.setLastError(m.summary);
+    else if (m.type === "withdraw" && typeof m.mid === "number") {
       this.byMid.get(m.mid)?.withdraw(typeof m.notice === "string" ? m.notice : "");
       if (this.inflight?.mid === m.mid) this.inflight = null;
       this.updateControls();
@@ -403,7 +432,8 @@ export class ChatView implements StreamSink {
   private updateControls(): void {
     const streaming = this.isStreaming();
     const busy = streaming || this.awaitingStart;
-    this.sendButton.disabled = busy;
+    // a chosen @-mention is on its way: the ask waits for its chip
+    this.sendButton.disabled = busy || this.chips.waiting;
     this.stopButton.hidden = !streaming;
     this.stopButton.disabled = !streaming;
     const hasUser = this.messages.some((m) => m.role === "user");
@@ -494,17 +524,21 @@ export class ChatView implements StreamSink {
   // --- composer ----------------------------------------------------------------------------------------------
 
   private submit(): void {
-    if (this.isStreaming() || this.awaitingStart) return;
+    if (this.isStreaming() || this.awaitingStart || this.chips.waiting) return;
     const text = this.textarea.value;
     const images = this.attachments.slice();
     if (!text.trim() && !images.length) return;
+    this.mentionList.close();
     if (this.editing) {
       this.send({ type: "edit", text });
       this.cancelEdit();
     } else {
-      const msg: BrowserMessage = images.length ? { type: "ask", text, images } : { type: "ask", text };
+      const chips = this.chips.take();
+      const msg: BrowserMessage = { type: "ask", text };
+      if (images.length) msg.images = images;
+      if (chips.length) msg.mentions = chips.map((c) => c.cid);
       this.send(msg);
-      this.showPendingUser(text, images);
+      this.showPendingUser(text, images, chips.map((c) => c.item));
     }
     this.textarea.value = "";
     this.attachments = [];
@@ -514,10 +548,10 @@ export class ChatView implements StreamSink {
     this.afterRender();
   }
 
-  private showPendingUser(text: string, images: string[]): void {
+  private showPendingUser(text: string, images: string[], context: ContextItem[]): void {
     this.removePendingUser();
     const view = new UserMessageView(this.ctx, true);
-    view.apply({ index: -1, content: text, images });
+    view.apply({ index: -1, content: text, images, context });
     this.pendingUser = view;
     this.placeViews();
   }
@@ -627,6 +661,8 @@ export class ChatView implements StreamSink {
   }
 
   destroy(): void {
+    this.mentionList.destroy();
+    this.chips.destroy();
     for (const cleanup of this.cleanups.splice(0)) cleanup();
     if (this.frame !== undefined) {
       if (typeof cancelAnimationFrame === "function") cancelAnimationFrame(this.frame);

@@ -2,7 +2,7 @@
  * Test-only (not bundled): the chat rendered on a fake anywidget model, with helpers to type into it and to play the
  * kernel's side of the comm.
  */
-import { afterEach, vi } from "vitest";
+import { afterEach, expect, vi } from "vitest";
 import type { BrowserMessage } from "./types";
 import widget from "./widget";
 
@@ -64,4 +64,32 @@ export function mount(initial: Record<string, unknown> = {}) {
 
 export type Chat = ReturnType<typeof mount>;
 
+export const VARS = [
+  { name: "sales", kind: "DataFrame", size: "12,000 × 7" },
+  { name: "sales_2023", kind: "DataFrame", size: "9,100 × 7" },
+  { name: "scores", kind: "ndarray", size: "100" },
+  { name: "model", kind: "LinearRegression", size: "" },
+];
 export const SALES = { name: "sales", label: "DataFrame 12,000 × 7", tokens: 850, text: "DataFrame sales: 12,000 rows × 7 columns\nregion  units  price" };
+
+/** Open the list with `@` and answer it with `items`. */
+export function openList(chat: Chat, items = VARS) {
+  chat.type("@");
+  const rid = chat.of("variables").at(-1)!.rid;
+  chat.kernel({ type: "variables", rid, status: "ok", items });
+  return rid;
+}
+
+/** Pick `name` and answer the mention request with `item` as chip `cid`. */
+export function addChip(chat: Chat, item: Record<string, unknown>, cid: number) {
+  chat.input.focus();
+  chat.type(`${chat.input.value && !chat.input.value.endsWith(" ") ? " " : ""}@`);
+  const rid = chat.of("variables").at(-1)!.rid;
+  chat.kernel({ type: "variables", rid, status: "ok", items: [{ name: item.name, kind: "", size: "" }] });
+  chat.key("Enter");
+  const request = chat.of("mention").at(-1)!;
+  expect(request.name).toBe(item.name);
+  chat.kernel({ type: "mention", rid: request.rid, status: "ok", cid, item });
+}
+
+export const texts = (els: Element[]) => els.map((e) => Array.from(e.children, (c) => c.textContent));

@@ -3,9 +3,9 @@
  * `ernie_widget/protocol.py` into `protocol.gen.ts`; this module adds the traits and validates untrusted input.
  */
 
-import type { BrowserMessage, ContextItem, MetricsDict, StoredMessage, UsageDict } from "./protocol.gen";
+import type { BrowserMessage, ContextItem, MetricsDict, StoredMessage, UsageDict, VariableEntry } from "./protocol.gen";
 
-export type { BrowserMessage, ContextItem, KernelMessage, Role, TurnStatus } from "./protocol.gen";
+export type { BrowserMessage, ContextItem, KernelMessage, Role, TurnStatus, VariableEntry } from "./protocol.gen";
 export type Usage = UsageDict;
 export type Metrics = MetricsDict;
 
@@ -31,6 +31,9 @@ export interface WidgetTraits {
   placeholder: string;
   /** a standing notice above the transcript (e.g. "this is an offline demo model, not ERNIE"); plain text */
   banner: string;
+  /** tokens the @-mentions of one message may use before the kernel shortens the largest (added by the kernel
+   *  side of the @-mentions; absent in older kernels) */
+  context_budget?: number;
 }
 
 /** The part of anywidget's model the view uses (a subset of @anywidget/types' AnyModel). */
@@ -105,6 +108,18 @@ export function parseContextItem(value: unknown): ContextItem | undefined {
 export function parseContext(value: unknown): ContextItem[] {
   if (!Array.isArray(value)) return [];
   return value.map(parseContextItem).filter((i): i is ContextItem => !!i).slice(0, MAX_CONTEXT_ITEMS);
+}
+
+/** The rows of a `variables` answer: `{name, kind, size}` strings each (a name is required), at most 500. */
+export function parseVariables(value: unknown): VariableEntry[] {
+  if (!Array.isArray(value)) return [];
+  const out: VariableEntry[] = [];
+  for (const raw of value.slice(0, 500)) {
+    const r = (raw ?? {}) as Record<string, unknown>;
+    const name = str(r.name);
+    if (name) out.push({ name: name.slice(0, 200), kind: (str(r.kind) ?? "").slice(0, 80), size: (str(r.size) ?? "").slice(0, 80) });
+  }
+  return out;
 }
 
 /** Validate the `messages` trait: drop what is malformed, keep only known fields with the right types. */
