@@ -12,6 +12,8 @@ describe("mentionQuery: the @name being typed", () => {
     ["分析@sal", { start: 2, query: "sal" }],
     ["(@Out[3]", { start: 1, query: "Out[3]" }],
     ["mail me at a@b", null],
+    ["(a)@b", null],
+    ["x[0]@w", null],
     ["@sales ", null],
     ["full-width ＠", null],
   ] as const)("%j → %j", (text, expected) => {

@@ -18,10 +18,11 @@ export const DEBOUNCE_MS = 120;
 export const BUSY_AFTER_MS = 2500;
 const MAX_SHOWN = 100;
 
-/** The `@name` being typed at `caret`: where its `@` is and the name so far, or null. An `@` inside a word or an
- *  e-mail address (`a@b`) starts nothing; one after CJK text or punctuation does. */
+/** The `@name` being typed at `caret`: where its `@` is and the name so far, or null. As the kernel reads mentions
+ *  (context/mentions.py): an `@` after a letter, digit, `_`, `.`, `)`, `]`, `}`, `$`, `\` or `/` starts nothing (an
+ *  e-mail address, a matrix product); one after CJK text, a space or other punctuation does. */
 export function mentionQuery(text: string, caret: number): { start: number; query: string } | null {
-  const m = /(?:^|[^A-Za-z0-9_@.])@([\p{L}\p{N}_\[\]]*)$/u.exec(text.slice(0, caret));
+  const m = /(?:^|[^A-Za-z0-9_.@)\]}$\\/])@([\p{L}\p{N}_\[\]]*)$/u.exec(text.slice(0, caret));
   return m ? { start: caret - m[1].length - 1, query: m[1] } : null;
 }
 
