@@ -182,6 +182,10 @@ class Conversation:
                 out.append({"role": "assistant", "content": m["content"]})
             else:
                 content: Any = m.get("content", "")
+                if m.get("context"):  # the @-mentions' text, exactly as shown in the transcript
+                    from .context import format_context
+
+                    content = f"{content}\n\n{format_context(m['context'])}"
                 if m.get("images"):
                     content = [{"type": "text", "text": content},
                                *({"type": "image_url", "image_url": {"url": u}} for u in m["images"])]

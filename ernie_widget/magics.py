@@ -30,7 +30,9 @@ from .conversations import (
 )
 from .magic_actions import doctor, fix_prompt, list_providers, paste_code_block
 from .magic_input import ask_questions_not_help, raw_prompt, record_errors, unquote
+from .magic_mentions import attach_mentions, with_context
 from .magic_output import Outcome, stream_answer
+from .protocol import ContextItem
 
 __all__ = ["FORMAT_INSTRUCTIONS", "ErnieMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -97,6 +99,8 @@ class ErnieMagics(Magics):
     system = Unicode(None, allow_none=True, help="Default system prompt").tag(config=True)
     temperature = Float(None, allow_none=True, help="Default temperature").tag(config=True)
     token_budget = Int(0, help="Tokens this session may spend through the magics (0 = no limit)").tag(config=True)
+    context_budget = Int(4000, help="Tokens of @-mention context per prompt (largest items shortened first)").tag(
+        config=True)
     update_interval = Float(0.05, help="Seconds between display updates (≤ 20 Hz)").tag(config=True)
     timeout = Float(TIMEOUT, help="Seconds to connect and get the first byte").tag(config=True)
     connect_timeout = Float(CONNECT_TIMEOUT, help="Seconds to open the connection (a dead host fails after this)"
@@ -143,6 +147,8 @@ class ErnieMagics(Magics):
     @argument("--reset", action="store_true", help="forget the thread's history first")
     @argument("--dry-run", action="store_true", help="print the exact messages and token estimate; send nothing")
     @argument("--trust-html", action="store_true", help="with -f html: render the model's HTML (sanitized)")
+    @argument("--no-mentions", action="store_true",
+              help="send @name as typed (by default @variable attaches that variable's context)")
     @argument("--over", metavar="DF", help="run the cell as a template over every row of a DataFrame/list")
     @argument("--schema", metavar="VAR", help="a pydantic model class or JSON Schema dict: the answer is validated "
               "JSON (returned parsed); with --over, one ernie_<field> column per field")
@@ -244,14 +250,23 @@ class ErnieMagics(Magics):
             conv.clear()
         return conv
 
-    def _build_messages(self, conv: Conversation, args: Any, text: str, fmt: str) -> list[dict[str, Any]]:
+    def _reads_images(self, args: Any) -> bool:
+        from .client import model_info
+
+        return model_info(args.model or self.model).vision
+
+    def _build_messages(self, conv: Conversation, args: Any, text: str, fmt: str,
+                        mention_images: list[str] | None = None) -> list[dict[str, Any]]:
         ns = self._ns
         history = conv.history(self.max_history)
         content: Any = text
+        if mention_images:
+            content = [{"type": "text", "text": text},
+                       *({"type": "image_url", "image_url": {"url": u}} for u in mention_images)]
         if args.image:
             from .client.messages import image
 
-            parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+            parts: list[dict[str, Any]] = content if isinstance(content, list) else [{"type": "text", "text": text}]
             for name in args.image:
                 if name not in ns:
                     raise UsageError(f"找不到变量 / no variable named {name!r} for --image")
@@ -277,7 +292,12 @@ class ErnieMagics(Magics):
             if conv.busy:
                 raise UsageError(conv.busy_error().message)
             conv.clear()
-        messages = self._build_messages(conv, args, text, fmt)
+        items: list[ContextItem] = []
+        mention_images: list[str] = []
+        if not args.no_mentions:
+            items, mention_images = attach_mentions(text, self._ns, self.shell, budget=self.context_budget,
+                                                    vision=self._reads_images(args))
+        messages = self._build_messages(conv, args, with_context(text, items), fmt, mention_images)
         params = self._request_params(args)
         prompt_tokens, answer_limit = estimate_tokens(messages), int(params.get("max_tokens") or 1024)
         estimate = prompt_tokens + answer_limit
@@ -299,7 +319,7 @@ class ErnieMagics(Magics):
         streaming = self.stream and not args.no_stream and not _stream_disabled_by_env()
         outcome = Outcome()
         try:
-            conv.append({"role": "user", "content": text})
+            conv.append({"role": "user", "content": text, **({"context": items} if items else {})})
             outcome = stream_answer(client, messages, params, fmt, streaming=streaming, trust_html=args.trust_html,
                                      update_interval=self.update_interval)
             answer = outcome.answer()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Transcript", "conversation_markdown"]
+__all__ = ["Transcript", "context_markdown", "conversation_markdown"]
 
 
 class Transcript:
@@ -29,7 +29,10 @@ def conversation_markdown(messages: list[dict[str, Any]]) -> str:
     parts = []
     for m in messages:
         if m["role"] == "user":
-            parts.append("**You:** " + str(m.get("content", "")))
+            text = "**You:** " + str(m.get("content", ""))
+            if m.get("context"):
+                text += "\n\n" + context_markdown(m["context"])
+            parts.append(text)
         else:
             body = "*(withdrawn)*" if m.get("withdrawn") else str(m.get("content", ""))
             if m.get("error"):
@@ -62,3 +65,15 @@ def sources_markdown(sources: list[dict[str, Any]]) -> str:
         link = f" · <{url}>" if is_web_url(url) and not re.search(r"[\s<>]", url) else ""
         lines.append(f"- **{int(s.get('index') or 0)}.** {_md_text(str(s.get('title') or ''))}{link}")
     return "\n".join(lines)
+
+
+def context_markdown(items: list[dict[str, Any]]) -> str:
+    """A question's @-mentions: their labels, then exactly the text that was sent, each as a code block (the text is
+    data from the user's variables, never markup; the static renderer does not pass raw HTML, so no <details>)."""
+    labels = ", ".join(f"@{_md_text(str(i.get('name', '')))} ({_md_text(str(i.get('label', '')))})" for i in items)
+    blocks = [f"> **上下文 / Context:** {labels}"]
+    for item in items:
+        text = str(item.get("text", ""))
+        fence = "~" * max(3, 1 + max((len(r) for r in re.findall(r"~+", text)), default=0))
+        blocks.append(f"{fence}text\n{text}\n{fence}")
+    return "\n\n".join(blocks)

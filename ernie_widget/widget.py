@@ -32,6 +32,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from .chat_context import ChatContext
 from .client.background import background_loop, in_background_loop
 from .client.config import host_of
 from .client.errors import AuthenticationError, ContentFilterError, ErnieError, PermissionDeniedError
@@ -88,6 +89,11 @@ class ErnieChat(anywidget.AnyWidget):
     banner = traitlets.Unicode("").tag(sync=True)
     #: ask ERNIE to search the web and cite its sources (Qianfan's `web_search`); kernel side only, not synced
     web_search = traitlets.Bool(False)
+    #: tokens of @-mention context per question; the largest items are shortened first to fit
+    context_budget = traitlets.Int(4000).tag(sync=True)
+    #: "auto": each question's system prompt lists the user's variables (names, types, sizes); "off": nothing
+    #: about the namespace is sent unless mentioned
+    context = traitlets.Enum(("off", "auto"), "off")
 
     def __init__(
         self,
@@ -129,6 +135,7 @@ class ErnieChat(anywidget.AnyWidget):
             kwargs.setdefault("banner", offline_model_notice(offline, in_notebook=True))
             kwargs.setdefault("placeholder", "向离线模型提问… / Ask the offline model…")
         super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), web_search=web_search, **kwargs)
+        self._context = ChatContext(self._emit, self._reads_images)
         self._sync_messages()
         self._conv.subscribe(self._on_conversation_change)
         self.on_msg(self._on_custom)
@@ -144,16 +151,21 @@ class ErnieChat(anywidget.AnyWidget):
     def client(self) -> Any:
         return self._client
 
-    def ask(self, text: str, images: list[Any] | None = None) -> AskHandle:
+    def ask(self, text: str, images: list[Any] | None = None, mentions: list[str | int] | None = None) -> AskHandle:
         """Send *text* (optionally with images for vision models). Returns at once; the answer streams.
 
+        ``mentions`` attaches notebook context: variable names (``["sales", "error", "In[3]"]``), or the chips a
+        view added. Exactly the text attached is stored with the question (``messages[i]["context"]``).
         Raises `ThreadBusyError` while another answer streams in the same conversation.
         """
         if not isinstance(text, str) or not text.strip():
             raise ErnieError("问题不能为空 / the question is empty")
         user: dict[str, Any] = {"role": "user", "content": text}
-        if images:
-            user["images"] = [image_part(x)["image_url"]["url"] for x in images]
+        items, mention_images = self._context.for_question(mentions or [], self.context_budget)
+        if items:
+            user["context"] = items
+        if images or mention_images:
+            user["images"] = [image_part(x)["image_url"]["url"] for x in images or []] + mention_images
         self._conv.begin_or_raise()
         return self._start_turn(lambda: self._conv.append(user))
 
@@ -239,6 +251,7 @@ class ErnieChat(anywidget.AnyWidget):
         """Close the widget; an answer in flight is stopped and its connection closed."""
         self.stop()
         self._conv.unsubscribe(self._on_conversation_change)
+        self._context.close()
         super().close()
 
     # -- the turn --------------------------------------------------------------------------------
@@ -288,7 +301,8 @@ class ErnieChat(anywidget.AnyWidget):
             if self._host:
                 start["host"] = self._host
             self._emit(start)
-            run: Handoff[None, StoredMessage] = Handoff(lambda _channel: self._run_turn(turn, history))
+            system = self._system_prompt()
+            run: Handoff[None, StoredMessage] = Handoff(lambda _channel: self._run_turn(turn, history, system))
             turn.run = run
         except BaseException:
             self._conv.end_turn()
@@ -303,7 +317,19 @@ class ErnieChat(anywidget.AnyWidget):
         except Exception:  # a closed comm must not break the stream
             logger.debug("widget send failed", exc_info=True)
 
-    async def _events(self, history: list[dict[str, Any]]) -> AsyncIterator[tuple[str, Any]]:
+    def _system_prompt(self) -> str | None:
+        """The chat's system prompt, plus (``context="auto"``) the variable list, read now on the main thread."""
+        if self.context != "auto":
+            return self._system
+        summary = self._context.auto_summary(self.context_budget)
+        return "\n\n".join(p for p in (self._system, summary) if p) or None
+
+    def _reads_images(self) -> bool:
+        from .client import model_info
+
+        return model_info(self._model or getattr(self._client, "model", None)).vision
+
+    async def _events(self, history: list[dict[str, Any]], system: str | None) -> AsyncIterator[tuple[str, Any]]:
         """(kind, value) pairs from the client or a custom backend."""
         if self._backend is not None:
             async for text in backend_texts(self._backend, history):
@@ -312,7 +338,7 @@ class ErnieChat(anywidget.AnyWidget):
         aio = getattr(self._client, "aio", self._client)
         model = None if not self._model or is_gguf(self._model) else self._model
         search = {"web_search": True} if self.web_search else {}  # the client spells it per surface
-        stream = aio.stream(history, model=model, system=self._system, temperature=self._temperature,
+        stream = aio.stream(history, model=model, system=system, temperature=self._temperature,
                             max_tokens=self._max_tokens, **search)
         async with stream:  # leaving it (also on cancel) closes the HTTP response
             async for ev in stream:
@@ -324,7 +350,7 @@ class ErnieChat(anywidget.AnyWidget):
                     yield "sources", ev.results
             yield "reply", stream.reply
 
-    async def _run_turn(self, turn: Turn, history: list[dict[str, Any]]) -> StoredMessage:
+    async def _run_turn(self, turn: Turn, history: list[dict[str, Any]], system: str | None) -> StoredMessage:
         mid, batcher = turn.mid, turn.batcher
         task = asyncio.current_task()
         assert task is not None
@@ -346,7 +372,7 @@ class ErnieChat(anywidget.AnyWidget):
         try:
             if not turn.attach(task):
                 raise asyncio.CancelledError
-            async for kind, value in self._events(history):
+            async for kind, value in self._events(history, system):
                 if kind in ("text", "reasoning"):
                     if answer.get("withdrawn"):
                         continue  # never show more of an answer that was withdrawn
@@ -437,7 +463,14 @@ class ErnieChat(anywidget.AnyWidget):
             if kind == "ask":
                 images = [u for u in content.get("images") or []
                           if isinstance(u, str) and u.startswith(_IMAGE_URL_PREFIXES)]
-                self.ask(str(content.get("text", "")), images=images or None)
+                chips = [c for c in content.get("mentions") or [] if isinstance(c, int) and not isinstance(c, bool)]
+                self.ask(str(content.get("text", "")), images=images or None, mentions=list(chips) or None)
+            elif kind == "variables":
+                self._context.on_variables(int(content.get("rid", 0)), str(content.get("prefix", ""))[:100])
+            elif kind == "mention":
+                self._context.on_mention(int(content.get("rid", 0)), str(content.get("name", ""))[:200])
+            elif kind == "unmention":
+                self._context.on_unmention(int(content.get("cid", 0)))
             elif kind == "stop":
                 self.stop()
             elif kind == "retry":

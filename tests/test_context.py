@@ -330,11 +330,11 @@ def test_a_key_past_the_cut_is_not_sent_either() -> None:
     assert CANARY_SECRET not in item["text"]
 
 
-# -- figures and images (not dependencies of the project: the tests run where they are installed) ------------------
+# -- figures and images (matplotlib, Pillow and polars are dev dependencies) ----------------------------------------------
 
 
 def test_matplotlib_figures_with_and_without_vision() -> None:
-    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib  # a dev dependency: a missing one fails, it is not skipped
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -357,7 +357,7 @@ def test_matplotlib_figures_with_and_without_vision() -> None:
 
 
 def test_pil_images_with_and_without_vision() -> None:
-    image_module = pytest.importorskip("PIL.Image")
+    import PIL.Image as image_module  # a dev dependency
     poster = image_module.new("RGB", (6000, 4000), "white")
     text_only = describe("img", {"img": poster}).item
     assert text_only["text"].startswith("@img: PIL image, 6000 × 4000 px, mode RGB\n")
@@ -369,7 +369,7 @@ def test_pil_images_with_and_without_vision() -> None:
 
 
 def test_polars_frames_and_series() -> None:
-    pl = pytest.importorskip("polars")
+    import polars as pl  # a dev dependency
     n = 2_000_000
     df = pl.DataFrame({"id": np.arange(n), "name": ["a", "b", None, "c"] * (n // 4)})
     text = _text("pdf", {"pdf": df})

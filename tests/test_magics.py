@@ -580,3 +580,44 @@ def test_schema_for_one_answer_returns_the_parsed_value(sim, ip) -> None:
     assert result.result == {"a": 1, "b": 2} and ip.user_ns["pair"] == {"a": 1, "b": 2}
     _, result = cell(ip, "--schema Missing", "两个数")
     assert "no variable named 'Missing'" in str(result.error_in_exec)
+
+
+# -- @-mentions ----------------------------------------------------------------------------------
+
+
+def test_a_mentioned_frame_sends_its_columns_and_the_output_says_so(sim, ip) -> None:
+    import pandas as pd
+
+    ip.user_ns["sales"] = pd.DataFrame({"region": ["华东", "华北"], "revenue_m": [1.5, 2.0]})
+    ip.user_ns["x"] = 3
+    sim.push(Answer(text="```python\nsales.groupby('region').revenue_m.sum()\n```"))
+    io, result = cell(ip, "-f code", "用 @sales 画出每个区域的收入；不要动 alice@example.com 或 df.query('a > @x')")
+    assert result.error_in_exec is None
+    sent_text = last_request(sim).json["messages"][-1]["content"]
+    assert "revenue_m" in sent_text and "float64" in sent_text and "region" in sent_text
+    assert sent_text.count("@x:") == 0 and "@alice" not in sent_text.split("\n\n", 1)[1]
+    assert "已附加上下文 / attached: @sales (DataFrame" in io.stderr
+
+
+def test_no_mentions_and_dry_run(sim, ip) -> None:
+    import pandas as pd
+
+    ip.user_ns["sales"] = pd.DataFrame({"region": ["华东"]})
+    before = len(sim.chat_requests)
+    io, _ = cell(ip, "--dry-run", "看看 @sales")
+    assert "region" in io.stdout and len(sim.chat_requests) == before  # the exact context, nothing sent
+    sim.push(Answer(text="ok"))
+    cell(ip, "--no-mentions", "看看 @sales")
+    assert last_request(sim).json["messages"][-1]["content"] == "看看 @sales"
+
+
+def test_a_key_bearing_mention_sends_nothing(sim, ip) -> None:
+    ip.user_ns["creds"] = "bce-v3/ALTAK-magiccanary1/canarysecret777"
+    before = len(sim.chat_requests)
+    io, result = cell(ip, "", "这是什么 @creds")
+    assert result.error_in_exec is not None and len(sim.chat_requests) == before
+    assert "canarysecret777" not in str(result.error_in_exec) + io.stdout + io.stderr
+    # the check can fail: the same channels do show the canary when it is printed
+    with capture_output() as shown:
+        ip.run_cell("import sys; print(creds); print(creds, file=sys.stderr)")
+    assert "canarysecret777" in shown.stdout and "canarysecret777" in shown.stderr

@@ -207,7 +207,7 @@ def test_check_thinking_never_changes_the_params():
 
 
 def test_the_openai_sdk_sends_chat_template_kwargs_as_we_do(ernie_simulator):
-    openai = pytest.importorskip("openai")
+    import openai  # a dev dependency
     extra = {"chat_template_kwargs": {"enable_thinking": False}, "reasoning_max_tokens": 256}
     sdk = openai.OpenAI(base_url=ernie_simulator.base_url("openai"), api_key="sk-test", max_retries=0)
     stream = sdk.chat.completions.create(model="default", messages=HI, stream=True, extra_body=extra)
