@@ -5,6 +5,8 @@
  *   `el.closest("[data-ernie-extension]")`) offers Insert below / Replace cell / Run in new cell on code blocks.
  * - Acts on trusted clicks on those buttons only (capture-phase listener on the panel; see actions.ts).
  * - Adds three commands to the palette and the notebook context menu.
+ * - "ERNIE: Open chat beside notebook" (palette and notebook toolbar): the notebook's chat in the right sidebar,
+ *   opened by silent kernel code, without a cell (sidebar.ts).
  *
  * It stores nothing: no settings, no keys, no prompts. Cells it writes carry `metadata.ernie_widget`.
  */
@@ -15,24 +17,19 @@ import { INotebookTracker, type NotebookPanel } from "@jupyterlab/notebook";
 import { actionFromEvent, type ActionRequest } from "./actions";
 import { registerCommands } from "./commands";
 import { ActiveHistory } from "./history";
-import { cellHoldingOutput, insertCodeCells, replaceSource, runCells } from "./notebook";
+import { applyAction, cellHoldingOutput, PRESENCE_ATTRIBUTE } from "./notebook";
+import { registerSidebar } from "./sidebar";
 
-/** The attribute the widget looks for. */
-export const PRESENCE_ATTRIBUTE = "data-ernie-extension";
+export { PRESENCE_ATTRIBUTE };
 
 function apply(panel: NotebookPanel, history: ActiveHistory<Cell>, host: Cell, req: ActionRequest,
                dialogs: ISessionContextDialogs | null): void {
   const notebook = panel.content;
   const target = history.pick(host, (cell) => notebook.widgets.includes(cell) && !cell.isDisposed);
-  if (req.action === "replace-cell" && target && target.model.type === "code") {
-    replaceSource(notebook, target, req.code, req.provenance);
-    return;
-  }
-  // insert-below, run-in-new-cell, and replace-cell without a code cell to replace: a new cell below the
-  // target (or below the chat's own cell when the chat is all the user has touched), never over the chat.
+  // Replace acts on the target code cell; otherwise a new cell goes below the target (or below the chat's own
+  // cell when the chat is all the user has touched), never over the chat.
   const index = notebook.widgets.indexOf(target ?? host) + 1;
-  insertCodeCells(notebook, index, [req.code], req.provenance);
-  if (req.action === "run-in-new-cell") runCells(panel, index, 1, dialogs);
+  applyAction(panel, target, index, req, dialogs);
 }
 
 function attach(panel: NotebookPanel, dialogs: ISessionContextDialogs | null): void {
@@ -61,7 +58,7 @@ function attach(panel: NotebookPanel, dialogs: ISessionContextDialogs | null): v
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: "ernie-widget:plugin",
-  description: "Insert, replace or run ErnieChat code blocks as notebook cells; ERNIE commands.",
+  description: "Insert, replace or run ErnieChat code blocks as notebook cells; ERNIE commands; a chat beside the notebook.",
   autoStart: true,
   requires: [INotebookTracker],
   optional: [ICommandPalette, ISessionContextDialogs],
@@ -70,6 +67,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     tracker.forEach((panel) => attach(panel, dialogs));
     tracker.widgetAdded.connect((_, panel) => attach(panel, dialogs));
     registerCommands(app, tracker, palette, dialogs);
+    registerSidebar(app, tracker, palette, dialogs);
   },
 };
 

@@ -5,8 +5,11 @@
 import type { ISessionContextDialogs } from "@jupyterlab/apputils";
 import type { Cell, ICodeCellModel } from "@jupyterlab/cells";
 import { NotebookActions, type Notebook, type NotebookPanel } from "@jupyterlab/notebook";
-import type { Provenance } from "./actions";
+import type { ActionRequest, Provenance } from "./actions";
 import { hasLoadExt, isCellMagic, LOAD_EXT } from "./sources";
+
+/** The attribute ErnieChat looks for (`el.closest("[data-ernie-extension]")`) before offering the cell actions. */
+export const PRESENCE_ATTRIBUTE = "data-ernie-extension";
 
 /** Metadata key holding the provenance of cells the extension writes. */
 export const METADATA_KEY = "ernie_widget";
@@ -91,4 +94,19 @@ export function hasErrorOutput(cell: Cell): boolean {
     if (outputs.get(i).type === "error") return true;
   }
   return false;
+}
+
+/**
+ * Carry out a code-block button: *Replace cell* replaces `target` when it is a code cell; otherwise (and for
+ * *Insert below* / *Run in new cell*) a new cell goes in at `index`, and *Run in new cell* runs it.
+ */
+export function applyAction(panel: NotebookPanel, target: Cell | null, index: number, req: ActionRequest,
+                            dialogs: ISessionContextDialogs | null): void {
+  const notebook = panel.content;
+  if (req.action === "replace-cell" && target && target.model.type === "code") {
+    replaceSource(notebook, target, req.code, req.provenance);
+    return;
+  }
+  insertCodeCells(notebook, index, [req.code], req.provenance);
+  if (req.action === "run-in-new-cell") runCells(panel, index, 1, dialogs);
 }
