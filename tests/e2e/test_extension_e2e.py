@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import JupyterServer, open_notebook, run_cell, server_env, wait_idle, write_notebook
+from .conftest import KERNEL, JupyterServer, open_notebook, run_cell, server_env, wait_idle, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +62,7 @@ def _share_dir(root: Path) -> Path:
 
 def _env(sim: Any, root: Path) -> dict[str, str]:
     env = server_env(sim, root)
+    env["ERNIE_SIDEBAR_STORE"] = str(root / "sidebar-chats.sqlite3")  # not the user's ~/.local/share
     if INSTALLED:
         _installed_extension()  # found by the server in sys.prefix, where the wheel put it
     else:
@@ -131,7 +133,9 @@ class Page:
         box = self.page.locator(".lm-CommandPalette-input")
         box.wait_for(state="visible", timeout=10_000)
         box.fill(label)
-        item = self.page.locator(".lm-CommandPalette-item", has_text=label).first
+        # the exact label: "ERNIE: Open chat" is also part of "… / ERNIE: Open chat beside notebook"
+        exact = self.page.locator(".lm-CommandPalette-itemLabel", has_text=re.compile(f"^{re.escape(label)}$"))
+        item = self.page.locator(".lm-CommandPalette-item", has=exact).first
         item.wait_for(state="visible", timeout=10_000)
         item.click()
 
@@ -348,6 +352,110 @@ def test_palette_open_chat_inserts_a_working_chat(lab_page: Page, e2e_sim: Any) 
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The chat beside the notebook (right sidebar)
+
+SIDEBAR = '[data-testid="ernie-sidebar"]'
+SIDEBAR_LABEL = "在侧边栏打开 ERNIE 对话 / ERNIE: Open chat beside notebook"
+# quotes, CJK, an emoji and spaces: the path goes into the kernel code as a JSON literal (newlines: unit tests)
+SIDE_NB = "side 'q' 边栏 🙂.ipynb"
+SIDE_THREAD = f"sidebar:{SIDE_NB}"
+SHOWN_CHAT = f"{SIDEBAR} .ernie-sidebar-output:not(.lm-mod-hidden) .ernie-chat"
+
+
+def _sidebar_shows(page: Any, thread: str, text: str = "", timeout: float = 30_000) -> None:
+    """Wait until the sidebar shows the chat of `thread` (connected, not a view marked stale), holding `text`."""
+    try:
+        page.wait_for_function(
+            """([sel, root, thread, text]) => {
+                const bar = document.querySelector(root);
+                const chat = document.querySelector(sel);
+                return bar && chat && chat.querySelector('[data-testid="ernie-input"]')
+                    && bar.querySelector('[data-testid="ernie-sidebar-thread"] code')?.textContent === thread
+                    && bar.querySelector('[data-testid="ernie-sidebar-status"]').dataset.state === 'ready'
+                    && chat.textContent.includes(text) && !chat.closest('[data-stale]');
+            }""", arg=[SHOWN_CHAT, SIDEBAR, thread, text], timeout=timeout)
+    except Exception:
+        shown = page.evaluate(f"document.querySelector({json.dumps(SIDEBAR)})?.innerText")
+        pytest.fail(f"the sidebar does not show {thread!r} with {text!r}; it shows:\n{shown}")
+
+
+def test_sidebar_chat_beside_the_notebook(lab_page: Page, ext_lab: JupyterServer, e2e_sim: Any) -> None:
+    """No cell and no execution count; the same thread as %%ernie; follows the active notebook; survives a
+    kernel restart (persisted thread)."""
+    page = lab_page.page
+    first_id = page.evaluate("window.jupyterapp.shell.currentWidget.id")
+    write_notebook(ext_lab.root / SIDE_NB,
+                   ["%load_ext ernie_widget", f'%%ernie --thread "{SIDE_THREAD}"\nand in a cell?'])
+    page.evaluate("p => window.jupyterapp.commands.execute('docmanager:open', {path: p})", SIDE_NB)
+    page.wait_for_function(f"p => window.jupyterapp.shell.currentWidget?.context?.path === p && {KERNEL}?.status "
+                           "=== 'idle'", arg=SIDE_NB, timeout=60_000)
+    run_cell(page, 0)
+    wait_idle(page)
+    before = lab_page.cells()
+    assert before[0]["execution_count"] == 1
+
+    # the notebook toolbar button, as a user would
+    side_id = page.evaluate("window.jupyterapp.shell.currentWidget.id")
+    page.locator(f"#{side_id} .ernie-sidebar-button").click()
+    _sidebar_shows(page, SIDE_THREAD)
+    hint = page.locator(f"{SIDEBAR} .ernie-sidebar-hint code").text_content()
+    assert hint == f'%%ernie --thread "{SIDE_THREAD}"'
+    wait_idle(page)
+    assert lab_page.cells() == before  # no cell, no output, no execution count
+
+    e2e_sim.set_answer(text="侧边栏的回答 sidebar-answer", chunk_size=6, delay=0.0)
+    box = page.locator(f'{SHOWN_CHAT} [data-testid="ernie-input"]')
+    box.click()
+    box.fill("sidebar-question 侧边栏")
+    box.press("Enter")
+    _sidebar_shows(page, SIDE_THREAD, "sidebar-answer")
+    page.locator(f'{SHOWN_CHAT} [data-testid="ernie-send"]').wait_for(state="visible", timeout=30_000)
+
+    # %%ernie --thread <the sidebar's name> continues the sidebar's conversation
+    n_req = len(e2e_sim.chat_requests)
+    e2e_sim.set_answer(text="cell-answer", chunk_size=6, delay=0.0)
+    run_cell(page, 1)
+    assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
+    sent = [(m["role"], m["content"]) for m in e2e_sim.chat_requests[n_req].json["messages"]]
+    assert ("user", "sidebar-question 侧边栏") in sent
+    assert ("assistant", "侧边栏的回答 sidebar-answer") in sent
+    assert sent[-1] == ("user", "and in a cell?")
+    wait_idle(page)
+    cells = lab_page.cells()
+    assert len(cells) == 2 and cells[1]["execution_count"] == 2  # the silent run took no count
+    _sidebar_shows(page, SIDE_THREAD, "cell-answer")  # and the sidebar sees the cell's turn
+
+    # the panel follows the active notebook: the first notebook's own chat, then back
+    page.evaluate("id => window.jupyterapp.shell.activateById(id)", first_id)
+    _sidebar_shows(page, "sidebar:ext.ipynb")
+    assert "sidebar-question" not in page.locator(SHOWN_CHAT).text_content()
+    page.evaluate("id => window.jupyterapp.shell.activateById(id)", side_id)
+    _sidebar_shows(page, SIDE_THREAD, "sidebar-question")
+
+    # a kernel restart: the panel reconnects by itself, and the persisted thread brings the transcript back
+    page.evaluate(f"document.querySelector({json.dumps(SHOWN_CHAT)}).closest('.jp-OutputArea-child')"
+                  ".setAttribute('data-stale', '')")
+    page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    _sidebar_shows(page, SIDE_THREAD, "cell-answer")
+    assert (ext_lab.root / "sidebar-chats.sqlite3").is_file()
+    wait_idle(page)
+    assert lab_page.cells() == cells
+
+    # the sidebar's chat offers the cell actions too: Insert below puts the code under the notebook's active cell
+    e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=7, delay=0.0)
+    box = page.locator(f'{SHOWN_CHAT} [data-testid="ernie-input"]')
+    box.click()
+    box.fill("greet")
+    box.press("Enter")
+    page.locator(f"{SHOWN_CHAT} .ernie-codeblock").first.wait_for(state="visible", timeout=30_000)
+    page.locator(f'{SHOWN_CHAT} [data-testid="ernie-send"]').wait_for(state="visible", timeout=30_000)
+    page.locator(f'{SHOWN_CHAT} .ernie-codeblock [data-testid="ernie-insert-below"]').click()
+    lab_page.wait_cells(3)
+    assert lab_page.sources() == [cells[0]["source"], cells[1]["source"], CODE]
+    assert lab_page.cells()[2]["metadata"]["ernie_widget"]["source"] == "chat:insert-below"
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Notebook 7
 
 
@@ -401,6 +509,14 @@ def test_notebook7_buttons_commands_and_synthetic_clicks(browser: Any, nb7: Jupy
         page.palette("ERNIE: Open chat")
         page.wait_cells(n + 1)
         page.page.wait_for_function("() => document.querySelectorAll('.ernie-chat').length === 2", timeout=30_000)
+        wait_idle(page.page)
+
+        # Notebook 7's right side panel holds the chat beside the notebook, again without a cell
+        before = page.cells()
+        page.palette(SIDEBAR_LABEL)
+        _sidebar_shows(page.page, "sidebar:nb7.ipynb")
+        wait_idle(page.page)
+        assert page.cells() == before
         assert page.errors == []
     finally:
         context.close()
