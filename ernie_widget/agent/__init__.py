@@ -1,0 +1,13 @@
+"""The agent's kernel side: run Python like a cell (`run_python`), run tools on the kernel's main thread
+(`KernelExecutor`), and stop either from any thread (`interrupt`).
+
+Everything here runs user-visible code on the kernel's main thread, reached through
+`ernie_widget.main_thread.MainThreadRunner`; docs/architecture.md, "Interrupting tool code", says where Stop can
+and cannot cut it short.
+"""
+
+from __future__ import annotations
+
+from .guard import Guarded, interrupt, run_guarded, tool_running
+
+__all__ = ["Guarded", "interrupt", "run_guarded", "tool_running"]
