@@ -9,5 +9,6 @@ and cannot cut it short.
 from __future__ import annotations
 
 from .guard import Guarded, interrupt, run_guarded, tool_running
+from .run_python import PythonResult, run_python
 
-__all__ = ["Guarded", "interrupt", "run_guarded", "tool_running"]
+__all__ = ["Guarded", "PythonResult", "interrupt", "run_guarded", "run_python", "tool_running"]
