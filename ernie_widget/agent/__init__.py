@@ -8,7 +8,9 @@ and cannot cut it short.
 
 from __future__ import annotations
 
+from .executor import KernelExecutor, ToolInterrupted
 from .guard import Guarded, interrupt, run_guarded, tool_running
 from .run_python import PythonResult, run_python
 
-__all__ = ["Guarded", "PythonResult", "interrupt", "run_guarded", "run_python", "tool_running"]
+__all__ = ["Guarded", "KernelExecutor", "PythonResult", "ToolInterrupted", "interrupt", "run_guarded",
+           "run_python", "tool_running"]
