@@ -498,14 +498,18 @@ def test_stop_inside_a_cell_that_waits_on_a_stream(kernel: Kernel, workdir: Path
     # the main thread is in our own wait (a sync stream): the run happens there, with the cell's own SIGINT
     # handler installed before and after it; the Stop ends the tool code, not the cell
     sim.push(Answer(text="x" * 40, chunk_size=1, delay=0.05))
-    content, _ = cell(kernel, "agent('in-stream', \"open('in-stream.started', 'w').close()\\n"
-                              "import time\\ntime.sleep(30)\", delay=0.1, stop_after=0.3)\n"
-                              "from ernie_widget import Ernie\n"
-                              "print(len(''.join(ev.text for ev in Ernie().stream('hi') if ev.type == 'text')))\n"
-                              "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)", timeout=30)
+    content, out = cell(kernel, "agent('in-stream', \"open('in-stream.started', 'w').close()\\n"
+                                "import time\\ntime.sleep(30)\", delay=0.1, stop_after=0.3)\n"
+                                "from ernie_widget import Ernie\n"
+                                "print(len(''.join(ev.text for ev in Ernie().stream('hi') if ev.type == 'text')))\n"
+                                "print(time.monotonic())\n"
+                                "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)", timeout=30)
     assert content["status"] == "ok", content
+    length, stream_ended, handler_back = out.split()
+    assert length == "40" and handler_back == "True"  # the whole answer; the cell's own handler is back
     r = wait_file(workdir / "in-stream")
     assert r["status"] == "interrupted" and r["seconds"] < 2, r
+    assert r["ended"] < float(stream_ended)  # it ran inside the cell's wait, not after the cell
     healthy(kernel)
 
 
