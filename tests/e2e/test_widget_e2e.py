@@ -361,6 +361,63 @@ def test_web_sources_are_listed_and_a_marker_opens_its_source_only_on_a_real_cli
     page.context.remove_listener("page", record)
 
 
+def test_at_mention_sends_a_dataframe_as_context_and_an_ime_at_opens_nothing(page: Any, e2e_sim: Any) -> None:
+    """Typing @ lists the notebook's variables, typing filters them, ↓ and Enter pick one as a chip; the question
+    then carries the DataFrame's description (its real column names) to the model, and the sent message shows
+    it. An @ composed by an IME, and the full-width ＠ a Chinese IME commits, open nothing."""
+    code = ("import pandas as pd\nsales_by_region = pd.DataFrame({'region': ['north', 'south', 'east'], "
+            "'units_sold': [3, 4, 5], 'unit_price': [9.5, 7.25, 8.0]})\nsales_note = 'q3'")
+    assert page.evaluate(f"() => {KERNEL}.requestExecute({{code: {json.dumps(code)}}}).done.then(() => true)")
+    wait_idle(page)
+    box = page.locator('[data-testid="ernie-input"]')
+    suggest = page.locator('[data-testid="ernie-suggest"]')
+    box.click()
+    cdp = page.context.new_cdp_session(page)
+    for typed in ("@", "＠"):
+        box.fill("")
+        cdp.send("Input.imeSetComposition", {"text": typed, "selectionStart": 1, "selectionEnd": 1})
+        page.wait_for_timeout(300)
+        assert suggest.is_hidden()
+        cdp.send("Input.insertText", {"text": typed})  # the IME commits it
+        page.wait_for_timeout(300)
+        assert suggest.is_hidden() and box.input_value() == typed
+
+    box.fill("")
+    box.press_sequentially("看看 @sal")
+    options = suggest.locator('[role="option"]')
+    options.filter(has_text="sales_note").wait_for(timeout=10_000)
+    box.press_sequentially("es_")
+    page.wait_for_timeout(300)  # past the debounce: the kernel's answer for "sales_" is in
+    assert sorted(o.split()[0] for o in options.all_inner_texts()) == ["sales_by_region", "sales_note"]
+    box.press("ArrowDown")
+    assert box.get_attribute("aria-activedescendant") == options.nth(1).get_attribute("id")
+    box.press_sequentially("by")
+    page.wait_for_timeout(300)
+    assert options.all_inner_texts()[0].split() == ["sales_by_region", "DataFrame", "3", "×", "3"]
+    assert options.count() == 1
+    assert box.get_attribute("aria-activedescendant") == options.first.get_attribute("id")
+    box.press("Enter")
+    chip = page.locator('[data-testid="ernie-chip"]')
+    chip.wait_for(timeout=10_000)
+    assert suggest.is_hidden() and box.input_value() == "看看 @sales_by_region "
+    label = chip.inner_text()
+    assert label.startswith("@sales_by_region DataFrame 3 × 3 · ") and " tok" in label, label
+
+    e2e_sim.set_answer(text="mention answered", chunk_size=8)
+    n = len(e2e_sim.chat_requests)
+    box.press_sequentially("怎么样")
+    box.press("Enter")
+    page.locator(CHAT).last.locator("text=mention answered").wait_for(timeout=20_000)
+    wait_idle(page)
+    sent = json.dumps(e2e_sim.chat_requests[n].json["messages"], ensure_ascii=False)
+    assert "sales_by_region" in sent and "units_sold" in sent and "unit_price" in sent
+    assert chip.count() == 0
+    user = page.locator('[data-testid="ernie-message"][data-role="user"]').last
+    assert user.locator('[data-testid="ernie-context"] .ernie-chip').inner_text().startswith("@sales_by_region")
+    user.locator(".ernie-context summary").click()
+    assert "units_sold" in user.locator(".ernie-context pre").inner_text()
+
+
 def test_no_remote_request_and_no_dialog_during_the_session(page: Any) -> None:
     assert page.recorder.remote() == [], json.dumps(page.recorder.remote()[:5])
     assert page.recorder.dialogs == []
