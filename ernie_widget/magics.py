@@ -258,7 +258,8 @@ class ErnieMagics(Magics):
     def _build_messages(self, conv: Conversation, args: Any, text: str, fmt: str,
                         mention_images: list[str] | None = None) -> list[dict[str, Any]]:
         ns = self._ns
-        history = conv.history(self.max_history)
+        # a call without a thread stands alone, also in a dry run (which must not clear the last call's record)
+        history = [] if conv.name == LAST_CALL_THREAD else conv.history(self.max_history)
         content: Any = text
         if mention_images:
             content = [{"type": "text", "text": text},

@@ -621,3 +621,10 @@ def test_a_key_bearing_mention_sends_nothing(sim, ip) -> None:
     with capture_output() as shown:
         ip.run_cell("import sys; print(creds); print(creds, file=sys.stderr)")
     assert "canarysecret777" in shown.stdout and "canarysecret777" in shown.stderr
+
+
+def test_a_dry_run_without_a_thread_shows_no_earlier_call(sim, ip) -> None:
+    sim.push(Answer(text="first answer"))
+    cell(ip, "", "first question")
+    io, _ = cell(ip, "--dry-run", "second question")
+    assert "first question" not in io.stdout and "first answer" not in io.stdout and "second question" in io.stdout
