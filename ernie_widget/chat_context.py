@@ -86,6 +86,11 @@ class ChatContext:
         with self._lock:
             self._chips.pop(cid, None)
 
+    def on_hello(self) -> None:
+        """A view (re)connected: it offers "Fix last error" if the last cell raised."""
+        if self._last_error is not None:
+            self._emit({"type": "last_error", "summary": self._last_error})
+
     # -- used by the chat -----------------------------------------------------------------------------------------
 
     def snapshot(self, name: str) -> tuple[ContextItem, list[str]]:

@@ -485,6 +485,8 @@ class ErnieChat(anywidget.AnyWidget):
                 self.edit_last(str(content.get("text", "")))
             elif kind in ("hello", "resync"):
                 background_loop().call_soon_threadsafe(self._send_resync)
+                if kind == "hello":
+                    self._context.on_hello()
         except ErnieError as err:  # ThreadBusyError included: tell the user, do not raise into the kernel
             self._emit({"type": "notice", "text": err.message})
         except (TypeError, ValueError) as err:

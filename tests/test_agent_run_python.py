@@ -129,7 +129,7 @@ def test_rich_displays_are_described_and_images_kept(shell: Any) -> None:
 
 
 def test_new_matplotlib_figures_become_images(shell: Any) -> None:
-    plt = pytest.importorskip("matplotlib.pyplot")  # not a dependency: skipped where it is not installed
+    import matplotlib.pyplot as plt  # a dev dependency: missing fails, it is not skipped
     plt.switch_backend("agg")
     old = plt.figure()
     r = run(shell, "import matplotlib.pyplot as plt\nplt.figure()\nplt.plot([1, 2, 3]);")

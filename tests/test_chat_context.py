@@ -153,8 +153,14 @@ def test_auto_context_lists_variables_in_the_system_prompt(chat: ErnieChat, sim)
 def test_a_failed_cell_offers_fix_last_error(chat: ErnieChat, sent: Sent, ip) -> None:  # type: ignore[no-untyped-def]
     ip.run_cell("1 / 0")
     assert sent.custom("last_error")[-1]["summary"].startswith("ZeroDivisionError")
+    ip.run_cell("[][1]")
+    view(chat, {"type": "hello"})  # a view opened after the error still offers the fix
+    assert sent.custom("last_error")[-1]["summary"].startswith("IndexError")
     ip.run_cell("x_ok = 1")
     assert sent.custom("last_error")[-1]["summary"] is None
+    before = len(sent.custom("last_error"))
+    view(chat, {"type": "hello"})
+    assert len(sent.custom("last_error")) == before  # nothing to offer
 
 
 def test_a_busy_main_thread_answers_busy_at_once(chat: ErnieChat, sent: Sent) -> None:
