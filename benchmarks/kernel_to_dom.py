@@ -1,10 +1,10 @@
-"""Kernel-to-DOM latency of the chat widget at 200 chunks/s, in a real JupyterLab and Chromium.
+"""Kernel-to-DOM latency of the chat widget at 50 and 200 chunks/s, in a real JupyterLab and Chromium.
 
-    python benchmarks/kernel_to_dom.py            # 2,000 chunks (10 s at 200 chunks/s)
-    python benchmarks/kernel_to_dom.py --smoke    # 400 chunks: a quick check that it runs
+    python benchmarks/kernel_to_dom.py            # 10 s at each rate (500 and 2,000 chunks)
+    python benchmarks/kernel_to_dom.py --smoke    # 2 s at each rate: a quick check that it runs
 
 The protocol simulator streams an answer whose every chunk is one numbered marker (`mk00042` plus two
-characters of spacing; a paragraph break every 10 chunks) at 200 chunks/s, paced against a schedule. The
+characters of spacing; a paragraph break every 10 chunks) at each rate, paced against a schedule. The
 whole path is real: the kernel's HTTP client reads the SSE stream, `ErnieChat` batches deltas onto the comm,
 jupyter_server relays them over the websocket, and the widget renders Markdown in the page. The simulator runs
 in this process; the only instrumentation is a wrapper around its `ResponseWriter.event` that paces the events
@@ -12,7 +12,9 @@ and notes `time.time()` once each has been written to the socket (the send time)
 MutationObserver on the chat notes the wall-clock time (`performance.timeOrigin + performance.now()`) at which
 each marker first appears in the DOM. Same machine, same clock: latency = DOM time − send time.
 
-Reported: the achieved chunk rate, markers seen, latency p50 / p95 / max. Goal: p95 < 100 ms.
+Reported per rate: the achieved chunk rate, markers seen, latency p50 / p95 / max, and DOM updates per second (distinct
+times at which markers appeared: at most the comm messages that carried them, ≤ 60/s by DeltaBatcher's frame).
+Goal: p95 ≤ 30 ms at both rates (issue 19; the 40 ms coalescing window used before gave p95 54 ms at 200/s).
 Exit status 0 (1 with --strict when the goal is missed; 1 when markers are missing).
 """
 
@@ -34,8 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-GOAL_P95_MS = 100.0
-RATE = 200  # chunks per second
+GOAL_P95_MS = 30.0
+RATES = (50, 200)  # chunks per second
 PAUSE = 1e-6  # the simulator's own pause between events (any > 0: write each event immediately)
 MARKER = re.compile(r"mk(\d{5})")
 WARMUP = re.compile(r"wk(\d{5})")
@@ -109,7 +111,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(chunks: int) -> tuple[dict[int, float], dict[int, float], float]:
+def run(chunks: int, rate: int) -> tuple[dict[int, float], dict[int, float], float]:
     """Stream `chunks` markers into a chat in JupyterLab.
 
     Returns send times and DOM times (epoch seconds, by marker) and how far (ms) the page's clock read outside
@@ -130,7 +132,7 @@ def run(chunks: int) -> tuple[dict[int, float], dict[int, float], float]:
     )
 
     with tempfile.TemporaryDirectory(prefix="ernie-k2d-") as tmp, ErnieSimulator() as sim, \
-            paced_send_times(RATE) as sent:
+            paced_send_times(rate) as sent:
         root = Path(tmp)
         write_notebook(root / "latency.ipynb", ["from ernie_widget import ErnieChat\nchat = ErnieChat()\nchat"])
         server = JupyterServer(root, server_env(sim, root))
@@ -146,10 +148,10 @@ def run(chunks: int) -> tuple[dict[int, float], dict[int, float], float]:
                     wait_idle(page)
                     # Warm-up answer (1 s): first-use costs are not streaming latency.
                     # (delay > 0 makes the simulator write every event at once; the pacing is ours.)
-                    sim.push(Answer(text=marker_text(RATE, prefix="wk"), chunk_size=9, delay=PAUSE))
+                    sim.push(Answer(text=marker_text(rate, prefix="wk"), chunk_size=9, delay=PAUSE))
                     box.fill("warm up")
                     box.press("Enter")
-                    page.locator(CHAT).last.locator(f"text=wk{RATE - 1:05d}").wait_for(timeout=30_000)
+                    page.locator(CHAT).last.locator(f"text=wk{rate - 1:05d}").wait_for(timeout=30_000)
                     page.locator('[data-testid="ernie-send"]').wait_for(state="visible", timeout=10_000)
                     sent.clear()
 
@@ -159,7 +161,7 @@ def run(chunks: int) -> tuple[dict[int, float], dict[int, float], float]:
                     box.press("Enter")
                     last = f"mk{chunks - 1:05d}"
                     page.wait_for_function(f"() => window.ernieMarkers.has({chunks - 1})",
-                                           timeout=chunks / RATE * 1000 + 60_000)
+                                           timeout=chunks / rate * 1000 + 60_000)
                     page.locator('[data-testid="ernie-send"]').wait_for(state="visible", timeout=30_000)
                     assert last in page.locator(CHAT).last.inner_text()
                     shown = page.evaluate("() => [...window.ernieMarkers.entries()]")
@@ -175,36 +177,48 @@ def run(chunks: int) -> tuple[dict[int, float], dict[int, float], float]:
     return dict(sent), {int(n): t / 1000 for n, t in shown}, skew
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chunks", type=int, default=2000, help="chunks to stream (default 2,000 = 10 s)")
-    parser.add_argument("--smoke", action="store_true", help="400 chunks: checks that it runs")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
-    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
-    args = parser.parse_args(argv)
-    chunks = 400 if args.smoke else args.chunks
-
-    sent, shown, skew = run(chunks)
+def measure(rate: int, seconds: float, as_json: bool) -> tuple[bool, int]:
+    """One run at `rate` chunks/s: prints the figures; returns (goal met, markers missing)."""
+    chunks = max(20, round(rate * seconds))
+    sent, shown, skew = run(chunks, rate)
     common = sorted(set(sent) & set(shown))
     latencies = [(shown[n] - sent[n]) * 1000 for n in common]
     span = max(sent.values()) - min(sent.values()) if len(sent) > 1 else 0.0
-    rate = (len(sent) - 1) / span if span else 0.0
+    achieved = (len(sent) - 1) / span if span else 0.0
     missing = chunks - len(common)
     p50, p95 = statistics.median(latencies), _pct(latencies, 0.95)
-    met = p95 < GOAL_P95_MS
-    print(f"streamed {len(sent):,} chunks at {rate:.0f} chunks/s (target {RATE}); markers seen in the DOM: "
-          f"{len(common):,}/{chunks:,}")
-    print(f"kernel-to-DOM latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms, "
-          f"min {min(latencies):.1f} ms (goal p95 < {GOAL_P95_MS:.0f} ms: {'met' if met else 'MISSED'})")
-    print(f"clock check: page clock vs ours {'agree within a round trip' if skew == 0 else f'off by {skew:+.1f} ms'}")
-    if args.json:
-        print(json.dumps({"chunks": chunks, "rate": round(rate, 1), "p50_ms": round(p50, 1),
+    updates = len({round(shown[n], 4) for n in common}) / span if span else 0.0
+    met = p95 <= GOAL_P95_MS
+    print(f"[{rate}/s] streamed {len(sent):,} chunks at {achieved:.0f} chunks/s; markers seen in the DOM: "
+          f"{len(common):,}/{chunks:,}; DOM updates {updates:.0f}/s")
+    print(f"[{rate}/s] kernel-to-DOM latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms, "
+          f"min {min(latencies):.1f} ms (goal p95 ≤ {GOAL_P95_MS:.0f} ms: {'met' if met else 'MISSED'})")
+    print(f"[{rate}/s] clock check: page clock vs ours "
+          f"{'agree within a round trip' if skew == 0 else f'off by {skew:+.1f} ms'}")
+    if as_json:
+        print(json.dumps({"rate_target": rate, "chunks": chunks, "rate": round(achieved, 1), "p50_ms": round(p50, 1),
                           "p95_ms": round(p95, 1), "max_ms": round(max(latencies), 1), "missing": missing,
-                          "clock_skew_ms": round(skew, 1)}))
+                          "dom_updates_per_s": round(updates, 1), "clock_skew_ms": round(skew, 1)}))
     if missing:
-        print(f"{missing} markers never appeared", file=sys.stderr)
+        print(f"[{rate}/s] {missing} markers never appeared", file=sys.stderr)
+    return met, missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds streamed at each rate (default 10)")
+    parser.add_argument("--rates", default=",".join(map(str, RATES)), help="chunks/s to measure (default 50,200)")
+    parser.add_argument("--smoke", action="store_true", help="2 s per rate: checks that it runs (not judged)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line per rate")
+    args = parser.parse_args(argv)
+    seconds = 2.0 if args.smoke else args.seconds
+    results = [measure(int(r), seconds, args.json) for r in args.rates.split(",") if r.strip()]
+    if args.smoke:
+        print("smoke run: too short to judge the goal (not judged)")
+    if any(missing for _, missing in results):
         return 1
-    return 1 if (args.strict and not met and not args.smoke) else 0
+    return 1 if (args.strict and not args.smoke and not all(met for met, _ in results)) else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Coalescing streamed text into comm messages: at most one message every `interval` seconds.
+"""Coalescing streamed text into comm messages: the first piece at once, then at most one message per frame.
+
+A piece that arrives when nothing was sent for `interval` seconds goes out immediately (no waiting for company);
+pieces arriving faster are coalesced and sent by a timer at most once every `interval` (1/60 s: one display frame,
+≤ 60 messages/s). The 40 ms window used before was most of the kernel-to-DOM latency (p95 54 ms at 200 chunks/s).
 
 jupyter_server drops IOPub messages above 1000/s (comm messages count), so per-token sends lose text
 at high token rates (docs/notebook-facts.md §6). Time-based flushing also covers slow models: a timer
@@ -21,7 +25,7 @@ class DeltaBatcher:
     Runs on one event loop; not thread-safe by design (one producer per stream keeps `seq` ordered).
     """
 
-    def __init__(self, send: Callable[[dict[str, Any]], None], mid: int, interval: float = 0.04,
+    def __init__(self, send: Callable[[dict[str, Any]], None], mid: int, interval: float = 1 / 60,
                  max_pending_chars: int = 16384) -> None:
         self._send = send
         self.mid = mid

@@ -2,7 +2,8 @@
 
 State: the transcript lives in the `messages` trait. It is written when a question is added and
 when its answer is complete (one `update` message each, together with `status`), never per delta.
-The answer in flight travels as custom messages, coalesced every 40 ms (docs/notebook-facts.md §0, §6):
+The answer in flight travels as custom messages: a first piece at once, then coalesced at most once per 1/60 s
+(≤ 60 messages/s; docs/notebook-facts.md §0, §6):
 
     kernel → browser   {"type": "start", "mid"}
                        {"type": "delta", "mid", "seq", "text"?, "reasoning"?}    seq 0, 1, 2… per mid
