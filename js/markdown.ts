@@ -166,6 +166,8 @@ interface Block {
   end: number;
   /** first source line of the block */
   line: number;
+  /** set when markdown-it could not parse the text: shown as this plain text */
+  text?: string;
 }
 
 /** Split a token stream into top-level blocks (a block ends where the nesting level returns to 0). */
@@ -184,8 +186,49 @@ function topLevelBlocks(tokens: Token[]): Block[] {
   return blocks;
 }
 
-function renderBlock(md: MarkdownIt, tokens: Token[], block: Block, env: Env): string {
-  return sanitizeHtml(md.renderer.render(tokens.slice(block.start, block.end), md.options, env));
+/** HTML-escaped text (the fallback's only markup is its own wrapper). */
+function escapeText(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+/** A block whose rendering threw, shown as its source text: the text stays readable, the rest of the answer renders. */
+export function fallbackBlock(source: string): string {
+  const text = source.replace(/^\n+|\n+$/g, "");
+  return text ? `<div class="ernie-render-fallback">${escapeText(text)}</div>` : "";
+}
+
+/** The source lines [first, last) of `src` (lines split on "\n"). */
+function sourceLines(src: string, first: number, last: number): string {
+  return src.split("\n").slice(first, last).join("\n");
+}
+
+/**
+ * Sanitized HTML of one top-level block, or — if rendering it throws (any exception: a stack overflow from a
+ * pathological input that slips past the guards, a bug in a plugin) — its source lines as plain text. One block
+ * must never take the rest of the answer, or a restored chat, down with it.
+ */
+function renderBlock(md: MarkdownIt, tokens: Token[], block: Block, env: Env, src: string): string {
+  if (block.text !== undefined) return fallbackBlock(block.text);
+  try {
+    return sanitizeHtml(md.renderer.render(tokens.slice(block.start, block.end), md.options, env));
+  } catch {
+    const first = tokens[block.start].map?.[0] ?? block.line;
+    const last = tokens.slice(block.start, block.end).reduce((end, t) => Math.max(end, t.map?.[1] ?? end), first + 1);
+    return fallbackBlock(sourceLines(src, first, last));
+  }
+}
+
+/**
+ * Parse `src` into tokens and top-level blocks. If markdown-it itself throws, the whole text becomes one block
+ * shown as plain text — rendering goes on, and nothing is dropped.
+ */
+function parseBlocks(md: MarkdownIt, src: string, env: Env): { tokens: Token[]; blocks: Block[] } {
+  try {
+    const tokens = md.parse(limitNesting(src), env);
+    return { tokens, blocks: topLevelBlocks(tokens) };
+  } catch {
+    return { tokens: [], blocks: [{ start: 0, end: 0, line: 0, text: src }] };
+  }
 }
 
 /** Offsets of the start of every line of `src` (lines split on "\n"), plus `src.length` at the end. */
@@ -200,10 +243,9 @@ function lineStarts(src: string): number[] {
 export function renderFull(text: string): string {
   const md = markdown();
   const env: Env = {};
-  const tokens = md.parse(limitNesting(normalizeText(text)), env);
-  return topLevelBlocks(tokens)
-    .map((block) => renderBlock(md, tokens, block, env))
-    .join("");
+  const src = normalizeText(text);
+  const { tokens, blocks } = parseBlocks(md, src, env);
+  return blocks.map((block) => renderBlock(md, tokens, block, env, src)).join("");
 }
 
 /** The rendered HTML of one open block and its DOM nodes (null until inserted). */
@@ -225,6 +267,14 @@ const defaultSchedule = (flush: () => void): void => {
   if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => flush());
   else setTimeout(flush, 16);
 };
+
+function guarded(f: () => void): void {
+  try {
+    f();
+  } catch (error) {
+    console.error("ernie: decorating a rendered block failed", error);
+  }
+}
 
 /** Parse an HTML string into nodes owned by `doc` (a <template> keeps scripts inert, not that any survive). */
 function parseHtml(doc: Document, html: string): ChildNode[] {
@@ -340,8 +390,7 @@ export class IncrementalRenderer {
     const md = markdown();
     const tailSrc = this.src.slice(this.frozenAt);
     const env: Env = {};
-    const tokens = md.parse(limitNesting(tailSrc), env);
-    const blocks = topLevelBlocks(tokens);
+    const { tokens, blocks } = parseBlocks(md, tailSrc, env);
 
     let frozen = 0;
     const starts = lineStarts(tailSrc);
@@ -355,7 +404,7 @@ export class IncrementalRenderer {
     // Render every block of the tail; reuse the DOM of a block whose HTML did not change since the last
     // flush (no flicker, text selection survives, and the final DOM keeps the nodes seen while streaming).
     const segments: Segment[] = blocks.map((block, k) => {
-      const html = renderBlock(md, tokens, block, env);
+      const html = renderBlock(md, tokens, block, env, tailSrc);
       const old = this.tail[k];
       return old && old.html === html ? old : { html, nodes: null };
     });
@@ -374,9 +423,11 @@ export class IncrementalRenderer {
       }
       if (segment.nodes.length) ref = segment.nodes[0];
     }
-    if (inserted.length) this.onRender?.(inserted);
+    // The callbacks decorate what is already shown (citation links, code buttons): one failing must not leave the
+    // renderer's own state half-updated, or every later flush of this answer would go wrong.
+    if (inserted.length) guarded(() => this.onRender?.(inserted));
     for (let k = 0; k < frozen; k++) {
-      this.onCommit?.((segments[k].nodes ?? []).filter((n): n is Element => n.nodeType === 1));
+      guarded(() => this.onCommit?.((segments[k].nodes ?? []).filter((n): n is Element => n.nodeType === 1)));
     }
     this.tail = segments.slice(frozen);
     if (this.finished) this.frozenAt = this.src.length;
