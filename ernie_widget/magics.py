@@ -29,6 +29,7 @@ from .conversations import (
     get_thread,
 )
 from .magic_actions import doctor, fix_prompt, list_providers, paste_code_block
+from .magic_errors import one_line
 from .magic_input import ask_questions_not_help, raw_prompt, record_errors, unquote
 from .magic_mentions import attach_mentions, with_context
 from .magic_output import Outcome, stream_answer
@@ -312,7 +313,7 @@ class ErnieMagics(Magics):
         try:
             client = _client_for(args.provider or self.provider, args.model or self.model, **self._limits())
         except ErnieError as err:
-            raise UsageError(err.message) from None
+            raise one_line(err) from None
         try:
             conv.begin_or_raise()
         except ThreadBusyError as err:
@@ -342,7 +343,7 @@ class ErnieMagics(Magics):
             # a real interrupt: "Run all" must stop here too; the partial answer is already shown
             raise KeyboardInterrupt
         if outcome.error is not None:
-            raise UsageError(str(outcome.error)) from None
+            raise one_line(outcome.error) from None
         if not outcome.withdrawn:
             self._after(args, fmt, outcome.text)
         return None
@@ -387,7 +388,7 @@ class ErnieMagics(Magics):
             reply = client.chat(text, system=args.system or self.system, **self._schema(args),
                                 **self._request_params(args))
         except ErnieError as err:
-            raise UsageError(err.message) from None
+            raise one_line(err) from None
         if args.out:
             self._ns[args.out] = reply.parsed
         return reply.parsed
@@ -404,7 +405,7 @@ class ErnieMagics(Magics):
             result = client.map(template, ns[args.over], system=system, namespace=ns, **schema,
                                 **self._request_params(args))
         except ErnieError as err:
-            raise UsageError(err.message) from None
+            raise one_line(err) from None
         if args.out:
             ns[args.out] = result
         return result

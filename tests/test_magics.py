@@ -16,6 +16,7 @@ from IPython.utils.capture import capture_output
 
 from ernie_widget import conversations as threads
 from ernie_widget import magics
+from ernie_widget.client import ErnieError
 from ernie_widget.magics import FORMATS
 from ernie_widget.testing import Answer, Fault
 
@@ -378,9 +379,11 @@ def test_budget_counts_used_tokens(sim, ip) -> None:
 def test_api_error_is_one_line_without_traceback_or_key(sim, ip, fault: Fault) -> None:
     sim.push(fault)
     io, result = cell(ip, "", "hi")
-    assert not result.success and isinstance(result.error_in_exec, UsageError)
-    lines = [ln for ln in io.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("UsageError: ")
+    err = result.error_in_exec
+    assert not result.success and isinstance(err, ErnieError) and not isinstance(err, UsageError)
+    shown = [ln for ln in (io.stdout + io.stderr).splitlines() if ln.strip()]
+    # one line, naming the error for what it is (not a "UsageError")
+    assert shown == [f"{type(err).__name__}: {err}"]
     assert "Traceback" not in io.stdout + io.stderr
     assert "secretpart456" not in io.stdout + io.stderr
     # the conversation survives: the next cell works

@@ -3,7 +3,7 @@
 Each case checks the same four promises, whoever consumes the stream:
 
 1. the failure is reported as the right typed error (clients), or as one clear "中文 / English" line
-   (the widget's answer `error`, the magic's `UsageError`);
+   (the widget's answer `error`, the magic's one-line error named for what it is);
 2. the text streamed before the fault is kept — shown to the user and stored — exactly;
 3. the conversation stays usable: a follow-up question succeeds, and the simulator saw it (with the
    partial answer in the history, for the widget and the magic);
@@ -277,9 +277,9 @@ class MagicConsumer:
     def ask(self) -> Observed:
         io, result = self._cell(QUESTION)
         err = result.error_in_exec
-        assert isinstance(err, UsageError), repr(err)
-        lines = [ln for ln in io.stderr.splitlines() if ln.strip()]
-        assert lines == [f"UsageError: {err}"], lines  # one line, no traceback
+        assert isinstance(err, ErnieError) and not isinstance(err, UsageError), repr(err)
+        lines = [ln for ln in (io.stdout + io.stderr).splitlines() if ln.strip()]
+        assert lines == [f"{type(err).__name__}: {err}"], lines  # one line naming the error, no traceback
         shown = io.outputs[-1].data["text/plain"] if io.outputs else ""
         last = threads.get_thread("matrix").messages[-1]
         assert last["role"] == "assistant" and last["status"] == "error" and last["error"] == str(err)

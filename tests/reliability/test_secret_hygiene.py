@@ -79,7 +79,7 @@ get_ipython().run_line_magic("ernie", "--list")
 get_ipython().run_line_magic("ernie", "--dry-run what is my key?")
 """
 
-# What a user sees when a request fails: the magic's one-line UsageError, and the client's traceback.
+# What a user sees when a request fails: the magic's one-line error, and the client's traceback.
 FAILING_CELLS = ["%ernie -p qianfan this cell fails with HTTP 401", "_client.chat('this cell fails with HTTP 401')"]
 PROBE_ERRORS = ["AuthenticationError", "PermissionDeniedError", "RateLimitError", "ServerError", "AuthenticationError",
                 "ServerError", "IncompleteStreamError", "IncompleteStreamError"]
@@ -149,7 +149,9 @@ def test_notebook_leaves_no_trace_of_the_key(path: Path, sim: ErnieSimulator, tm
     assert [e[0] for e in json.loads(probe_out.splitlines()[0])["errors"]] == PROBE_ERRORS
     assert "✓ key:" in probe_out and "providers" in probe_out and "nothing was sent" in probe_out
     magic_error = nb.cells[at["magic_error"]].outputs
-    assert magic_error[-1].name == "stderr" and magic_error[-1].text.startswith("UsageError: ")
+    # the magic's failure: one line named for what it is, no traceback
+    assert magic_error[-1].output_type == "error" and magic_error[-1].ename == "AuthenticationError"
+    assert len(magic_error[-1].traceback) == 1 and magic_error[-1].traceback[0].startswith("AuthenticationError: ")
     assert nb.cells[at["traceback"]].outputs[-1].ename == "AuthenticationError"
     if any("ErnieChat(" in c.source for c in nb.cells[1:at["probe"]]):
         assert "application/vnd.jupyter.widget-state+json" in nb.metadata.get("widgets", {})
