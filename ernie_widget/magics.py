@@ -467,6 +467,11 @@ class ErnieMagics(Magics):
         print(f"✓ 已忘记本会话的密钥 / forgot the session key{'s' if len(had) != 1 else ''} "
               f"({', '.join(had) or 'none'}); now answering: {now}")
 
+# magic_arguments writes the usage as a reST literal block ("::" then the indented usage); `%ernie?` shows it as
+# plain text, where the marker is noise
+if ErnieMagics.ernie.__doc__ and ErnieMagics.ernie.__doc__.startswith("::"):
+    ErnieMagics.ernie.__doc__ = ErnieMagics.ernie.__doc__[2:].lstrip("\n")
+
 _hooks: dict[int, Any] = {}
 
 

@@ -631,3 +631,10 @@ def test_a_dry_run_without_a_thread_shows_no_earlier_call(sim, ip) -> None:
     cell(ip, "", "first question")
     io, _ = cell(ip, "--dry-run", "second question")
     assert "first question" not in io.stdout and "first answer" not in io.stdout and "second question" in io.stdout
+
+
+def test_help_starts_with_the_usage_not_a_markup_marker(ip) -> None:
+    magic = ip.find_cell_magic("ernie")  # its docstring is what `%ernie?` prints
+    doc = magic.__doc__ or ""
+    assert doc.lstrip().startswith("%ernie [-m MODEL]") and not doc.startswith("::")
+    assert "--no-mentions" in doc and "--schema" in doc
