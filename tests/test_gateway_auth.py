@@ -167,7 +167,7 @@ def test_daily_token_budget(ernie_simulator: ErnieSimulator, keys: KeyStore) -> 
         used = first.json()["usage"]["total_tokens"]
         second = _post(gw, key) if used < 30 else first
         after = _post(gw, key)
-        assert gw.gateway.quotas.daily_used("kim") >= 30
+        assert gw.gateway.quotas.daily_used("key:kim") >= 30
     assert first.status_code == 200 and second.status_code == 200
     assert after.status_code == 429 and after.json()["error"]["code"] == "daily_budget_exceeded"
     until_midnight = 86400 - time.time() % 86400
@@ -220,3 +220,72 @@ def test_keys_cli_add_list_revoke(tmp_path: Path) -> None:
     assert run("revoke", "nina")[0] == 1
     record = KeyStore(db).lookup(key)
     assert record is not None and not record.active and record.rpm == 10
+
+
+# -- identities, budgets under concurrency, key names ---------------------------------------------------
+
+
+def test_a_jwt_subject_is_not_the_key_user_of_the_same_name(ernie_simulator: ErnieSimulator, keys: KeyStore) -> None:
+    import json
+
+    from websockets.sync.client import connect
+
+    key = keys.add("alice", rpm=1)
+    ernie_simulator.set_answer(text="slow " * 40, chunk_size=5, delay=0.05)
+    with gateway_for(ernie_simulator, keys=keys, jwt_secret=JWT_SECRET, default_rpm=1) as gw:
+        assert _post(gw, key).status_code == 200
+        assert _post(gw, key).status_code == 429  # alice's key: one request a minute
+        assert _post(gw, _token("alice")).status_code == 200  # jwt:alice has her own minute
+        url = gw.url.replace("http://", "ws://") + "/v1/ws"
+        with connect(url) as owner:
+            owner.send(json.dumps({"type": "auth", "token": _token("bob")}))
+            assert json.loads(owner.recv(timeout=5))["type"] == "ready"
+            owner.send(json.dumps({"type": "chat", "mid": 1, "messages": [{"role": "user", "content": "x"}]}))
+            assert json.loads(owner.recv(timeout=5))["type"] == "delta"
+            bob = keys.add("bob")
+            with connect(url) as other:  # the key user "bob" must not resume jwt:bob's answer
+                other.send(json.dumps({"type": "auth", "token": bob}))
+                assert json.loads(other.recv(timeout=5))["type"] == "ready"
+                other.send(json.dumps({"type": "resume", "mid": 1, "seq": 0}))
+                assert json.loads(other.recv(timeout=5))["code"] == "resume_unavailable"
+    assert gw.gateway.quotas.daily_used("key:alice") == 0  # no budget: nothing counted under either
+
+
+def test_concurrent_requests_cannot_overspend_a_daily_budget(ernie_simulator: ErnieSimulator, keys: KeyStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = keys.add("lena", daily_tokens=60)
+    ernie_simulator.set_answer(text="x" * 45, chunk_size=5, delay=0.05)  # ~49 tokens with the prompt
+    with gateway_for(ernie_simulator, keys=keys) as gw:
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(lambda _: _post(gw, key).status_code, range(8)))
+        used = gw.gateway.quotas.daily_used("key:lena")
+    assert codes == [200] + [429] * 7
+    assert 40 <= used <= 60
+    upstream = ernie_simulator.chat_requests
+    assert len(upstream) == 1
+    assert 0 < upstream[0].json["max_completion_tokens"] <= 60  # the answer was capped to the budget's rest
+
+
+def test_tpm_refuses_a_first_request_larger_than_the_limit(ernie_simulator: ErnieSimulator, keys: KeyStore) -> None:
+    key = keys.add("omar", tpm=100)
+    with gateway_for(ernie_simulator, keys=keys) as gw:
+        big = _post(gw, key, max_tokens=500)
+        small = _post(gw, key, max_tokens=50)
+    assert big.status_code == 400 and big.json()["error"]["code"] == "request_exceeds_tpm"
+    assert small.status_code == 200
+    assert len(ernie_simulator.chat_requests) == 1
+
+
+@pytest.mark.parametrize("name", ["bob\nmallory   ewk_fake…  -  -  -  active", "a b", "", " x", "x" * 65,
+                                  "tab\there", "nul\0", "名字", "_under"])
+def test_key_names_are_plain_identifiers(tmp_path: Path, name: str) -> None:
+    store = KeyStore(tmp_path / "k.sqlite3")
+    with pytest.raises(ValueError, match="invalid key name"):
+        store.add(name)
+    err = io.StringIO()
+    with redirect_stdout(io.StringIO()), redirect_stderr(err):
+        assert gateway_main(["keys", "--keys", str(tmp_path / "k.sqlite3"), "add", name]) == 1
+    assert store.list() == []
+    for ok in ("alice", "ci-bot_2", "a.b@example.com", "x" * 64):
+        assert store.add(ok).startswith("ewk_")

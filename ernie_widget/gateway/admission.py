@@ -34,9 +34,12 @@ async def admit(gw: Gateway, principal: Principal, body: Any) -> tuple[ChatReque
             if gw.filter.check(text, "input") is not None:
                 raise GatewayError(400, "输入内容被网关的内容过滤器拦截 / the prompt was blocked by the gateway's "
                                    "content filter", "content_filter")
-    estimate = estimate_tokens(req.messages) + int(req.params.get("max_tokens") or 0)
+    max_tokens = req.params.get("max_tokens")
     try:
-        charge = await gw.quotas.admit(principal, estimate)
+        charge = await gw.quotas.admit(principal, estimate_tokens(req.messages), max_tokens)
     except QuotaExceeded as exc:
-        raise GatewayError(429, exc.message, exc.code, "rate_limit_error", exc.retry_after) from None
+        kind = "rate_limit_error" if exc.status == 429 else "invalid_request_error"
+        raise GatewayError(exc.status, exc.message, exc.code, kind, exc.retry_after) from None
+    if charge.max_tokens is not None:  # what is left of the daily budget bounds this answer
+        req.params["max_tokens"] = charge.max_tokens
     return req, charge

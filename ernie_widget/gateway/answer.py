@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..client.errors import ErnieError
 from ..client.events import Usage
-from .errors import GatewayError, from_ernie_error
+from .errors import GatewayError, from_ernie_error, internal_error, shutdown_error
 from .items import Item
 from .openai_wire import ChatRequest
 
@@ -66,19 +66,37 @@ class AnswerRun:
         self.content_started = False
         self._text: list[str] = []
         self._text_len = 0
+        self._sink: Sink | None = None
+        self._task: asyncio.Task[Any] | None = None
 
     async def run(self, sink: Sink) -> None:
         gw = self.gw
         gw.metrics.inflight.inc()
+        self._sink = sink
+        self._task = asyncio.current_task()
+        gw.runs.add(self)
         try:
             await self._run(sink)
         except asyncio.CancelledError:
             if self.error_code is None:
                 self.status, self.error_code = 499, "client_disconnected"
             raise
+        except Exception as exc:  # a bug: the stream still ends with an explicit error, never a clean end
+            self._fail(sink, internal_error(exc))
         finally:
+            gw.runs.discard(self)
             gw.metrics.inflight.dec()
             await self._finish()
+
+    def shut_down(self) -> None:
+        """End the answer now for a server shutdown: an explicit ``server_shutdown`` error, upstream cancelled."""
+        if self._task is None or self._task.done() or self.error_code is not None:
+            return
+        err = shutdown_error()
+        self.status, self.error_code = err.status, err.code
+        if self._sink is not None:
+            self._sink.abort(Item("error", error=err))
+        self._task.cancel()
 
     async def _run(self, sink: Sink) -> None:
         req = self.req
@@ -162,8 +180,9 @@ class AnswerRun:
 
     def _fail(self, sink: Sink, err: GatewayError) -> None:
         self.error_code = err.code
-        if not self.content_started:
-            self.status = err.status  # the transport can still answer with this status
+        # the real outcome, also after content started (where the transport already sent its 200); an
+        # error sent as an event after content has status 200 on the wire: the log says what happened
+        self.status = err.status if err.status >= 400 else 502
         sink.put(Item("error", error=err))
 
     async def _finish(self) -> None:
@@ -179,13 +198,13 @@ class AnswerRun:
             gw.metrics.tokens.labels("out").inc(usage.completion_tokens)
             spent = usage.total_tokens
         else:
-            spent = self.charge.estimate if self.content_started else 0
+            spent = (self.charge.reserved or self.charge.estimate) if self.content_started else 0
         try:
             await gw.quotas.settle(self.charge, spent)
         except Exception as exc:  # a Redis hiccup must not lose the log line
             gw.log_internal("settle failed: %s", type(exc).__name__)
         gw.access.write(
-            prompt=self.req.messages, transport=self.transport, user=self.principal.user, model=self.model,
+            prompt=self.req.messages, transport=self.transport, user=self.principal.user, auth=self.principal.via, model=self.model,
             stream=self.req.stream, status=self.status, error=self.error_code,
             ttft_ms=None if self.first_at is None else round((self.first_at - self.started) * 1000, 1),
             duration_ms=round(duration * 1000, 1),

@@ -27,6 +27,8 @@ __all__ = ["Gateway", "create_app", "upstream_client"]
 
 async def healthz(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
+    if gw.draining:  # load balancers stop sending here at once; answers in flight still finish
+        return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": "1"})
     return JSONResponse({"status": "ok", "provider": gw.client.provider, "model": gw.client.model})
 
 

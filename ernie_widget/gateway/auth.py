@@ -21,6 +21,12 @@ class Principal:
     tpm: int | None = None
     daily_tokens: int | None = None
 
+    @property
+    def id(self) -> str:
+        """The identity limits, budgets and resumable answers belong to: namespaced by how the user
+        authenticated, so a JWT whose ``sub`` is ``alice`` is not the key user ``alice`` (``jwt:alice``, ``key:alice``)."""
+        return f"{self.via}:{self.user}"
+
 
 class AuthError(Exception):
     """Authentication failed; ``code`` is the OpenAI-style error code sent back."""

@@ -22,15 +22,19 @@ from ..client.redact import redact
 if TYPE_CHECKING:
     from starlette.responses import JSONResponse
 
-__all__ = ["GatewayError", "error_response", "from_ernie_error"]
+__all__ = ["SHUTDOWN_CODE", "GatewayError", "error_response", "from_ernie_error", "internal_error",
+           "shutdown_error"]
+
+SHUTDOWN_CODE = "server_shutdown"
 
 
 class GatewayError(Exception):
     """An error the gateway sends back: ``{"error": {"message", "type", "code"}}`` with ``status``."""
 
     def __init__(self, status: int, message: str, code: str, type: str = "invalid_request_error",
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, param: str | None = None) -> None:
         super().__init__(message)
+        self.param = param
         self.status = status
         self.message = message
         self.code = code
@@ -38,7 +42,7 @@ class GatewayError(Exception):
         self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": None}}
+        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
 
     def headers(self) -> dict[str, str]:
         h: dict[str, str] = {}
@@ -82,3 +86,17 @@ def error_response(err: GatewayError) -> JSONResponse:
     from starlette.responses import JSONResponse
 
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
+
+
+def internal_error(exc: BaseException) -> GatewayError:
+    """What the caller sees of a bug: a 500 in the API's shape, never a traceback. The log gets the type."""
+    import logging
+
+    logging.getLogger("ernie_widget.gateway").error("internal error: %s", type(exc).__name__, exc_info=exc)
+    return GatewayError(500, "网关内部错误 / internal gateway error", "internal_error", "server_error")
+
+
+def shutdown_error() -> GatewayError:
+    """The answer cut by a shutdown: retry (on another replica, or after the restart)."""
+    return GatewayError(503, "网关正在关闭，请重试 / the gateway is shutting down; retry", SHUTDOWN_CODE,
+                        "server_error", retry_after=1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from .admission import admit, authenticate
 from .answer import AnswerRun
 from .auth import bearer_token
 from .buffer import StreamBuffer
-from .errors import GatewayError, error_response
+from .errors import SHUTDOWN_CODE, GatewayError, error_response, internal_error, shutdown_error
 from .items import Item
 from .openai_wire import (
     DONE,
@@ -33,6 +32,7 @@ from .openai_wire import (
     chunk_bytes,
     completion_body,
     dumps,
+    loads_bounded,
     sse_data,
     usage_chunk_bytes,
 )
@@ -53,10 +53,7 @@ async def _read_json(request: Request, limit: int) -> Any:
         body += part
         if len(body) > limit:
             raise GatewayError(413, f"请求体过大 / the body exceeds {limit} bytes", "request_too_large")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise GatewayError(400, "请求体不是合法 JSON / the body is not valid JSON", "invalid_json") from None
+    return loads_bounded(bytes(body))
 
 
 async def _wait_disconnect(receive: Receive) -> None:
@@ -139,7 +136,8 @@ class _Encoder:
                 out += usage_chunk_bytes(req, self.model, item.usage)
             return out + DONE
         assert item.kind == "error" and item.error is not None
-        return sse_data(item.error.body()) + DONE
+        # a shutdown cut is no answer: no [DONE], so no client mistakes it for a complete one
+        return sse_data(item.error.body()) + (b"" if item.error.code == SHUTDOWN_CODE else DONE)
 
 
 class _SSEResponse(EventSourceResponse):
@@ -156,12 +154,18 @@ async def chat_completions(request: Request) -> Response:
     gw.metrics.requests.labels("http").inc()
     principal: Principal | None = None
     try:
+        if gw.draining:
+            raise shutdown_error()
         principal = authenticate(gw, bearer_token(request.headers.get("authorization")))
         body = await _read_json(request, gw.settings.max_body_bytes)
         req, charge = await admit(gw, principal, body)
     except GatewayError as err:
         gw.reject("http", err, started, principal)
         return error_response(err)
+    except Exception as exc:  # a bug must still answer in the API's shape, never with a traceback
+        bug = internal_error(exc)
+        gw.reject("http", bug, started, principal)
+        return error_response(bug)
 
     run = AnswerRun(gw, principal, req, "http", charge, started)
     buffer = StreamBuffer(gw.settings.stream_buffer_bytes)
@@ -191,6 +195,7 @@ async def chat_completions(request: Request) -> Response:
     encoder = _Encoder(req, run.model or "default")
 
     async def events() -> AsyncIterator[bytes]:
+        gw.open_streams += 1
         try:
             item: Item | None = first if first is not None else await buffer.get()
             while item is not None:
@@ -205,7 +210,11 @@ async def chat_completions(request: Request) -> Response:
                 if ended:
                     break
                 item = await buffer.get()
+            else:  # the buffer closed without an end or an error: never a silent clean end
+                yield encoder.encode(Item("error", error=GatewayError(
+                    500, "回答意外中断 / the answer ended unexpectedly", "internal_error", "server_error")))
         finally:
+            gw.open_streams -= 1
             _cancel(task)  # the client left (or the answer ended): never keep the upstream request open
 
     return _SSEResponse(

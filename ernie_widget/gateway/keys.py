@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KEY_PREFIX", "KeyRecord", "KeyStore", "new_key"]
+__all__ = ["KEY_PREFIX", "KeyRecord", "KeyStore", "new_key", "valid_name"]
 
 KEY_PREFIX = "ewk_"
 
@@ -35,6 +36,15 @@ CREATE TABLE IF NOT EXISTS keys (
     revoked REAL
 );
 """
+
+
+#: what a key's name may be: it appears in `keys list`, the access log and the limits' keys, so no
+#: whitespace, no control characters, nothing that could forge a row or a log field
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+
+
+def valid_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
 
 
 def new_key() -> str:
@@ -80,9 +90,9 @@ class KeyStore:
     def add(self, name: str, *, rpm: int | None = None, tpm: int | None = None,
             daily_tokens: int | None = None) -> str:
         """Create a key for ``name`` and return it — the only time it is ever seen. A revoked name may be reused."""
-        name = name.strip()
-        if not name or len(name) > 128:
-            raise ValueError("a key name must be 1-128 characters")
+        if not valid_name(name):
+            raise ValueError(f"无效的名字 / invalid key name {name!r}: use 1-64 letters, digits and . _ @ + - "
+                             "(starting with a letter or digit)")
         key = new_key()
         with self._lock:
             row = self._db.execute("SELECT revoked FROM keys WHERE name = ?", (name,)).fetchone()

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..client.events import Safety, Usage
 from .errors import GatewayError
 
-__all__ = ["ChatRequest", "chunk_bytes", "completion_body", "dumps", "parse_chat_request", "sse_data"]
+__all__ = ["ChatRequest", "chunk_bytes", "completion_body", "dumps", "loads_bounded", "parse_chat_request",
+           "sse_data"]
 
 #: request fields passed to the upstream service as they are (anything else is ignored)
 PASSTHROUGH = ("temperature", "top_p", "max_tokens", "stop", "presence_penalty", "frequency_penalty", "seed",
                "response_format", "penalty_score", "enable_thinking", "web_search")
-_ROLES = ("system", "user", "assistant", "tool")
 DEFAULT_MODEL_NAMES = ("", "default")
 
 
@@ -44,43 +47,134 @@ class ChatRequest:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
-def _bad(message: str, code: str = "invalid_request") -> GatewayError:
-    return GatewayError(400, message, code)
+def _bad(message: str, code: str = "invalid_request", param: str | None = None) -> GatewayError:
+    return GatewayError(400, message, code, param=param)
+
+
+#: bounds on the shape of a request body, checked before anything else looks at it
+MAX_DEPTH = 32
+MAX_MAX_TOKENS = 1 << 20
+
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | list[Any] | None = None
+
+
+class _StreamOptions(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    include_usage: bool | None = None
+
+
+class _ChatBody(BaseModel):
+    """The OpenAI chat-completions request as far as the gateway reads it. Strict: a string is never a number,
+    a number never a flag; unknown fields are allowed (and ignored, unless passed through)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    messages: list[_Message] = Field(min_length=1)
+    model: str | None = None
+    stream: bool | None = None
+    stream_options: _StreamOptions | None = None
+    n: int | None = None
+    temperature: _Finite | None = Field(None, ge=0, le=2)
+    top_p: _Finite | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_MAX_TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_MAX_TOKENS)
+    stop: str | list[str] | None = None
+    presence_penalty: _Finite | None = Field(None, ge=-2, le=2)
+    frequency_penalty: _Finite | None = Field(None, ge=-2, le=2)
+    seed: int | None = None
+    response_format: dict[str, Any] | None = None
+    penalty_score: _Finite | None = Field(None, ge=1, le=2)
+    enable_thinking: bool | None = None
+    web_search: bool | dict[str, Any] | None = None
+
+
+def loads_bounded(raw: bytes | str) -> Any:
+    """``json.loads`` that answers a hostile body (invalid, or nested past `MAX_DEPTH`) with a 400, never a
+    RecursionError: the C decoder recurses once per level, so the nesting is measured before it parses."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _nesting(data) > MAX_DEPTH:
+        raise _bad(f"请求体嵌套过深 / the body nests deeper than {MAX_DEPTH} levels", "invalid_json")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise _bad("请求体不是合法 JSON / the body is not valid JSON", "invalid_json") from None
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def _nesting(data: bytes) -> int:
+    """The deepest bracket nesting outside strings (an upper bound for invalid JSON; regexes, so fast)."""
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(_STRINGS.sub(b'""', data)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (iteratively: no recursion to exhaust)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        elif not isinstance(v, list):
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            return d
+        stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def _validation_error(exc: ValidationError) -> GatewayError:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    loc = first.get("loc", ())
+    param = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[") or None
+    return _bad(f"参数无效 / invalid parameter {param!r}: {first.get('msg', 'invalid value')}",
+                "invalid_request", param)
 
 
 def parse_chat_request(body: Any, allowed_models: tuple[str, ...] = ()) -> ChatRequest:
     """Validate an OpenAI chat body; raises a 400 `GatewayError` naming the problem."""
     if not isinstance(body, dict):
         raise _bad("请求体必须是 JSON 对象 / the body must be a JSON object")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _bad("'messages' 必须是非空列表 / 'messages' must be a non-empty list")
-    clean: list[dict[str, Any]] = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in _ROLES:
-            raise _bad(f"messages[{i}] 需要 role 为 {'/'.join(_ROLES)} / messages[{i}] needs a valid role")
-        content = m.get("content")
-        if content is None:
-            content = ""
-        if not isinstance(content, str | list):
-            raise _bad(f"messages[{i}].content 必须是字符串或列表 / messages[{i}].content must be a string or list")
-        clean.append({"role": m["role"], "content": content})
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise _bad("'model' 必须是字符串 / 'model' must be a string")
+    if json_depth(body) > MAX_DEPTH:
+        raise _bad(f"请求体嵌套过深 / the body nests deeper than {MAX_DEPTH} levels", "invalid_json")
+    try:
+        parsed = _ChatBody.model_validate(body)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    clean = [{"role": m.role, "content": "" if m.content is None else m.content} for m in parsed.messages]
+    model = parsed.model
     if model in DEFAULT_MODEL_NAMES:
         model = None
     if model is not None and allowed_models and model not in allowed_models:
         raise GatewayError(404, f"模型不存在 / the model {model!r} does not exist on this gateway", "model_not_found")
-    n = body.get("n")
-    if n not in (None, 1):
-        raise _bad("只支持 n=1 / only n=1 is supported")
-    params = {k: body[k] for k in PASSTHROUGH if body.get(k) is not None}
-    if body.get("max_completion_tokens") is not None and "max_tokens" not in params:
-        params["max_tokens"] = body["max_completion_tokens"]
-    stream_options = body.get("stream_options")
-    include_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
-    return ChatRequest(clean, model, bool(body.get("stream")), include_usage, params)
+    if parsed.n not in (None, 1):
+        raise _bad("只支持 n=1 / only n=1 is supported", param="n")
+    params = {k: getattr(parsed, k) for k in PASSTHROUGH if getattr(parsed, k) is not None}
+    if parsed.max_completion_tokens is not None and "max_tokens" not in params:
+        params["max_tokens"] = parsed.max_completion_tokens
+    include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
+    return ChatRequest(clean, model, bool(parsed.stream), include_usage, params)
 
 
 def _safety_fields(safety: Safety | None) -> dict[str, Any]:

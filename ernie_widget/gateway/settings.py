@@ -61,6 +61,11 @@ class GatewaySettings:
     replay_ttl: float = 120.0  # how long a finished answer can be resumed
     resume_grace: float = 30.0  # how long an answer keeps running after its WebSocket dropped
     max_body_bytes: int = 4 << 20
+    # -- connections (`ernie-widget serve`): unauthenticated clients must not hold the process's resources
+    max_connections: int = 1000  # open connections at once (lowered to fit RLIMIT_NOFILE)
+    header_timeout: float = 10.0  # seconds a connection may take to send a request's headers
+    ws_max_size: int = 64 << 10  # largest WebSocket message, checked from the frame header before reading it
+    shutdown_grace: float = 10.0  # seconds answers in flight get to finish after SIGTERM
     # -- content filter and logs
     content_filter: str | None = None  # a blocklist file, or module:function
     filter_notice: str = "[内容已撤回 / content withdrawn by the gateway's content filter]"
@@ -76,3 +81,5 @@ class GatewaySettings:
             raise ValueError("--upstream-transport must be auto, aiohttp or httpx2")
         if self.stream_buffer_bytes < 1024:
             raise ValueError("the stream buffer must be at least 1024 bytes")
+        if self.max_connections < 1 or self.header_timeout <= 0 or self.ws_max_size < 1024 or self.shutdown_grace < 0:
+            raise ValueError("--max-connections ≥ 1, --header-timeout > 0, --ws-max-size ≥ 1024, --shutdown-grace ≥ 0")

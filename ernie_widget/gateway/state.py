@@ -55,11 +55,18 @@ class Gateway:
         self.filter = ContentFilter.load(settings.content_filter) if settings.content_filter else None
         self.access = AccessLog(settings.log_prompts)
         self.replay = ReplayStore(settings.replay_bytes, settings.replay_ttl, settings.resume_grace)
+        # shutdown: `drain` turns /healthz to 503, refuses new answers, gives running ones a grace period,
+        # then ends what is left explicitly (AnswerRun.shut_down, WSConnection.shut_down)
+        self.draining = False
+        self.runs: set[Any] = set()  # AnswerRuns in flight
+        self.connections: set[Any] = set()  # open WSConnections
+        self.open_streams = 0  # SSE responses still writing
 
     def reject(self, transport: str, err: GatewayError, started: float, principal: Principal | None) -> None:
         """Count and log a request refused before it reached upstream."""
         self.metrics.errors.labels(err.code).inc()
-        self.access.write(transport=transport, user=principal.user if principal else None, status=err.status,
+        self.access.write(transport=transport, user=principal.user if principal else None,
+                          auth=principal.via if principal else None, status=err.status,
                           error=err.code, duration_ms=round((time.monotonic() - started) * 1000, 1))
 
     def log_internal(self, msg: str, *args: Any) -> None:
@@ -70,6 +77,26 @@ class Gateway:
         while True:
             await asyncio.sleep(interval)
             self.replay.sweep()
+
+    async def drain(self, grace: float) -> None:
+        """The shutdown: refuse new work at once, let answers in flight finish for up to ``grace`` seconds,
+        then end every one still running with a ``server_shutdown`` error and close every WebSocket
+        with 1012 (service restart) and its resume token."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.runs and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if self.runs:
+            logger.warning("shutdown: ending %d answer(s) still running after %gs", len(self.runs), grace)
+        for run in list(self.runs):
+            run.shut_down()
+        closing = [asyncio.ensure_future(c.shut_down()) for c in list(self.connections)]
+        if closing:
+            await asyncio.wait(closing, timeout=3)
+        flush_deadline = loop.time() + 2  # the SSE responses write their error event and end
+        while (self.open_streams or self.runs) and loop.time() < flush_deadline:
+            await asyncio.sleep(0.02)
 
     async def aclose(self) -> None:
         self.replay.cancel_all()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -37,8 +36,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .admission import admit, authenticate
 from .answer import AnswerRun
 from .auth import Principal
-from .errors import GatewayError
-from .openai_wire import dumps
+from .errors import GatewayError, internal_error, shutdown_error
+from .openai_wire import dumps, loads_bounded
 from .resume import ReplayAnswer
 
 if TYPE_CHECKING:
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["websocket_endpoint"]
 
 CLOSE_POLICY = 1008
+CLOSE_RESTART = 1012  # service restart: reconnect (elsewhere) and resume
 CLOSE_SLOW = 4008
 
 
@@ -132,21 +132,38 @@ class WSConnection:
 
     # -- the connection -------------------------------------------------------------------------------
 
+    async def shut_down(self) -> None:
+        """The server is going away: say which answers to resume where (``resume``: mid and last seq each),
+        then close with 1012 — the same token, when it fits, in the close reason."""
+        token = [{"mid": a.mid, "seq": a.last_seq} for a in self.answers]
+        self.send({"type": "shutdown", "code": "server_shutdown", "resume": token,
+                   "message": "网关正在关闭，请重连后续传 / the gateway is shutting down; reconnect and resume"})
+        reason = "server_shutdown " + dumps({"resume": token})
+        if len(reason.encode("utf-8")) > 123:  # a close reason holds at most 123 bytes
+            reason = "server_shutdown"
+        await self._flush_and_close(CLOSE_RESTART, reason)
+
     async def serve(self) -> None:
         self._reader = asyncio.current_task()
         self._writer = asyncio.create_task(self._write_loop())
+        self.gw.connections.add(self)
         close_code = 1006
         try:
             if not await self._authenticate():
                 return
             while True:
                 raw = await self.ws.receive_text()
-                await self._dispatch(raw)
+                try:
+                    await self._dispatch(raw)
+                except Exception as exc:  # a bug answers this message with an error; the connection lives on
+                    err = internal_error(exc)
+                    self.send({"type": "error", "code": err.code, "message": err.message, "status": err.status})
         except WebSocketDisconnect as exc:
             close_code = exc.code
         except asyncio.CancelledError:
             pass
         finally:
+            self.gw.connections.discard(self)
             self.closed = True
             if self._writer is not None:
                 self._writer.cancel()
@@ -182,7 +199,11 @@ class WSConnection:
         return True
 
     async def _dispatch(self, raw: str) -> None:
-        msg = _loads(raw)
+        try:
+            msg = loads_bounded(raw)
+        except GatewayError as err:  # not JSON, or nested too deep
+            self.send({"type": "error", "code": "invalid_message", "message": err.message, "status": err.status})
+            return
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "chat":
             await self._chat(msg)
@@ -202,7 +223,7 @@ class WSConnection:
     def _answer(self, msg: dict[str, Any]) -> ReplayAnswer | None:
         assert self.principal is not None
         mid = msg.get("mid")
-        return self.gw.replay.get(self.principal.user, mid) if _valid_mid(mid) else None
+        return self.gw.replay.get(self.principal.id, mid) if _valid_mid(mid) else None
 
     def _error(self, mid: Any, err: GatewayError) -> None:
         out: dict[str, Any] = {"type": "error", "mid": mid, "code": err.code, "message": err.message,
@@ -218,12 +239,14 @@ class WSConnection:
         mid = msg.get("mid")
         principal = None
         try:
+            if gw.draining:
+                raise shutdown_error()
             if not _valid_mid(mid):
                 raise GatewayError(400, "需要 mid（整数或字符串）/ 'mid' must be an integer or a short string",
                                    "invalid_mid")
             # re-checked per request: a key revoked or a token expired during a long connection stops here
             principal = authenticate(gw, self.token)
-            existing = gw.replay.get(principal.user, mid)
+            existing = gw.replay.get(principal.id, mid)
             if existing is not None and existing.running:
                 raise GatewayError(409, f"mid {mid!r} 正在进行 / an answer with this mid is running", "duplicate_mid")
             if sum(1 for a in self.answers if a.running) >= gw.settings.ws_max_inflight:
@@ -236,7 +259,7 @@ class WSConnection:
             gw.reject("ws", err, started, principal)
             self._error(mid, err)
             return
-        answer = gw.replay.create(principal.user, mid)
+        answer = gw.replay.create(principal.id, mid)
         answer.attach(self.send)
         self.answers.add(answer)
         run = AnswerRun(gw, principal, req, "ws", charge, started)
@@ -266,6 +289,6 @@ class WSConnection:
 
 def _loads(raw: str) -> Any:
     try:
-        return json.loads(raw)
-    except ValueError:
+        return loads_bounded(raw)
+    except GatewayError:
         return None
