@@ -38,16 +38,8 @@ from .redact import install_log_redaction, register_secret
 from .state import StreamState
 from .structured import SchemaSpec, StructuredOutputError, prepare_schema
 from .thinking import check_thinking
-from .tool_executor import ToolExecutor
-from .tool_runner import (
-    MAX_RESULT_CHARS,
-    TOOL_TIMEOUT,
-    Approver,
-    AsyncToolEvents,
-    ToolLoop,
-    ToolRun,
-    arun_tool_events,
-)
+from .tool_options import ToolRunOptions, tool_loop
+from .tool_runner import AsyncToolEvents, ToolRun, arun_tool_events
 from .tools import prepare_tool_params
 from .transport import TransportName, resolve_transport
 from .web_search import prepare_web_search
@@ -190,55 +182,18 @@ class AsyncErnie:
         except StructuredOutputError as err:
             return await _drain(stream.repaired(err))
 
-    def stream_tools(
-        self,
-        prompt_or_messages: str | Sequence[Mapping[str, Any]],
-        tools: Sequence[Any],
-        *,
-        max_rounds: int = 8,
-        approve: Approver | None = None,
-        executor: ToolExecutor | None = None,
-        tool_timeout: float | None = TOOL_TIMEOUT,
-        max_result_chars: int = MAX_RESULT_CHARS,
-        system: str | None = None,
-        **params: Any,
-    ) -> AsyncToolEvents:
-        """`run_tools` as events: each round's stream, then a ``tool_result`` event per call; ``.run`` at the
-        end.
-        ``tools``: callables, `Tool`s or OpenAI-style dicts (a dict tool has no function: a call to it is
-        answered with an error the model can read). ``approve(call)`` decides each call before it runs (see
-        tool_runner.py); ``executor`` decides where it runs (default: sync tools in this thread, async tools on
-        this loop). ``tool_timeout`` is enforced for async tools, and for sync tools only on the main thread
-        (a signal is the only way to interrupt one). A tool that raises is reported to the model, not raised.
-        Results longer than ``max_result_chars`` are cut, and say so."""
-        loop = ToolLoop(prompt_or_messages, tools, system=system, max_rounds=max_rounds, tool_timeout=tool_timeout,
-                        max_result_chars=max_result_chars, params=params)
-        return arun_tool_events(self, loop, approve, executor)
+    def stream_tools(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], tools: Sequence[Any],
+                     **options: Unpack[ToolRunOptions]) -> AsyncToolEvents:
+        """`run_tools` as events: each round's stream, then a ``tool_result`` event per call; ``.run`` at the end.
+        The options are `ToolRunOptions` (tool_options.py)."""
+        return arun_tool_events(self, *tool_loop(prompt_or_messages, tools, options))
 
-    async def run_tools(
-        self,
-        prompt_or_messages: str | Sequence[Mapping[str, Any]],
-        tools: Sequence[Any],
-        *,
-        max_rounds: int = 8,
-        approve: Approver | None = None,
-        executor: ToolExecutor | None = None,
-        tool_timeout: float | None = TOOL_TIMEOUT,
-        max_result_chars: int = MAX_RESULT_CHARS,
-        system: str | None = None,
-        **params: Any,
-    ) -> ToolRun:
-        """Ask; run the calls the model asks for; send the results back; repeat until it answers (at most
-        ``max_rounds`` rounds of calls). Returns a `ToolRun`: the final reply, the history and every result.
-        ``tools``: callables, `Tool`s or OpenAI-style dicts (a dict tool has no function: a call to it is
-        answered with an error the model can read). ``approve(call)`` decides each call before it runs (see
-        tool_runner.py); ``executor`` decides where it runs (default: sync tools in this thread, async tools on
-        this loop). ``tool_timeout`` is enforced for async tools, and for sync tools only on the main thread
-        (a signal is the only way to interrupt one). A tool that raises is reported to the model, not raised.
-        Results longer than ``max_result_chars`` are cut, and say so."""
-        events = self.stream_tools(prompt_or_messages, tools, max_rounds=max_rounds, approve=approve,
-                                   executor=executor, tool_timeout=tool_timeout, max_result_chars=max_result_chars,
-                                   system=system, **params)
+    async def run_tools(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], tools: Sequence[Any],
+                        **options: Unpack[ToolRunOptions]) -> ToolRun:
+        """Ask; run the calls the model asks for (on this loop, or where ``executor`` says); send the results back;
+        repeat until it answers (at most ``max_rounds`` rounds of calls). Returns a `ToolRun`: the final reply,
+        the history and every result. The options are `ToolRunOptions` (tool_options.py)."""
+        events = self.stream_tools(prompt_or_messages, tools, **options)
         async for _ in events:
             pass
         assert events.run is not None

@@ -19,16 +19,8 @@ from .defaults import (
 from .events import Reply, StreamEvent
 from .handoff import Channel, Handoff, Signal
 from .map_options import MapOptions
-from .tool_executor import ToolExecutor
-from .tool_runner import (
-    MAX_RESULT_CHARS,
-    TOOL_TIMEOUT,
-    Approver,
-    ToolEvents,
-    ToolLoop,
-    ToolRun,
-    run_tool_events,
-)
+from .tool_options import ToolRunOptions, tool_loop
+from .tool_runner import ToolEvents, ToolRun, run_tool_events
 
 __all__ = ["Ernie", "Stream"]
 
@@ -202,55 +194,18 @@ class Ernie:
                                          top_p=top_p, max_tokens=max_tokens, tools=tools, tool_choice=tool_choice,
                                          parallel_tool_calls=parallel_tool_calls, schema=schema, **extra))
 
-    def stream_tools(
-        self,
-        prompt_or_messages: str | Sequence[Mapping[str, Any]],
-        tools: Sequence[Any],
-        *,
-        max_rounds: int = 8,
-        approve: Approver | None = None,
-        executor: ToolExecutor | None = None,
-        tool_timeout: float | None = TOOL_TIMEOUT,
-        max_result_chars: int = MAX_RESULT_CHARS,
-        system: str | None = None,
-        **params: Any,
-    ) -> ToolEvents:
-        """`run_tools` as events: each round's stream, then a ``tool_result`` event per call; ``.run`` at the
-        end.
-        ``tools``: callables, `Tool`s or OpenAI-style dicts (a dict tool has no function: a call to it is
-        answered with an error the model can read). ``approve(call)`` decides each call before it runs (see
-        tool_runner.py); ``executor`` decides where it runs (default: sync tools in this thread, async tools on
-        this loop). ``tool_timeout`` is enforced for async tools, and for sync tools only on the main thread
-        (a signal is the only way to interrupt one). A tool that raises is reported to the model, not raised.
-        Results longer than ``max_result_chars`` are cut, and say so."""
-        loop = ToolLoop(prompt_or_messages, tools, system=system, max_rounds=max_rounds, tool_timeout=tool_timeout,
-                        max_result_chars=max_result_chars, params=params)
-        return run_tool_events(self, loop, approve, executor)
+    def stream_tools(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], tools: Sequence[Any],
+                     **options: Unpack[ToolRunOptions]) -> ToolEvents:
+        """`run_tools` as events: each round's stream, then a ``tool_result`` event per call; ``.run`` at the end.
+        The options are `ToolRunOptions` (tool_options.py)."""
+        return run_tool_events(self, *tool_loop(prompt_or_messages, tools, options))
 
-    def run_tools(
-        self,
-        prompt_or_messages: str | Sequence[Mapping[str, Any]],
-        tools: Sequence[Any],
-        *,
-        max_rounds: int = 8,
-        approve: Approver | None = None,
-        executor: ToolExecutor | None = None,
-        tool_timeout: float | None = TOOL_TIMEOUT,
-        max_result_chars: int = MAX_RESULT_CHARS,
-        system: str | None = None,
-        **params: Any,
-    ) -> ToolRun:
-        """Ask; run the calls the model asks for; send the results back; repeat until it answers (at most
-        ``max_rounds`` rounds of calls). Returns a `ToolRun`: the final reply, the history and every result.
-        ``tools``: callables, `Tool`s or OpenAI-style dicts (a dict tool has no function: a call to it is
-        answered with an error the model can read). ``approve(call)`` decides each call before it runs (see
-        tool_runner.py); ``executor`` decides where it runs (default: sync tools in this thread, async tools on
-        this loop). ``tool_timeout`` is enforced for async tools, and for sync tools only on the main thread
-        (a signal is the only way to interrupt one). A tool that raises is reported to the model, not raised.
-        Results longer than ``max_result_chars`` are cut, and say so."""
-        events = self.stream_tools(prompt_or_messages, tools, max_rounds=max_rounds, approve=approve,
-                                   executor=executor, tool_timeout=tool_timeout, max_result_chars=max_result_chars,
-                                   system=system, **params)
+    def run_tools(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], tools: Sequence[Any],
+                  **options: Unpack[ToolRunOptions]) -> ToolRun:
+        """Ask; run the calls the model asks for (in this thread, or where ``executor`` says); send the results
+        back; repeat until it answers (at most ``max_rounds`` rounds of calls). Returns a `ToolRun`: the final
+        reply, the history and every result. The options are `ToolRunOptions` (tool_options.py)."""
+        events = self.stream_tools(prompt_or_messages, tools, **options)
         try:
             for _ in events:
                 pass
