@@ -95,13 +95,20 @@ def sim() -> Iterator[ErnieSimulator]:
         yield s
 
 
+def kernel_with(sim: ErnieSimulator, tmp_path_factory: pytest.TempPathFactory, setup: str) -> Iterator[Kernel]:
+    """A started kernel that ran ``setup`` (which must succeed); closed when the generator ends (for fixtures)."""
+    k = Kernel(sim, tmp_path_factory.mktemp("kernel"))
+    try:
+        reply, _ = k.run(setup)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        yield k
+    finally:
+        k.close()
+
+
 @pytest.fixture(scope="module")
 def kernel(sim: ErnieSimulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    k = Kernel(sim, tmp_path_factory.mktemp("kernel"))
-    reply, _ = k.run("%load_ext ernie_widget")
-    assert reply["content"]["status"] == "ok"
-    yield k
-    k.close()
+    yield from kernel_with(sim, tmp_path_factory, "%load_ext ernie_widget")
 
 
 def displays(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ernie_widget.testing import Answer, ErnieSimulator
-from tests.test_kernel import Kernel
+from tests.test_kernel import Kernel, kernel_with
 
 pytestmark = pytest.mark.kernel
 
@@ -41,13 +41,7 @@ def sim() -> Iterator[ErnieSimulator]:
 
 @pytest.fixture(scope="module")
 def kernel(sim: ErnieSimulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    k = Kernel(sim, tmp_path_factory.mktemp("kernel"))
-    try:
-        reply, _ = k.run(SETUP)
-        assert reply["content"]["status"] == "ok"
-        yield k
-    finally:
-        k.close()
+    yield from kernel_with(sim, tmp_path_factory, SETUP)
 
 
 def seen(kernel: Kernel) -> list[Any]:
