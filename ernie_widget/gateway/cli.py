@@ -12,12 +12,17 @@ or a `.env` file, exactly as for the client; with none set, the embedded local m
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .accesslog import ACCESS_LOGGER
 from .settings import GatewaySettings, default_keys_path
@@ -64,6 +69,17 @@ def serve_parser() -> argparse.ArgumentParser:
     g.add_argument("--replay-ttl", type=float, default=120.0, help="seconds a finished answer stays resumable")
     g.add_argument("--resume-grace", type=float, default=30.0,
                    help="seconds an answer keeps running after its WebSocket dropped")
+    g = p.add_argument_group("connections and shutdown")
+    g.add_argument("--max-connections", type=int, default=1000,
+                   help="open connections at once (default 1000, lowered to fit the open-file limit); at the cap "
+                        "the oldest connection still sending its headers makes room")
+    g.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send a request's headers (default 10)")
+    g.add_argument("--ws-max-size", type=int, default=64 << 10,
+                   help="largest WebSocket message in bytes (default 65536)")
+    g.add_argument("--shutdown-grace", type=float, default=10.0,
+                   help="on SIGTERM: seconds answers in flight get to finish before they end with a "
+                        "server_shutdown error (default 10)")
     g = p.add_argument_group("content and logs")
     g.add_argument("--filter", help="blocklist file, or module:function, applied to prompts and answers")
     g.add_argument("--filter-notice", help="what replaces withdrawn text")
@@ -84,7 +100,8 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         default_daily_tokens=args.daily_tokens, redis_url=args.redis, heartbeat=args.heartbeat,
         stream_buffer_bytes=args.stream_buffer, send_timeout=args.send_timeout, replay_bytes=args.replay_bytes,
         replay_ttl=args.replay_ttl, resume_grace=args.resume_grace, content_filter=args.filter,
-        log_prompts=args.log_prompts,
+        log_prompts=args.log_prompts, max_connections=args.max_connections, header_timeout=args.header_timeout,
+        ws_max_size=args.ws_max_size, shutdown_grace=args.shutdown_grace,
     )
     if args.filter_notice:
         s.filter_notice = args.filter_notice
@@ -126,10 +143,158 @@ def serve(argv: Sequence[str]) -> int:
     print(f"ernie-widget gateway on http://{settings.host}:{settings.port}/v1 — upstream {gw.client.provider} "
           f"({gw.client.model}), auth: {auth}" + (", limits shared via Redis" if settings.redis_url else ""),
           file=sys.stderr, flush=True)
+    max_connections, backlog = _connection_cap(settings.max_connections, settings.max_concurrency)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                            access_log=False, timeout_graceful_shutdown=10)
-    uvicorn.Server(config).run()
+                            access_log=False, timeout_graceful_shutdown=3, ws_max_size=settings.ws_max_size,
+                            backlog=backlog, http=guarded_protocol(max_connections, settings.header_timeout))
+    server = draining_server(config, gw, settings.shutdown_grace)
+    server.run()
     return 0
+
+
+# -- serving: connection limits and a draining shutdown --------------------------------------------------
+
+
+def _connection_cap(wanted: int, upstream: int) -> tuple[int, int]:
+    """(connection cap, listen backlog). Raise the soft open-file limit to the hard one and keep the cap
+    below it, leaving room for the upstream connections, the process's own files and one burst of
+    ``accept`` (asyncio accepts up to ``backlog`` sockets before any protocol sees one): so ``accept``
+    never fails with EMFILE."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return wanted, 2048
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted, 2048
+    backlog = max(16, min(2048, soft // 8))
+    cap = max(1, min(wanted, soft - upstream - 64 - backlog))
+    if cap < wanted:
+        print(f"ernie-widget serve: at most {cap} connections (open-file limit {soft})", file=sys.stderr)
+    return cap, backlog
+
+
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+         b"Connection: close\r\nContent-Length: 97\r\n\r\n"
+         b'{"error":{"message":"too many connections","type":"server_error","code":"too_many_connections"}}   ')
+
+
+def guarded_protocol(max_connections: int, header_timeout: float) -> type[Any]:
+    """uvicorn's h11 protocol with what it lacks against clients that never authenticate: a deadline for
+    a request's headers (from the connection or the previous response on), and a cap on open connections
+    — at the cap the oldest connection still sending headers is closed to make room, or, if there is none,
+    the new one is refused with a 503. (``limit_concurrency`` only counts after headers are parsed.)"""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _refused = False
+        _deadline: asyncio.TimerHandle | None = None
+
+        def _pending(self) -> dict[Any, None]:
+            pending: dict[Any, None] | None = getattr(self.server_state, "ernie_pending_headers", None)
+            if pending is None:
+                pending = {}
+                self.server_state.ernie_pending_headers = pending  # type: ignore[attr-defined]
+            return pending
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            if len(self.server_state.connections) >= max_connections:
+                victim = next(iter(self._pending()), None)
+                if victim is None:
+                    self._refused = True
+                    transport.write(_BUSY)
+                    transport.close()
+                    return
+                victim._headers_too_slow()
+            super().connection_made(transport)
+            self._arm()
+
+        def _arm(self) -> None:
+            self._deadline = self.loop.call_later(header_timeout, self._headers_too_slow)
+            self._pending()[self] = None
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            self._pending().pop(self, None)
+
+        def _headers_too_slow(self) -> None:
+            self._disarm()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and self.conn.their_state is h11.IDLE:
+                self._arm()  # the next request on a kept-alive connection: its headers get the same deadline
+            super().data_received(data)
+            if self._deadline is not None and self.conn.their_state is not h11.IDLE:
+                self._disarm()  # the headers are in
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._refused:
+                return
+            self._disarm()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class _DrainingServer(uvicorn.Server):
+        """uvicorn, but SIGTERM/SIGINT first drain the gateway (`Gateway.drain`), then stop it; the exit
+        status is 0. A second SIGINT stops at once."""
+
+        def __init__(self, config: uvicorn.Config, gateway: Any, grace: float) -> None:
+            super().__init__(config)
+            self.gateway = gateway
+            self.grace = grace
+            self._draining: asyncio.Task[None] | None = None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+        def _on_signal(self, sig: int) -> None:
+            if self._draining is None:
+                print(f"ernie-widget serve: {signal.Signals(sig).name}: draining for up to {self.grace:g}s",
+                      file=sys.stderr, flush=True)
+                self._draining = asyncio.get_running_loop().create_task(self._drain())
+            elif sig == signal.SIGINT:
+                self.should_exit = self.force_exit = True
+
+        async def _drain(self) -> None:
+            try:
+                await self.gateway.drain(self.grace)
+            finally:
+                self.should_exit = True
+
+    return _DrainingServer
+
+
+def draining_server(config: Any, gateway: Any, grace: float) -> Any:
+    """A uvicorn ``Server`` whose SIGTERM drains ``gateway`` first (uvicorn is imported only to serve)."""
+    return _server_class()(config, gateway, grace)
 
 
 def keys_main(argv: Sequence[str]) -> int:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["GatewayProcess", "GatewayThread", "free_port"]
@@ -92,8 +92,10 @@ class GatewayThread:
 class GatewayProcess:
     """`python -m ernie_widget.gateway ARGS` in its own process, on a free port unless ``--port`` is given."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, host: str = "127.0.0.1",
+                 preexec_fn: Callable[[], Any] | None = None) -> None:
         self.host = host
+        self.preexec_fn = preexec_fn  # e.g. to bound the process's resources in a test
         args = list(args)
         if "--port" not in args:
             args += ["--port", str(free_port(host))]
@@ -112,7 +114,7 @@ class GatewayProcess:
     def launch(self) -> GatewayProcess:
         """Start the process without waiting (launch several, then `wait_ready` each: their imports overlap)."""
         self.proc = subprocess.Popen([sys.executable, "-m", "ernie_widget.gateway", *self.args], env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+                                     stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn)
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> GatewayProcess:
