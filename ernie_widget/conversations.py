@@ -230,18 +230,32 @@ class Conversation:
                 logger.exception("conversation listener failed")
 
     def _attach_store(self, store: _Store) -> None:
-        """Persist this conversation from now on: load what the store has, or save what we have."""
+        """Persist this conversation from now on: the saved history first, then what only memory has.
+
+        A thread used before its store is attached (``%%ernie --thread t`` right after a kernel restart, then
+        the sidebar's ``ErnieChat(thread=t, store=…)``) holds only this kernel's turns, and the store holds
+        everything before. Merging, not refusing: the attach is often implicit (the sidebar), the user did
+        nothing wrong, and both halves are theirs. Saved messages come first because they were written
+        before this kernel's in-memory turns; a side that already contains the other is not doubled.
+        """
         if self._store is not None or not self.name:
             return
         with self._data_lock:
             self._store = store
             stored = store.load(self.name)
-            if stored and not self._messages:
-                self._messages = stored
+            mine = self._messages
+            if mine[: len(stored)] == stored:
+                merged = mine  # nothing saved, or the saved messages are where ours began
+            elif stored[: len(mine)] == mine:
+                merged = stored  # ours are already saved (and more after them)
             else:
+                merged = stored + mine
+            changed = merged is not mine
+            self._messages = merged
+            if not changed:
                 store.save(self.name, self.messages)
-        if stored:
-            self._changed()
+        if changed:
+            self._changed()  # saves the merged list and shows it in the widgets already holding this thread
 
 
 _registry: dict[str, Conversation] = {}

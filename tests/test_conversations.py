@@ -194,3 +194,39 @@ def test_attaching_a_store_later_keeps_the_live_conversation(tmp_path: Path) -> 
 def test_store_without_thread_name_uses_the_default_thread(tmp_path: Path, quiet_comm) -> None:
     chat = ErnieChat(backend=lambda h: "ok", store=tmp_path / "d.sqlite")
     assert chat.thread == threads.DEFAULT_THREAD
+
+
+def test_attaching_the_store_after_a_restart_keeps_the_saved_transcript(sim, ip, tmp_path: Path, quiet_comm) -> None:
+    """`%%ernie --thread t` in a restarted kernel, then the sidebar attaches t's store: nothing saved is lost."""
+    db = tmp_path / "sidebar.sqlite"
+    before = get_thread("t", store=db)  # the kernel before the restart, persisting its turns
+    before.append(user("我叫李雷"))
+    before.append(bot("你好，李雷"))
+
+    threads._registry.clear()  # the restart: the store is on disk, the registry is empty
+    sim.push(Answer(text="这是新内核里的第一个回答"))
+    ip.run_cell_magic("ernie", "--thread t", "新内核里的问题")
+    # the magic did not know the store yet, so the model saw only this kernel's question
+    assert [m["content"] for m in sim.chat_requests[-1].messages] == ["新内核里的问题"]
+
+    chat = ErnieChat(thread="t", store=db)  # what the sidebar does
+    expected = ["我叫李雷", "你好，李雷", "新内核里的问题", "这是新内核里的第一个回答"]
+    assert [m["content"] for m in chat.messages] == expected
+    threads._registry.clear()  # a second restart reads the merged transcript from the file
+    assert [m["content"] for m in get_thread("t", store=db).messages] == expected
+
+
+def test_attaching_a_store_does_not_double_what_it_already_holds(tmp_path: Path) -> None:
+    db = tmp_path / "same.sqlite"
+    saved = get_thread("s", store=db)
+    saved.append(user("q"))
+    saved.append(bot("a"))
+    threads._registry.clear()
+    memory = get_thread("s")
+    for m in (user("q"), bot("a"), user("more")):  # this kernel already holds the saved turns, and one after
+        memory.append(m)
+    assert get_thread("s", store=db).messages == [user("q"), bot("a"), user("more")]
+    threads._registry.clear()
+    memory = get_thread("s")
+    memory.append(user("q"))  # a prefix of what is saved: the store already has it
+    assert get_thread("s", store=db).messages == [user("q"), bot("a"), user("more")]
