@@ -1,10 +1,11 @@
 """One structured JSON line per request on the ``ernie_widget.gateway.access`` logger.
 
-Fields: ts, transport, user, model, stream, status, error, ttft_ms, duration_ms, tokens_in, tokens_out,
-finish_reason, id, upstream_id; ``prompt`` only with ``--log-prompts``. No field ever holds a key; the
-free text that could (the prompt) goes through `ernie_widget.client.redact`, so a key pasted into a
-prompt is masked. The logger sits under ``ernie_widget``, so the client's `RedactingFilter` also
-passes over every whole line.
+Fields: ts, transport, user, auth (key, jwt, none), model, stream, status, error, ttft_ms, duration_ms,
+tokens_in, tokens_out, finish_reason, id, upstream_id; ``prompt`` only with ``--log-prompts``. ``status``
+is the real outcome — 502 for an upstream failure after content, 503 for a shutdown cut — not the 200
+already on the wire. No field ever holds a key; the free text that could (the prompt) goes through
+`ernie_widget.client.redact`, so a key pasted into a prompt is masked. The logger sits under
+``ernie_widget``, so the client's `RedactingFilter` also passes over every whole line.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ Gateway → client::
     {"type": "done", "mid": 7, "usage": {…}, "finish_reason": "stop"}
     {"type": "error", "mid": 7, "code": "rate_limit_exceeded", "message": "…", "status": 429, "retry_after": "3"}
     {"type": "pong"}
+    {"type": "shutdown", "resume": [{"mid": 7, "seq": 41}], …}   then close 1012: reconnect and resume
 
 Answers outlive their connection: a dropped client reconnects, authenticates and sends ``resume``
 with the last ``seq`` it saw (see `resume`). A normal close (code 1000) or ``stop`` cancels at once.
