@@ -231,11 +231,11 @@ def test_a_jwt_subject_is_not_the_key_user_of_the_same_name(ernie_simulator: Ern
     from websockets.sync.client import connect
 
     key = keys.add("alice", rpm=1)
-    ernie_simulator.set_answer(text="slow " * 40, chunk_size=5, delay=0.05)
     with gateway_for(ernie_simulator, keys=keys, jwt_secret=JWT_SECRET, default_rpm=1) as gw:
         assert _post(gw, key).status_code == 200
         assert _post(gw, key).status_code == 429  # alice's key: one request a minute
         assert _post(gw, _token("alice")).status_code == 200  # jwt:alice has her own minute
+        ernie_simulator.set_answer(text="slow " * 40, chunk_size=5, delay=0.05)  # still running when resumed
         url = gw.url.replace("http://", "ws://") + "/v1/ws"
         with connect(url) as owner:
             owner.send(json.dumps({"type": "auth", "token": _token("bob")}))
