@@ -421,3 +421,130 @@ def test_at_mention_sends_a_dataframe_as_context_and_an_ime_at_opens_nothing(pag
 def test_no_remote_request_and_no_dialog_during_the_session(page: Any) -> None:
     assert page.recorder.remote() == [], json.dumps(page.recorder.remote()[:5])
     assert page.recorder.dialogs == []
+
+
+# -- @-mentions: the mouse, the chip's preview and ×, a reload, %%ernie in a cell ------------------------------------
+
+NOTEBOOK = "window.jupyterapp.shell.currentWidget.content"
+
+
+def run_in_kernel(page: Any, code: str) -> None:
+    """Run code in the module's kernel without a cell (defines the variables a test mentions)."""
+    assert page.evaluate(f"() => {KERNEL}.requestExecute({{code: {json.dumps(code)}}}).done.then(() => true)")
+    wait_idle(page)
+
+
+def pick_by_mouse(page: Any, typed: str, name: str) -> None:
+    """Type ``typed`` (it ends in a partial ``@name``) and click ``name`` in the @ list while another option is the
+    highlighted one, so only the mouse can have chosen it."""
+    box = page.locator('[data-testid="ernie-input"]')
+    options = page.locator('[data-testid="ernie-suggest"] [role="option"]')
+    box.press_sequentially(typed)
+    page.wait_for_timeout(300)  # past the debounce: the kernel's answer for the whole prefix is in
+    wanted = options.filter(has_text=name)
+    wanted.wait_for(timeout=10_000)
+    assert options.count() >= 2, options.all_inner_texts()
+    if wanted.get_attribute("aria-selected") == "true":
+        box.press("ArrowDown")
+    assert wanted.get_attribute("aria-selected") == "false"
+    wanted.click()
+
+
+def test_at_mention_by_mouse_its_preview_is_what_is_sent_x_removes_it_and_a_reload_keeps_the_context(
+        page: Any, e2e_sim: Any) -> None:
+    """A chip chosen with the mouse; clicking it shows exactly the text the model then receives; × drops a chip and
+    the next question goes without context; after a reload the sent message still shows its chip and its
+    "上下文 / Context" section (from the saved `messages` trait), and the other one shows none."""
+    run_in_kernel(page, "import pandas as pd\nmouse_df = pd.DataFrame({'alpha_col': [1, 2], 'beta_col': ['x', 'y']})\n"
+                        "mouse_note = 'a short note'")
+    box = page.locator('[data-testid="ernie-input"]')
+    suggest = page.locator('[data-testid="ernie-suggest"]')
+    chip = page.locator('[data-testid="ernie-chip"]')
+    preview = page.locator('[data-testid="ernie-chip-preview"]')
+    box.click()
+    box.fill("")
+    pick_by_mouse(page, "@mouse_", "mouse_df")
+    chip.wait_for(timeout=10_000)
+    assert suggest.is_hidden() and box.input_value() == "@mouse_df "
+    assert chip.count() == 1 and chip.inner_text().startswith("@mouse_df DataFrame 2 × 2")
+    assert preview.is_hidden()
+    chip.locator(".ernie-chip-label").click()
+    preview.wait_for(timeout=5000)
+    shown = preview.evaluate("e => e.textContent")
+    assert "alpha_col" in shown and "beta_col" in shown and "`" not in shown, shown
+    assert chip.locator(".ernie-chip-label").get_attribute("aria-expanded") == "true"
+
+    e2e_sim.set_answer(text="mouse mention answered", chunk_size=8)
+    n = len(e2e_sim.chat_requests)
+    box.press_sequentially("怎么样 mouse-e2e-1")
+    box.press("Enter")
+    page.locator(CHAT).last.locator("text=mouse mention answered").wait_for(timeout=20_000)
+    wait_idle(page)
+    content = e2e_sim.chat_requests[n].json["messages"][-1]["content"]
+    assert content.startswith("@mouse_df 怎么样 mouse-e2e-1\n\n"), content
+    # the only fenced block of the request's question is the chip's text, to the character
+    assert content.count("```text\n") == 1 and content.split("```text\n", 1)[1].rsplit("\n```", 1)[0] == shown
+    assert chip.count() == 0 and preview.is_hidden()
+
+    box.click()
+    pick_by_mouse(page, "@mouse_", "mouse_note")
+    chip.wait_for(timeout=10_000)
+    chip.locator(".ernie-chip-label").click()
+    preview.wait_for(timeout=5000)
+    chip.locator(".ernie-chip-remove").click()
+    assert chip.count() == 0 and preview.is_hidden()
+    e2e_sim.set_answer(text="no context answered", chunk_size=8)
+    n = len(e2e_sim.chat_requests)
+    box.press_sequentially("不带上下文 mouse-e2e-2")  # the words "@mouse_note" stay in the text: only chips attach
+    box.press("Enter")
+    page.locator(CHAT).last.locator("text=no context answered").wait_for(timeout=20_000)
+    wait_idle(page)
+    assert e2e_sim.chat_requests[n].json["messages"][-1]["content"] == "@mouse_note 不带上下文 mouse-e2e-2"
+
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_timeout(500)
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_function(f"{KERNEL}?.status === 'idle'", timeout=120_000)
+    users = page.locator('[data-testid="ernie-message"][data-role="user"]')
+    with_context = users.filter(has_text="mouse-e2e-1").first
+    with_context.wait_for(timeout=30_000)
+    section = with_context.locator('[data-testid="ernie-context"]')
+    assert section.locator(".ernie-chip").inner_text().startswith("@mouse_df DataFrame 2 × 2")
+    summary = section.locator("summary")
+    assert summary.inner_text() in ("上下文", "Context")
+    assert section.locator("pre").is_hidden()  # collapsed until asked
+    summary.click()
+    assert section.locator("pre").evaluate("e => e.textContent") == shown
+    assert users.filter(has_text="mouse-e2e-2").first.locator('[data-testid="ernie-context"]').is_hidden()
+
+
+def test_ernie_magic_in_a_cell_sends_an_earlier_cells_dataframe_and_says_what_it_attached(
+        page: Any, e2e_sim: Any) -> None:
+    """``%%ernie -f code`` with ``@df`` in a notebook cell: the model gets df's real column names, the cell's output
+    lists what was attached, and the answer's code becomes the next cell."""
+    from ernie_widget.testing import Answer
+
+    cells = ["%load_ext ernie_widget\nimport pandas as pd\n"
+             "df = pd.DataFrame({'revenue_eur': [1.5, 2.5, 4.0], 'region_code': ['N', 'S', 'E']})",
+             "%%ernie -f code\nplot @df by region"]
+    start = page.evaluate(f"() => {NOTEBOOK}.model.cells.length")
+    page.evaluate(f"([at, cells]) => {NOTEBOOK}.model.sharedModel.insertCells(at, "
+                  "cells.map(source => ({cell_type: 'code', source})))", [start, cells])
+    try:
+        run_cell(page, start)
+        wait_idle(page)
+        e2e_sim.push(Answer(text="```python\ndf.plot.bar(x='region_code', y='revenue_eur')\n```", chunk_size=10))
+        n = len(e2e_sim.chat_requests)
+        run_cell(page, start + 1)
+        assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n, timeout=20)
+        wait_idle(page)
+        question = e2e_sim.chat_requests[-1].json["messages"][-1]["content"]
+        assert question.startswith("plot @df by region\n\n") and "### @df (DataFrame 3 × 2)" in question, question
+        assert "revenue_eur" in question and "region_code" in question
+        output = page.evaluate(f"() => {NOTEBOOK}.widgets[{start + 1}].node.querySelector('.jp-OutputArea').innerText")
+        assert "attached: @df (DataFrame 3 × 2 · " in output, output
+        inserted = page.evaluate(f"() => {NOTEBOOK}.model.cells.get({start + 2})?.sharedModel.getSource()")
+        assert inserted == "df.plot.bar(x='region_code', y='revenue_eur')"
+    finally:  # the module's notebook as it was, for the tests after this one
+        page.evaluate(f"() => {{ const shared = {NOTEBOOK}.model.sharedModel; "
+                      f"shared.deleteCellRange({start}, shared.cells.length); }}")
