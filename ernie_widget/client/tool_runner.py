@@ -79,12 +79,15 @@ class ToolLoop:
         self.results: list[ToolResult] = []
         self.rounds = 0
         self.last: Reply | None = None
+        #: the last answer asked for calls after max_rounds rounds: they are not run and the loop ends
+        self.over = False
 
     def calls_of(self, reply: Reply) -> tuple[ToolCall, ...]:
         """Record an answer; the calls to run now (none: the loop is over)."""
         self.last = reply
         self.messages.append(reply.to_message())
         if not reply.tool_calls or self.rounds >= self.max_rounds:
+            self.over = bool(reply.tool_calls)
             return ()
         self.rounds += 1
         return reply.tool_calls
@@ -181,6 +184,12 @@ class AsyncToolEvents:
     def __aiter__(self) -> AsyncToolEvents:
         return self
 
+    @property
+    def messages(self) -> list[Message]:
+        """The history so far (the next request sends it). Between events a caller may change it: redact a
+        ``tool`` message that was just added, or append a user message (image parts) after a round's results."""
+        return self._loop.messages
+
     async def __anext__(self) -> StreamEvent:
         try:
             return await self._events.__anext__()
@@ -213,11 +222,9 @@ def run_tool_events(client: Ernie, loop: ToolLoop, approve: Approver | None,
 
 
 def _over(loop: ToolLoop) -> bool:
-    """Whether the last answer's calls went unrun because max_rounds was reached."""
-    last = loop.last
-    assert last is not None
-    ran = {r.call.id for r in loop.results}
-    return any(c.id not in ran for c in last.tool_calls)
+    """Whether the last answer's calls went unrun because max_rounds was reached (not judged by call ids: a
+    server may number its calls per answer, so an id of this round may equal one that ran before)."""
+    return loop.over
 
 
 def _handle(loop: ToolLoop, runner: ToolExecutor, approve: Approver | None, call: ToolCall) -> ToolResult:
