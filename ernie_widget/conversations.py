@@ -18,7 +18,7 @@ from typing import Any, cast
 from .client.errors import ErnieError
 from .protocol import StoredMessage
 
-__all__ = ["CLEARED_NOTICE", "DEFAULT_THREAD", "LAST_CALL_THREAD", "WITHDRAWN_NOTICE", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
+__all__ = ["CLEARED_NOTICE", "DEFAULT_THREAD", "LAST_CALL_THREAD", "TOOL_FIGURES", "WITHDRAWN_NOTICE", "Conversation", "ThreadBusyError", "get_thread", "thread_names"]
 
 DEFAULT_THREAD = "default"
 #: where a `%ernie` call without a thread is recorded (its one exchange only, for `--paste N`); never history
@@ -33,6 +33,46 @@ CLEARED_NOTICE = "因安全原因，之前的对话不再发送给模型 / earli
 
 Message = dict[str, Any]
 Listener = Callable[["Conversation"], None]
+
+
+#: internal markers of `history`: a tool message's images sent to the model; a user message that carries them
+_IMAGES = "\x00images"
+_FIGURES = "\x00figures"
+#: the text part of the user message that carries the figures of a round of tool calls (vision models)
+TOOL_FIGURES = "工具生成的图像 / the figures the tool calls above produced"
+#: what the model reads for a call whose result was not stored
+_NOT_RUN = "未运行 / not run"
+
+
+def _tool_rounds(out: list[Message]) -> list[Message]:
+    """Each assistant ``tool_calls`` message followed by exactly one ``tool`` message per call (a missing one
+    says "not run"; strays are dropped), then the round's images as one user message."""
+    fixed: list[Message] = []
+    i = 0
+    while i < len(out):
+        m = out[i]
+        i += 1
+        if m["role"] == "tool":
+            continue  # a result whose call is gone
+        fixed.append(m)
+        if m["role"] != "assistant" or not m.get("tool_calls"):
+            continue
+        results: dict[str, Message] = {}
+        while i < len(out) and out[i]["role"] == "tool":
+            results.setdefault(str(out[i]["tool_call_id"]), out[i])
+            i += 1
+        images: list[str] = []
+        for call in m["tool_calls"]:
+            call_id = str(call.get("id"))
+            fn = call.get("function") or {}
+            result = results.get(call_id) or {"role": "tool", "tool_call_id": call_id,
+                                              "name": fn.get("name", ""), "content": _NOT_RUN}
+            images.extend(result.get(_IMAGES) or [])
+            fixed.append({k: v for k, v in result.items() if k != _IMAGES})
+        if images:
+            fixed.append({"role": "user", _FIGURES: True, "content": [
+                {"type": "text", "text": TOOL_FIGURES}, *({"type": "image_url", "image_url": {"url": u}} for u in images)]})
+    return fixed
 
 
 class ThreadBusyError(ErnieError):
@@ -166,20 +206,31 @@ class Conversation:
         self._changed()
 
     def history(self, max_exchanges: int | None = None) -> list[Message]:
-        """The role/content list to send: failed and withdrawn turns left out, reasoning never sent back."""
+        """The list to send: failed and withdrawn turns left out, reasoning never sent back.
+
+        Agent turns keep their tool rounds (assistant ``tool_calls``, one ``tool`` message per call, then the
+        figures sent to a vision model as a user message of image parts), repaired so the history is always valid:
+        a call without a result gets a "not run" one, a result without its call is dropped."""
         with self._data_lock:
             msgs = list(self._messages)
         out: list[Message] = []
         for m in msgs:
             if m.get("excluded") or m.get("withdrawn"):
                 continue
-            if m["role"] == "assistant":
-                if not m.get("content"):
+            if m["role"] == "tool":
+                out.append({"role": "tool", "tool_call_id": m.get("tool_call_id", ""), "name": m.get("name", ""),
+                            "content": m.get("content") or "(no output)", _IMAGES: m.get("images") or []
+                            if m.get("images_sent") else []})
+            elif m["role"] == "assistant":
+                if m.get("tool_calls"):
+                    out.append({"role": "assistant", "content": m.get("content", ""),
+                                "tool_calls": copy.deepcopy(m["tool_calls"])})
+                elif not m.get("content"):
                     # an answer that produced nothing: drop the question it answered too
                     if out and out[-1]["role"] == "user":
                         out.pop()
-                    continue
-                out.append({"role": "assistant", "content": m["content"]})
+                else:
+                    out.append({"role": "assistant", "content": m["content"]})
             else:
                 content: Any = m.get("content", "")
                 if m.get("context"):  # the @-mentions' text, exactly as shown in the transcript
@@ -192,13 +243,16 @@ class Conversation:
                 if out and out[-1]["role"] == "user":
                     out.pop()  # a question whose answer was lost: keep only the newer one
                 out.append({"role": "user", "content": content})
+        out = _tool_rounds(out)
         if max_exchanges is not None and max_exchanges >= 0:
             # keep the last N exchanges plus the current question
-            keep = 2 * max_exchanges + (1 if out and out[-1]["role"] == "user" else 0)
-            out = out[-keep:] if keep else []
-        while out and out[0]["role"] == "assistant":
+            questions = [i for i, m in enumerate(out) if m["role"] == "user" and not m.get(_FIGURES)]
+            current = 1 if questions and questions[-1] == len(out) - 1 else 0
+            keep = max_exchanges + current
+            out = out[questions[-keep]:] if keep and len(questions) >= keep else ([] if not keep else out)
+        while out and out[0]["role"] in ("assistant", "tool"):
             out.pop(0)
-        return out
+        return [{k: v for k, v in m.items() if k != _FIGURES} for m in out]
 
     def last_answer(self) -> Message | None:
         with self._data_lock:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BROWSER_MESSAGES",
     "KERNEL_MESSAGES",
+    "ApproveMsg",
     "AskMsg",
     "ClearMsg",
     "ContextItem",
@@ -39,6 +40,9 @@ __all__ = [
     "StartMsg",
     "StopMsg",
     "StoredMessage",
+    "StoredToolCall",
+    "ToolStepMsg",
+    "ToolStepStatus",
     "TurnStatus",
     "UnmentionMsg",
     "UsageDict",
@@ -50,8 +54,10 @@ __all__ = [
     "web_sources",
 ]
 
-Role = Literal["user", "assistant"]
+Role = Literal["user", "assistant", "tool"]
 TurnStatus = Literal["ok", "stopped", "error"]
+#: a tool step: waiting for the user's approval, running, done, failed (raised, timed out, stopped), skipped
+ToolStepStatus = Literal["waiting", "running", "done", "failed", "skipped"]
 
 
 class UsageDict(TypedDict, total=False):
@@ -98,6 +104,29 @@ class StoredMessage(TypedDict):
     excluded: NotRequired[bool]
     #: a user message's @-mentions: exactly the context text sent with it, one item per chip
     context: NotRequired[list[ContextItem]]
+    #: agent mode, an assistant message of a turn (same `mid`) that asked for tools: the calls, OpenAI-shaped
+    tool_calls: NotRequired[list[StoredToolCall]]
+    #: agent mode, a `role: "tool"` message: the call it answers, the tool's name; `content` is the result the
+    #: model read (redacted, bounded; untrusted text, never markup)
+    tool_call_id: NotRequired[str]
+    name: NotRequired[str]
+    #: the step as the user saw it: its end status, what ran (run_python's code, or the arguments as JSON), the
+    #: sha256 of that text, whether the user edited it, the figures it made (data URLs), whether those went to the
+    #: model as image parts (vision models)
+    step_status: NotRequired[ToolStepStatus]
+    code_or_arguments: NotRequired[str]
+    sha256: NotRequired[str]
+    edited: NotRequired[bool]
+    images_sent: NotRequired[bool]
+
+
+class StoredToolCall(TypedDict):
+    """One entry of an assistant message's `tool_calls` (OpenAI's shape; `function` holds `name` and the JSON
+    `arguments` text)."""
+
+    id: str
+    type: Literal["function"]
+    function: dict[str, Any]
 
 
 class ContextItem(TypedDict):
@@ -261,6 +290,27 @@ class LastErrorMsg(TypedDict):
     summary: str | None
 
 
+class ToolStepMsg(TypedDict):
+    """Agent mode: a tool step of answer `mid` is new or changed (the latest message per `call_id` wins).
+
+    `code_or_arguments` is run_python's code, or the call's arguments as JSON; `sha256` is the hex sha256 of that
+    text (UTF-8), which an `approve` must name. `read_only` steps (list_variables, describe) run without asking.
+    `result` (done, failed, skipped) is the text the model read: untrusted, shown as text. `images`: figures the
+    step made, as data URLs."""
+
+    type: Literal["tool_step"]
+    mid: int
+    call_id: str
+    name: str
+    code_or_arguments: str
+    sha256: str
+    status: ToolStepStatus
+    read_only: bool
+    result: NotRequired[str]
+    images: NotRequired[list[str]]
+    edited: NotRequired[bool]
+
+
 class WithdrawMsg(TypedDict):
     """ERNIE withdrew answer `mid`: replace what was shown with `notice`."""
 
@@ -303,6 +353,19 @@ class UnmentionMsg(TypedDict):
     cid: int
 
 
+class ApproveMsg(TypedDict):
+    """The user's decision on the waiting tool step `call_id` (sent only on a real click): "run" it as shown,
+    "edit" (run `code` instead: run_python's code, or the arguments as JSON), or "skip" it (the model is told the
+    user declined). `sha256` is that of the `code_or_arguments` the card showed: a stale or altered approval, or
+    one for a step that is not waiting, runs nothing."""
+
+    type: Literal["approve"]
+    call_id: str
+    sha256: str
+    decision: Literal["run", "edit", "skip"]
+    code: NotRequired[str]
+
+
 class StopMsg(TypedDict):
     type: Literal["stop"]
 
@@ -341,7 +404,7 @@ class HelloMsg(TypedDict):
 
 
 KERNEL_MESSAGES: tuple[type, ...] = (StartMsg, DeltaMsg, ResyncMsg, DoneMsg, SourcesMsg, NoticeMsg, WithdrawMsg,
-                                     VariablesMsg, MentionMsg, LastErrorMsg)
+                                     VariablesMsg, MentionMsg, LastErrorMsg, ToolStepMsg)
 BROWSER_MESSAGES: tuple[type, ...] = (AskMsg, StopMsg, RetryMsg, ClearMsg, ContinueMsg, DeleteMsg, EditMsg,
                                       ResyncRequestMsg, HelloMsg, VariablesRequestMsg, MentionRequestMsg,
-                                      UnmentionMsg)
+                                      UnmentionMsg, ApproveMsg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Transcript", "context_markdown", "conversation_markdown"]
+__all__ = ["Transcript", "context_markdown", "conversation_markdown", "tool_step_markdown"]
 
 
 class Transcript:
@@ -33,6 +33,10 @@ def conversation_markdown(messages: list[dict[str, Any]]) -> str:
             if m.get("context"):
                 text += "\n\n" + context_markdown(m["context"])
             parts.append(text)
+        elif m["role"] == "tool":
+            parts.append(tool_step_markdown(m))
+        elif m.get("tool_calls") and not str(m.get("content", "")).strip():
+            continue  # a round that only called tools: its steps follow
         else:
             body = "*(withdrawn)*" if m.get("withdrawn") else str(m.get("content", ""))
             if m.get("error"):
@@ -65,6 +69,32 @@ def sources_markdown(sources: list[dict[str, Any]]) -> str:
         link = f" · <{url}>" if is_web_url(url) and not re.search(r"[\s<>]", url) else ""
         lines.append(f"- **{int(s.get('index') or 0)}.** {_md_text(str(s.get('title') or ''))}{link}")
     return "\n".join(lines)
+
+
+_STEP_STATUS = {"done": "完成 / done", "failed": "失败 / failed", "skipped": "已跳过 / skipped",
+                "waiting": "等待批准 / waiting", "running": "运行中 / running"}
+
+
+def _fenced(text: str, lang: str) -> str:
+    fence = "~" * max(3, 1 + max((len(r) for r in re.findall(r"~+", text)), default=0))
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def tool_step_markdown(m: dict[str, Any]) -> str:
+    """One tool step: the tool, its status, what ran and what it returned, each as a code block (the result is
+    untrusted output, never markup)."""
+    status = _STEP_STATUS.get(str(m.get("step_status", "")), str(m.get("step_status", "")))
+    head = f"> **工具 / Tool:** {_md_text(str(m.get('name', '')))} · {status}"
+    if m.get("edited"):
+        head += " · 用户修改过 / edited by the user"
+    blocks = [head]
+    code = m.get("code_or_arguments")
+    if code:
+        blocks.append(_fenced(str(code), "python" if m.get("name") == "run_python" else "json"))
+    blocks.append(_fenced(str(m.get("content", "")), "text"))
+    if m.get("images"):
+        blocks.append(f"*({len(m['images'])} 张图 / figure(s))*")
+    return "\n\n".join(blocks)
 
 
 def context_markdown(items: list[dict[str, Any]]) -> str:

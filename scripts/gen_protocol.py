@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 from ernie_widget import protocol  # noqa: E402
 
-ALIASES = {"Role": protocol.Role, "TurnStatus": protocol.TurnStatus}
+ALIASES = {"Role": protocol.Role, "TurnStatus": protocol.TurnStatus, "ToolStepStatus": protocol.ToolStepStatus}
 INTERFACES = [protocol.UsageDict, protocol.MetricsDict, protocol.ContextItem, protocol.VariableEntry,
-              protocol.StoredMessage,
+              protocol.StoredToolCall, protocol.StoredMessage,
               *protocol.KERNEL_MESSAGES, *protocol.BROWSER_MESSAGES]
 
 
