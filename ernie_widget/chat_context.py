@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .main_thread import KernelBusy, main_thread_runner
+from .main_thread import KernelBusy, MainThreadRunner, main_thread_runner
 from .protocol import ContextItem
 
 __all__ = ["MAX_CHIPS", "ChatContext"]
@@ -44,6 +44,16 @@ class ChatContext:
         self._last_error: str | None = None
         if shell is not None:
             shell.events.register("post_run_cell", self._after_cell)
+
+    @property
+    def shell(self) -> Any:
+        """The IPython shell whose namespace is read (None outside IPython)."""
+        return self._shell
+
+    @property
+    def runner(self) -> MainThreadRunner:
+        """The main-thread runner for that shell."""
+        return self._runner if self._runner is not None else main_thread_runner(self._shell)
 
     def close(self) -> None:
         if self._shell is not None:

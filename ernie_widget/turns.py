@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import Any
 
 from .client.background import background_loop
-from .client.handoff import Handoff
+from .client.handoff import Handoff, Signal
 from .deltas import DeltaBatcher
 from .protocol import StoredMessage, web_sources
 
@@ -34,6 +35,11 @@ class Turn:
         self._lock = threading.Lock()
         #: the web sources seen so far (`protocol.web_sources`); on the loop thread, like the batcher
         self.sources: list[dict[str, Any]] = []
+        #: agent mode: the latest `tool_step` message per call (resent to a reconnecting view), the messages of
+        #: the rounds that asked for tools (stored before the answer), and where the answer's own text starts
+        self.steps: dict[str, dict[str, Any]] = {}
+        self.transcript: list[StoredMessage] = []
+        self.text_start = 0
 
     def add_sources(self, results: Any) -> dict[str, Any] | None:
         """Merge search results into `sources`; the `sources` message for the front end when they changed.
@@ -80,8 +86,20 @@ class AskHandle:
         self._stop = stop  # the chat's stop(): the partial answer is stored
 
     def wait(self, timeout: float | None = None) -> StoredMessage:
-        """Block until the answer is complete (a KeyboardInterrupt stops it) and return it."""
+        """Block until the answer is complete (a KeyboardInterrupt stops it) and return it.
+
+        On the main thread the wait serves the jobs other threads hand it (main_thread.py): the agent's tools run
+        there while a cell waits for the answer."""
         try:
+            if threading.current_thread() is threading.main_thread():
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while True:
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    if self._run.get(left) is Signal.DONE:
+                        return self._run.result()  # set just after the end is signalled
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                timeout = 0.0
             return self._run.result(timeout)
         except KeyboardInterrupt:
             self._stop()

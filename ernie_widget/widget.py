@@ -12,8 +12,9 @@ The answer in flight travels as custom messages: a first piece at once, then coa
                        {"type": "sources", "mid", "results"}                     web sources so far (replace)
                        {"type": "notice", "text"}
                        {"type": "withdraw", "mid", "notice"}
+                       {"type": "tool_step", "mid", "call_id", "name", "code_or_arguments", "sha256", "status", …}
     browser → kernel   ask {text, images?} · stop · retry · clear · continue · delete {index} · edit {text}
-                       · resync {mid} · hello
+                       · resync {mid} · hello · approve {call_id, sha256, decision, code?}
 
 No field is ever named `id` (ipykernel 7.4 keeps a routing entry per outgoing `id`, §2.7). Streams run
 on the package's private loop, so the kernel never blocks and Stop works while the shell is idle.
@@ -28,7 +29,7 @@ import pathlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
@@ -47,6 +48,9 @@ from .protocol import StoredMessage, merge_reply
 from .transcript import Transcript, conversation_markdown
 from .turns import AskHandle, Backend, Turn, backend_texts, last_user_index, public_message
 
+if TYPE_CHECKING:
+    from .agent.turn import ChatTools
+
 __all__ = ["AskHandle", "ErnieChat", "Transcript"]
 
 logger = logging.getLogger("ernie_widget")
@@ -62,6 +66,10 @@ export default { render({ el }) {
 _IMAGE_URL_PREFIXES = tuple(f"data:image/{t};base64," for t in ("png", "jpeg", "jpg", "gif", "webp"))
 
 _mids = itertools.count(1)
+#: synced traits a view may not write (see `ErnieChat.set_state`)
+_KERNEL_ONLY = ("auto_approve", "agent")
+NO_TOOLS_OFFLINE = ("离线模型不能调用工具，代理模式已关闭 / the offline model cannot call tools: agent mode is off "
+                    "(use ERNIE through Qianfan or AI Studio for it)")
 
 class ErnieChat(anywidget.AnyWidget):
     """A chat with ERNIE (or any model) inside the notebook.
@@ -76,6 +84,15 @@ class ErnieChat(anywidget.AnyWidget):
     iterable or a generator of text pieces, an async generator, or an awaitable of any of these.
     ``web_search=True`` (or ``chat.web_search = True`` later) has ERNIE search the web for each answer: its
     sources are listed under the answer and its ``^[n]^`` citation markers link to them.
+
+    Agent mode: ``agent=True`` gives ERNIE tools that work in this kernel — ``run_python(code)`` (runs in your
+    namespace on the kernel's main thread, like a cell), and the read-only ``list_variables()`` and
+    ``describe(name)``; ``tools=[f, g]`` (or ``@chat.tool``) adds your own functions. Read-only tools run at once;
+    every other call waits until you approve it: ``chat.approve()`` (``code=`` runs edited code instead),
+    ``chat.deny()``, the step's card in the chat, or ``auto_approve=True`` (settable from Python only).
+    ``max_tool_rounds`` (8) bounds the rounds of calls per question, ``tool_timeout`` (60 s) each call; Stop
+    interrupts a running tool. Each call and its result are stored in ``messages`` (``tool_calls`` and ``tool``
+    messages). The offline model cannot call tools: with it, agent mode is off and the chat says so.
     """
 
     _esm = STATIC / "widget.js" if (STATIC / "widget.js").is_file() else _FALLBACK_ESM
@@ -95,6 +112,10 @@ class ErnieChat(anywidget.AnyWidget):
     #: "auto": each question's system prompt lists the user's variables (names, types, sizes); "off": nothing
     #: about the namespace is sent unless mentioned
     context = traitlets.Enum(("off", "auto"), "off")
+    #: the chat runs tools (``agent=True`` or ``tools=[…]``); shown by the views, set by the kernel only
+    agent = traitlets.Bool(False).tag(sync=True)
+    #: tool calls run without asking. Synced so the views can show it; only Python can set it (`set_state`)
+    auto_approve = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
         self,
@@ -110,8 +131,16 @@ class ErnieChat(anywidget.AnyWidget):
         send_mode: str = "enter",
         max_tokens: int | None = None,
         web_search: bool = False,
+        agent: bool = False,
+        tools: list[Any] | None = None,
+        auto_approve: bool = False,
+        max_tool_rounds: int = 8,
+        tool_timeout: float | None = 60.0,
         **kwargs: Any,
     ) -> None:
+        if backend is not None and (agent or tools):
+            raise ErnieError("自定义后端不能调用工具 / a custom backend cannot call tools: agent=True and tools= need "
+                             "a client (ErnieChat(Ernie(...), agent=True))")
         if backend is None and client is None:
             from .client import Ernie
 
@@ -132,11 +161,20 @@ class ErnieChat(anywidget.AnyWidget):
         base_url = getattr(self._client, "base_url", None) if backend is None else None
         self._host = host_of(base_url) if base_url else ""
         offline = self._offline_model()
+        wants_tools = agent or bool(tools)
         if offline is not None:
-            kwargs.setdefault("banner", offline_model_notice(offline, in_notebook=True))
+            banner = offline_model_notice(offline, in_notebook=True)
+            if wants_tools:
+                banner = f"{NO_TOOLS_OFFLINE}\n\n{banner}"
+            kwargs.setdefault("banner", banner)
             kwargs.setdefault("placeholder", "向离线模型提问… / Ask the offline model…")
-        super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), web_search=web_search, **kwargs)
+        super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), web_search=web_search,
+                         auto_approve=auto_approve, **kwargs)
         self._context = ChatContext(self._emit, self._reads_images)
+        self._tools: ChatTools | None = None
+        self._tool_limits = (max_tool_rounds, tool_timeout)
+        if wants_tools and offline is None:
+            self._start_tools(agent, tools or [])
         self._sync_messages()
         self._conv.subscribe(self._on_conversation_change)
         self.on_msg(self._on_custom)
@@ -171,10 +209,47 @@ class ErnieChat(anywidget.AnyWidget):
         return self._start_turn(lambda: self._conv.append(user))
 
     def stop(self) -> None:
-        """Stop the answer in flight; its partial text is kept (status "stopped")."""
+        """Stop the answer in flight; its partial text is kept (status "stopped"). A running tool is interrupted and
+        a call waiting for approval is not run."""
         turn = self._turn
         if turn is not None:
             turn.request_stop()
+            if self._tools is not None:
+                self._tools.approvals.cancel()
+                if self._tools.running:
+                    from .agent import interrupt
+
+                    interrupt()
+
+    def tool(self, fn: Any) -> Any:
+        """Decorator: ``@chat.tool`` makes ``fn`` a tool the model may call (after your approval). Returns ``fn``."""
+        if self._tools is None:
+            if self._backend is not None or self._offline_model() is not None:
+                raise ErnieError("这个对话不能调用工具 / this chat cannot call tools (the offline model and custom "
+                                 "backends cannot)")
+            self._start_tools(False, [])
+        assert self._tools is not None
+        self._tools.add(fn)
+        return fn
+
+    def approve(self, call_id: str | None = None, code: str | None = None) -> None:
+        """Run the tool call waiting for approval (``call_id``: that call only); ``code=`` runs this instead
+        (run_python's code, or another tool's arguments as JSON). Raises ErnieError when no such call waits."""
+        self._require_tools().decide(call_id, "run" if code is None else "edit", code)
+
+    def deny(self, call_id: str | None = None) -> None:
+        """Skip the tool call waiting for approval: the model is told the user declined it."""
+        self._require_tools().decide(call_id, "skip")
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """A view's state update. Kernel-only traits (`auto_approve`, `agent`) are dropped: page script can
+        write any synced trait, so a view never turns on auto-approval; the views are sent the real value."""
+        dropped = [k for k in _KERNEL_ONLY if k in sync_data]
+        if dropped:
+            sync_data = {k: v for k, v in sync_data.items() if k not in _KERNEL_ONLY}
+        super().set_state(sync_data)
+        if dropped:
+            self.send_state(dropped)
 
     def retry(self) -> AskHandle:
         """Ask the last question again, replacing its answer."""
@@ -250,12 +325,29 @@ class ErnieChat(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Close the widget; an answer in flight is stopped and its connection closed."""
+        if not hasattr(self, "_context"):  # the constructor raised
+            super().close()
+            return
         self.stop()
         self._conv.unsubscribe(self._on_conversation_change)
         self._context.close()
         super().close()
 
     # -- the turn --------------------------------------------------------------------------------
+
+    def _start_tools(self, builtins: bool, tools: list[Any]) -> None:
+        from .agent.turn import ChatTools
+
+        rounds, timeout = self._tool_limits
+        self._tools = ChatTools(builtins=builtins, tools=tools, shell=self._context.shell, runner=self._context.runner,
+                                vision=self._reads_images, emit=self._emit, auto_approve=lambda: self.auto_approve,
+                                max_rounds=rounds, tool_timeout=timeout)
+        self.agent = True
+
+    def _require_tools(self) -> ChatTools:
+        if self._tools is None:
+            raise ErnieError("这个对话没有工具 / this chat has no tools (agent=True or tools=[...])")
+        return self._tools
 
     def _offline_model(self) -> str | None:
         """The GGUF file name when the embedded offline model answers, else None."""
@@ -330,7 +422,8 @@ class ErnieChat(anywidget.AnyWidget):
 
         return model_info(self._model or getattr(self._client, "model", None)).vision
 
-    async def _events(self, history: list[dict[str, Any]], system: str | None) -> AsyncIterator[tuple[str, Any]]:
+    async def _events(self, history: list[dict[str, Any]], system: str | None,
+                      turn: Turn | None = None) -> AsyncIterator[tuple[str, Any]]:
         """(kind, value) pairs from the client or a custom backend."""
         if self._backend is not None:
             async for text in backend_texts(self._backend, history):
@@ -339,6 +432,11 @@ class ErnieChat(anywidget.AnyWidget):
         aio = getattr(self._client, "aio", self._client)
         model = None if not self._model or is_gguf(self._model) else self._model
         search = {"web_search": True} if self.web_search else {}  # the client spells it per surface
+        if self._tools is not None and turn is not None:
+            async for pair in self._tools.events(aio, history, turn, model=model, system=system,
+                                                 temperature=self._temperature, max_tokens=self._max_tokens, **search):
+                yield pair
+            return
         stream = aio.stream(history, model=model, system=system, temperature=self._temperature,
                             max_tokens=self._max_tokens, **search)
         async with stream:  # leaving it (also on cancel) closes the HTTP response
@@ -373,7 +471,7 @@ class ErnieChat(anywidget.AnyWidget):
         try:
             if not turn.attach(task):
                 raise asyncio.CancelledError
-            async for kind, value in self._events(history, system):
+            async for kind, value in self._events(history, system, turn):
                 if kind in ("text", "reasoning"):
                     if answer.get("withdrawn"):
                         continue  # never show more of an answer that was withdrawn
@@ -389,6 +487,8 @@ class ErnieChat(anywidget.AnyWidget):
                         notice(CLEARED_NOTICE)
                     if value.withdraws_text:
                         withdraw()
+                elif kind == "notice":
+                    notice(value)
                 elif kind == "reply" and value is not None:
                     merge_reply(answer, value)
                     if value.trimmed_turns:
@@ -413,7 +513,7 @@ class ErnieChat(anywidget.AnyWidget):
             answer["error"] = f"后端出错 / the backend failed: {type(err).__name__}: {err}"
         finally:
             batcher.close()
-        answer["content"] = WITHDRAWN_NOTICE if answer.get("withdrawn") else "".join(batcher.text)
+        answer["content"] = WITHDRAWN_NOTICE if answer.get("withdrawn") else "".join(batcher.text)[turn.text_start:]
         if batcher.reasoning and not answer.get("withdrawn"):
             answer["reasoning"] = "".join(batcher.reasoning)
         turn.store_sources(answer)
@@ -429,6 +529,8 @@ class ErnieChat(anywidget.AnyWidget):
         """Store the answer (the one trait write for it), release the conversation, tell the front end."""
         try:
             with self._state_lock, self.hold_sync():
+                for step in turn.transcript:  # agent mode: the rounds' tool calls and results, then the answer
+                    self._conv.append(step)
                 self._conv.append(answer)
                 self.status = "idle"
         finally:
@@ -484,6 +586,10 @@ class ErnieChat(anywidget.AnyWidget):
                 self.delete(int(content.get("index", -1)))
             elif kind == "edit":
                 self.edit_last(str(content.get("text", "")))
+            elif kind == "approve":
+                problem = self._require_tools().on_view_approve(content)
+                if problem:
+                    self._emit({"type": "notice", "text": problem})
             elif kind in ("hello", "resync"):
                 background_loop().call_soon_threadsafe(self._send_resync)
                 if kind == "hello":
@@ -500,3 +606,5 @@ class ErnieChat(anywidget.AnyWidget):
             self._emit(turn.batcher.snapshot())
             if turn.sources:
                 self._emit(turn.sources_message())
+            for step in list(turn.steps.values()):
+                self._emit(step)

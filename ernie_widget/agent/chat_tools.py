@@ -1,0 +1,167 @@
+"""The chat's tools: the built-in ones of ``ErnieChat(agent=True)`` and where every tool runs (`ChatExecutor`).
+
+Built-in tools, each run on the kernel's main thread through `MainThreadRunner` (never on the chat's private loop):
+
+- ``run_python(code)`` — `ernie_widget.agent.run_python` in the user's namespace, with Stop and the time limit of
+  `run_guarded`; the model reads its text (redacted, bounded); its figures travel as `ToolText.images`.
+- ``list_variables(prefix)`` and ``describe(name)`` — read-only, through the context renderers (the @-mention
+  code: bounded, key-shaped values refused). They run without asking.
+
+User tools run through `KernelExecutor` (sync ones on the main thread, under `run_guarded`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..client.events import ToolCall
+from ..client.tools import Tool, as_tool
+from ..main_thread import MainThreadRunner
+from .executor import NO_LIMIT_WAIT, WAIT_MARGIN, KernelExecutor
+from .guard import interrupt
+from .run_python import run_python
+
+__all__ = ["BUILTIN_NAMES", "READ_ONLY", "Builtin", "ChatExecutor", "ToolText", "builtin_tools", "shown_text"]
+
+BUILTIN_NAMES = ("run_python", "list_variables", "describe")
+#: built-in tools that only read: they run without the user's approval
+READ_ONLY = frozenset({"list_variables", "describe"})
+#: the longest variable list list_variables returns
+MAX_VARIABLES = 200
+
+
+class ToolText(str):
+    """A tool's text for the model, with what it does not carry as text: images (data URLs) and whether the code
+    it ran failed (an ``ok`` result of run_python may report a traceback)."""
+
+    images: list[str]
+    failed: bool
+
+    def __new__(cls, text: str, images: list[str] | None = None, failed: bool = False) -> ToolText:
+        made = super().__new__(cls, text)
+        made.images = list(images or [])
+        made.failed = failed
+        return made
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in tool: its schema (a `Tool`) and how it runs on the main thread (``run(arguments, timeout)``)."""
+
+    tool: Tool
+    run: Callable[[Mapping[str, Any], float | None], ToolText]
+    read_only: bool
+
+
+def builtin_tools(shell: Any, vision: Callable[[], bool]) -> list[Builtin]:
+    """run_python, list_variables and describe over ``shell``'s namespace."""
+
+    def run_python_tool(code: str) -> str:
+        """Run Python code in the user's Jupyter kernel, in their namespace, like a notebook cell (variables it
+        creates stay). Returns what it printed, the value of the last expression, or the traceback.
+        用户批准后在用户的内核中运行 Python 代码。
+
+        Args:
+            code: the Python code to run
+        """
+        raise RuntimeError("run through ChatExecutor")  # pragma: no cover - the executor runs it
+
+    def list_variables_tool(prefix: str = "") -> str:
+        """List the user's variables in the notebook (name, type, size), optionally those starting with prefix.
+        列出用户笔记本中的变量。
+
+        Args:
+            prefix: only names starting with this text
+        """
+        raise RuntimeError("run through ChatExecutor")  # pragma: no cover
+
+    def describe_tool(name: str) -> str:
+        """Describe one variable of the notebook: its type, shape, columns, a sample of its values (bounded).
+        Also "error" (the last error), "cell", "In[3]", "Out[3]". 描述笔记本中的一个变量。
+
+        Args:
+            name: the variable's name
+        """
+        raise RuntimeError("run through ChatExecutor")  # pragma: no cover
+
+    def run_code(arguments: Mapping[str, Any], timeout: float | None) -> ToolText:
+        result = run_python(str(arguments["code"]), shell=shell, timeout=timeout)
+        return ToolText(result.text, result.images, failed=result.status != "ok")
+
+    def list_names(arguments: Mapping[str, Any], _timeout: float | None) -> ToolText:
+        from ..context import list_variables
+
+        ns = shell.user_ns
+        hidden = set(getattr(shell, "user_ns_hidden", {}) or ())
+        entries = list_variables(ns, str(arguments.get("prefix") or ""), MAX_VARIABLES, hidden=hidden)
+        if not entries:
+            return ToolText("(no variables / 没有变量)")
+        return ToolText("\n".join(f"{e['name']}: {e['kind']}{' ' + e['size'] if e['size'] else ''}" for e in entries))
+
+    def describe_name(arguments: Mapping[str, Any], _timeout: float | None) -> ToolText:
+        from ..context import describe
+
+        mention = describe(str(arguments["name"]), shell.user_ns, shell=shell, vision=vision())
+        return ToolText(mention.item["text"], list(mention.images))
+
+    return [
+        Builtin(as_tool(_named(run_python_tool, "run_python")), run_code, False),
+        Builtin(as_tool(_named(list_variables_tool, "list_variables")), list_names, True),
+        Builtin(as_tool(_named(describe_tool, "describe")), describe_name, True),
+    ]
+
+
+def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def shown_text(call: ToolCall) -> tuple[str, bool]:
+    """What the user is shown and approves for ``call`` (its sha256 is taken of this), and whether it is Python
+    code: run_python's ``code``; for any other tool the arguments as indented JSON."""
+    parsed = call.parsed
+    if call.name == "run_python" and parsed is not None and isinstance(parsed.get("code"), str):
+        return parsed["code"], True
+    if parsed is None:
+        return call.arguments, False
+    return json.dumps(parsed, ensure_ascii=False, indent=2, default=str), False
+
+
+class ChatExecutor:
+    """Runs the chat's tools: built-ins on the main thread through the runner (they guard themselves: run_python
+    with `run_guarded`, the renderers with their own time limit), user tools through `KernelExecutor`.
+    ``running`` says whether one of this chat's tools runs now (Stop then interrupts it)."""
+
+    def __init__(self, runner: MainThreadRunner, builtins: list[Builtin]) -> None:
+        self._runner = runner
+        self._kernel = KernelExecutor(runner=runner)
+        self._builtins = {b.tool.name: b for b in builtins}
+        self.running = 0
+
+    def _builtin(self, tool: Tool) -> Builtin | None:
+        found = self._builtins.get(tool.name)
+        return found if found is not None and found.tool is tool else None
+
+    def run(self, tool: Tool, arguments: dict[str, Any], timeout: float | None) -> Any:
+        builtin = self._builtin(tool)
+        if builtin is None:
+            return self._kernel.run(tool, arguments, timeout)
+        wait = NO_LIMIT_WAIT if not timeout or timeout <= 0 else timeout + WAIT_MARGIN
+        return self._runner.call(lambda: builtin.run(arguments, timeout), timeout=wait)
+
+    async def arun(self, tool: Tool, arguments: dict[str, Any], timeout: float | None) -> Any:
+        self.running += 1
+        try:
+            if self._builtin(tool) is None:
+                return await self._kernel.arun(tool, arguments, timeout)  # it interrupts the tool when cancelled
+            try:
+                return await asyncio.to_thread(self.run, tool, arguments, timeout)
+            except asyncio.CancelledError:
+                interrupt()  # Stop: the code it was waiting for ends too
+                raise
+        finally:
+            self.running -= 1

@@ -1,0 +1,376 @@
+"""ErnieChat's agent mode, kernel side: the tool loop against the ERNIE simulator, in a real IPython shell.
+
+The simulator scripts the model's tool calls; the tools run on pytest's main thread, which serves them while it
+waits for the answer (``AskHandle.wait``, as a cell would). Approvals come from another thread (Python's
+``chat.approve()``, or a view's ``approve`` message as the comm would deliver it), the way a view's click arrives
+on a comm handler while the main thread is busy.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from ernie_widget import ErnieChat
+from ernie_widget import conversations as threads
+from ernie_widget.agent import turn as agent_turn
+from ernie_widget.agent.approvals import sha256_of
+from ernie_widget.client.errors import ErnieError
+from ernie_widget.client.redact import redact
+from ernie_widget.client.tool_runner import DENIED
+from ernie_widget.testing import Answer
+
+from .kernel_side import Sent, capture_comm, magics_shell
+
+KEY = "bce-v3/ALTAK-agenttest/agentsecret123"
+CANARY = "bce-v3/ALTAK-canary7777/canarysecretzz9"
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
+    return capture_comm(monkeypatch)
+
+
+@pytest.fixture
+def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setattr(threads, "_registry", {})
+    yield from magics_shell(monkeypatch)
+
+
+@pytest.fixture
+def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):
+    for key, value in ernie_simulator.env("qianfan", api_key=KEY).items():
+        monkeypatch.setenv(key, value)
+    ernie_simulator.clear()
+    return ernie_simulator
+
+
+@pytest.fixture
+def make(sim, ip, sent: Sent) -> Iterator[Callable[..., ErnieChat]]:
+    ip.user_ns["df"] = pd.DataFrame({"region": ["华东", "华北", "华南"], "revenue": [12.5, 8.0, 9.75]})
+    made: list[ErnieChat] = []
+
+    def factory(**kw: Any) -> ErnieChat:
+        kw.setdefault("agent", True)
+        w = ErnieChat(**kw)
+        made.append(w)
+        return w
+
+    yield factory
+    for w in made:
+        w.close()
+    for name in ("df", "made_by_agent", "side_effect", "a", "b"):
+        ip.user_ns.pop(name, None)
+
+
+def steps(sent: Sent, status: str | None = None) -> list[dict[str, Any]]:
+    return [m for m in sent.custom("tool_step") if status is None or m["status"] == status]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting")
+
+
+def view(w: ErnieChat, content: dict[str, Any]) -> None:
+    """A custom message from a view, as the comm delivers it."""
+    w._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+
+
+def in_thread(*actions: Callable[[dict[str, Any]], None], sent: Sent) -> list[BaseException]:
+    """Another thread: for each action, wait for the next step that waits for approval, then act on it."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for n, action in enumerate(actions, 1):
+                def nth(n: int = n) -> dict[str, Any] | None:
+                    found = steps(sent, "waiting")
+                    return found[n - 1] if len(found) >= n else None
+
+                action(wait_for(nth))
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return errors
+
+
+def last_messages(sim) -> list[dict[str, Any]]:
+    return sim.chat_requests[-1].json["messages"]
+
+
+def test_run_python_waits_for_approval_runs_on_the_main_thread_and_the_model_reads_it(
+        make, sim, sent: Sent, ip) -> None:
+    chat = make()
+    assert chat.agent and not chat.auto_approve
+    sim.push(Answer(text="我看一下。", tool_calls=[{"name": "run_python", "arguments": {
+                 "code": "import threading\nmade_by_agent = threading.current_thread().name\ndf.shape"}}]),
+             Answer(text="df 有 3 行 2 列。"))
+    handle = chat.ask("df 多大？")
+    waiting = wait_for(lambda: steps(sent, "waiting"))[0]
+    time.sleep(0.3)
+    assert "made_by_agent" not in ip.user_ns and len(sim.chat_requests) == 1  # nothing ran before the approval
+    assert waiting["name"] == "run_python" and waiting["sha256"] == sha256_of(waiting["code_or_arguments"])
+    assert waiting["code_or_arguments"].endswith("df.shape") and not waiting["read_only"]
+    tools_sent = [t["function"]["name"] for t in sim.chat_requests[0].json["tools"]]
+    assert tools_sent == ["run_python", "list_variables", "describe"]
+    errors = in_thread(lambda step: chat.approve(), sent=sent)
+    answer = handle.wait(15)
+    assert not errors
+    assert answer["status"] == "ok" and answer["content"] == "df 有 3 行 2 列。"  # only the last round's text
+    assert ip.user_ns.get("made_by_agent") == "MainThread", last_messages(sim)  # the user namespace, main thread
+    tool_msg = last_messages(sim)[-1]
+    assert tool_msg["role"] == "tool" and tool_msg["content"] == "Out: (3, 2)"
+    assert [s["status"] for s in steps(sent)] == ["waiting", "running", "done"]
+    # stored: question, the round (assistant tool_calls + tool), the answer; the next turn sends a valid history
+    roles = [(m["role"], bool(m.get("tool_calls"))) for m in chat.messages]
+    assert roles == [("user", False), ("assistant", True), ("tool", False), ("assistant", False)]
+    assert chat.messages[1]["content"] == "我看一下。" and chat.messages[2]["step_status"] == "done"
+    assert chat.messages[2]["sha256"] == waiting["sha256"]
+    sim.push(Answer(text="好的。"))
+    chat.ask("谢谢").wait(10)
+    history = last_messages(sim)
+    assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant", "user"]
+    assert history[1]["tool_calls"][0]["id"] == history[2]["tool_call_id"]
+    markdown = chat.to_markdown()
+    assert "run\\_python" in markdown and "Out: (3, 2)" in markdown and "df.shape" in markdown
+
+
+def test_parallel_calls_each_approved_and_read_only_tools_run_without_asking(make, sim, sent: Sent, ip) -> None:
+    chat = make()
+    sim.push(Answer(tool_calls=[{"name": "list_variables", "arguments": {}},
+                                {"name": "describe", "arguments": {"name": "df"}},
+                                {"name": "run_python", "arguments": {"code": "a = 1"}},
+                                {"name": "run_python", "arguments": {"code": "b = 2"}}]),
+             Answer(text="完成。"))
+    errors = in_thread(lambda s: chat.approve(s["call_id"]), lambda s: chat.approve(s["call_id"]), sent=sent)
+    answer = chat.ask("准备数据").wait(15)
+    assert not errors and answer["content"] == "完成。"
+    assert ip.user_ns["a"] == 1 and ip.user_ns["b"] == 2
+    results = [m for m in last_messages(sim) if m["role"] == "tool"]
+    assert len(results) == 4
+    assert "df: DataFrame 3 × 2" in results[0]["content"]
+    assert "region" in results[1]["content"] and "revenue" in results[1]["content"]
+    read_only = [s for s in steps(sent) if s["read_only"]]
+    assert {s["status"] for s in read_only} == {"running", "done"}  # never "waiting"
+    assert len(steps(sent, "waiting")) == 2
+
+
+def test_a_tool_that_raises_becomes_an_error_result(make, sim, sent: Sent) -> None:
+    chat = make(agent=False, auto_approve=True)
+
+    @chat.tool
+    def divide(a: float, b: float) -> float:
+        """Divide a by b."""
+        return a / b
+
+    sim.push(Answer(tool_calls=[{"name": "divide", "arguments": {"a": 1, "b": 0}},
+                                {"name": "run_python", "arguments": {"code": "1"}}]),
+             Answer(text="不能除以零。"))
+    answer = chat.ask("1/0?").wait(15)
+    assert answer["content"] == "不能除以零。"
+    tools_sent = [t["function"]["name"] for t in sim.chat_requests[0].json["tools"]]
+    assert tools_sent == ["divide"]  # agent=False: user tools only
+    results = [m for m in last_messages(sim) if m["role"] == "tool"]
+    assert "ZeroDivisionError" in results[0]["content"] and "does not exist" in results[1]["content"]
+    assert [s["status"] for s in steps(sent) if s["status"] != "running"] == ["failed", "failed"]
+
+
+def test_run_python_that_fails_is_a_failed_step_with_its_traceback(make, sim, sent: Sent) -> None:
+    chat = make(auto_approve=True)
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "undefined_name + 1"}}]),
+             Answer(text="变量不存在。"))
+    chat.ask("试试").wait(15)
+    assert "NameError" in last_messages(sim)[-1]["content"]
+    assert steps(sent)[-1]["status"] == "failed"
+
+
+def test_a_denied_call_reaches_the_model_as_a_denial(make, sim, sent: Sent, ip) -> None:
+    chat = make()
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "side_effect = 1"}}]),
+             Answer(text="好的，不运行。"))
+    errors = in_thread(lambda s: chat.deny(), sent=sent)
+    answer = chat.ask("删除文件").wait(15)
+    assert not errors and answer["content"] == "好的，不运行。"
+    assert "side_effect" not in ip.user_ns
+    assert last_messages(sim)[-1]["content"] == DENIED
+    assert steps(sent)[-1]["status"] == "skipped" and chat.messages[2]["step_status"] == "skipped"
+
+
+def test_a_view_skip_and_edit(make, sim, sent: Sent, ip) -> None:
+    chat = make()
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "side_effect = 'model'"}}]),
+             Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "side_effect = 'again'"}}]),
+             Answer(text="ok"))
+    edited = "side_effect = 'edited by the user'"
+    errors = in_thread(
+        lambda s: view(chat, {"type": "approve", "call_id": s["call_id"], "sha256": s["sha256"], "decision": "edit",
+                              "code": edited}),
+        lambda s: view(chat, {"type": "approve", "call_id": s["call_id"], "sha256": s["sha256"], "decision": "skip"}),
+        sent=sent)
+    chat.ask("改一下").wait(15)
+    assert not errors and ip.user_ns["side_effect"] == "edited by the user"
+    ran = [s for s in steps(sent) if s.get("edited")]
+    assert ran[-1]["status"] == "done" and ran[-1]["code_or_arguments"] == edited, steps(sent)
+    assert ran[-1]["sha256"] == sha256_of(edited)  # the hash of what ran
+    tool_msgs = [m for m in chat.messages if m["role"] == "tool"]
+    assert tool_msgs[0]["edited"] and tool_msgs[0]["sha256"] == sha256_of(edited)
+    assert edited in tool_msgs[0]["content"]  # the model is told what ran instead
+    assert tool_msgs[1]["step_status"] == "skipped"
+
+
+def test_max_tool_rounds_reached(make, sim, sent: Sent) -> None:
+    chat = make(auto_approve=True, max_tool_rounds=2)
+    call = {"name": "list_variables", "arguments": {}}
+    sim.push(Answer(tool_calls=[call]), Answer(tool_calls=[call]), Answer(text="还想看", tool_calls=[call]))
+    answer = chat.ask("循环").wait(15)
+    assert len(sim.chat_requests) == 3 and answer["content"] == "还想看", [
+        [m["role"] for m in r.json["messages"]] for r in sim.chat_requests]
+    assert "max_tool_rounds=2" in answer["notice"]
+    assert len(steps(sent, "done")) == 2
+    # the unrun calls are not stored: the history stays valid
+    sim.push(Answer(text="ok"))
+    chat.ask("继续").wait(10)
+    history = last_messages(sim)
+    assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant", "tool", "assistant", "user"]
+    assert "tool_calls" not in history[-2]
+
+
+def test_a_stale_or_altered_approval_runs_nothing(make, sim, sent: Sent, ip) -> None:
+    chat = make()
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "side_effect = 'ran'"}}]),
+             Answer(text="ok"))
+    refused: list[str] = []
+
+    def wrong_then_right(step: dict[str, Any]) -> None:
+        altered = sha256_of("side_effect = 'something else'")
+        view(chat, {"type": "approve", "call_id": step["call_id"], "sha256": altered, "decision": "run"})
+        view(chat, {"type": "approve", "call_id": "call_stale", "sha256": step["sha256"], "decision": "run"})
+        view(chat, {"type": "approve", "call_id": step["call_id"], "decision": "run"})  # no hash
+        with pytest.raises(ErnieError, match="sha256"):
+            chat._require_tools().decide(None, "run", sha256=altered)
+        time.sleep(0.5)
+        refused.extend(n["text"] for n in sent.custom("notice"))
+        assert "side_effect" not in ip.user_ns and steps(sent)[-1]["status"] == "waiting"
+        view(chat, {"type": "approve", "call_id": step["call_id"], "sha256": step["sha256"], "decision": "run"})
+
+    errors = in_thread(wrong_then_right, sent=sent)
+    chat.ask("运行").wait(15)
+    assert not errors, errors
+    assert len(refused) == 3 and all("nothing was run" in t for t in refused)
+    assert ip.user_ns["side_effect"] == "ran"
+    with pytest.raises(ErnieError, match="no tool call is waiting"):
+        chat.approve()  # stale: nothing waits any more
+
+
+def test_a_front_end_write_of_auto_approve_runs_nothing(make, sim, sent: Sent, ip) -> None:
+    chat = make()
+    # as the front end (or page script) would: a comm `update` message, then set_state directly
+    chat._handle_msg({"content": {"data": {"method": "update", "state": {"auto_approve": True, "agent": False}}},
+                      "buffers": []})
+    chat.set_state({"auto_approve": True})
+    assert chat.auto_approve is False and chat.agent is True
+    assert sent.updates("auto_approve")[-1]["auto_approve"] is False  # the views are told the real value
+    chat.set_state({"send_mode": "ctrl-enter"})  # other traits still work
+    assert chat.send_mode == "ctrl-enter"
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "side_effect = 1"}}]), Answer(text="x"))
+    handle = chat.ask("go")
+    wait_for(lambda: steps(sent, "waiting"))
+    time.sleep(0.5)
+    assert "side_effect" not in ip.user_ns and not handle.done()  # still waiting for a real approval
+    chat.stop()
+    assert handle.wait(10)["status"] == "stopped" and "side_effect" not in ip.user_ns
+    assert steps(sent)[-1]["status"] == "skipped"
+
+
+def test_auto_approve_from_python_runs_without_asking(make, sim, sent: Sent, ip) -> None:
+    chat = make()
+    chat.auto_approve = True
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "side_effect = 42"}}]), Answer(text="42"))
+    chat.ask("go").wait(15)
+    assert ip.user_ns["side_effect"] == 42 and not steps(sent, "waiting")
+
+
+def test_stop_while_a_tool_runs_ends_within_two_seconds(make, sim, sent: Sent, ip) -> None:
+    chat = make(auto_approve=True)
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "import time\ntime.sleep(30)"}}]),
+             Answer(text="never asked"))
+    stopped_at: list[float] = []
+
+    def stop_when_running() -> None:
+        wait_for(lambda: steps(sent, "running"))
+        time.sleep(0.5)
+        stopped_at.append(time.monotonic())
+        chat.stop()
+
+    threading.Thread(target=stop_when_running, daemon=True).start()
+    answer = chat.ask("睡一会").wait(15)
+    assert stopped_at and time.monotonic() - stopped_at[0] < 2
+    assert answer["status"] == "stopped" and len(sim.chat_requests) == 1
+    assert steps(sent)[-1]["status"] == "failed"
+    assert chat.status == "idle"
+    # the stored round is a valid history, and the next turn works
+    sim.clear()
+    sim.push(Answer(text="好的"))
+    assert chat.ask("还在吗").wait(10)["content"] == "好的"
+    history = last_messages(sim)
+    assert [m["role"] for m in history] == ["user", "assistant", "tool", "user"]
+
+
+def test_a_key_in_a_tool_result_is_redacted_before_the_model_reads_it(make, sim, sent: Sent,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = make(agent=False, auto_approve=True)
+
+    @chat.tool
+    def read_config() -> dict[str, str]:
+        """Read the configuration."""
+        return {"endpoint": "https://example.com", "token": CANARY}
+
+    def leaked() -> bool:
+        seen = json.dumps([r.json for r in sim.chat_requests], ensure_ascii=False)
+        return CANARY in seen or "canarysecretzz9" in seen
+
+    # first prove the check catches a leak: without redaction the canary reaches the simulator
+    monkeypatch.setattr(agent_turn, "redact", lambda text: text)
+    sim.push(Answer(tool_calls=[{"name": "read_config", "arguments": {}}]), Answer(text="ok"))
+    chat.ask("配置？").wait(15)
+    assert leaked()
+    monkeypatch.setattr(agent_turn, "redact", redact)
+    sim.clear()
+    chat.clear()
+    sim.push(Answer(tool_calls=[{"name": "read_config", "arguments": {}}]), Answer(text="ok"))
+    chat.ask("配置？").wait(15)
+    assert not leaked() and "ALTAK-***" in json.dumps([r.json for r in sim.chat_requests], ensure_ascii=False)
+    assert "canarysecretzz9" not in json.dumps(chat.messages) and "canarysecretzz9" not in str(steps(sent)[-1])
+
+
+def test_the_offline_model_says_agent_mode_is_off(ip, sent: Sent, tmp_path) -> None:
+    from ernie_widget.client import Ernie
+
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF")
+    try:
+        client = Ernie("local", model=str(gguf))
+    except ErnieError as exc:
+        pytest.skip(f"the local provider is not available here: {exc}")
+    chat = ErnieChat(client, model=str(gguf), agent=True)
+    try:
+        assert "cannot call tools" in chat.banner and not chat.agent
+        with pytest.raises(ErnieError, match="cannot call tools"):
+            chat.tool(lambda: 1)  # the offline model cannot call tools
+    finally:
+        chat.close()
+    with pytest.raises(ErnieError, match="custom backend cannot call tools"):
+        ErnieChat(backend=lambda history: "x", agent=True)
