@@ -151,21 +151,22 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
-_message = st.one_of(
-    st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant"]), "content": st.text(max_size=6)}),
-    st.dictionaries(st.sampled_from(["role", "content", "name"]), _json, max_size=3),
-    _json,
-)
-_params = st.dictionaries(
-    st.sampled_from(["temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "n", "model",
-                     "stream_options", "presence_penalty", "penalty_score", "enable_thinking", "web_search",
-                     "response_format", "frequency_penalty", "anything"]),
-    _json | st.integers(0, 64) | st.floats(0, 2),
-    max_size=4,
-)
+_good_message = st.fixed_dictionaries({"role": st.sampled_from(["user", "system"]), "content": st.text(max_size=6)})
+_message = st.one_of(_good_message, st.dictionaries(st.sampled_from(["role", "content", "name"]), _json, max_size=3),
+                     _json)
+_FIELDS = ["temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "n", "model",
+           "stream_options", "presence_penalty", "frequency_penalty", "penalty_score", "enable_thinking",
+           "web_search", "response_format", "anything"]
+# values of every type for every field — the right type (in and out of range) and the wrong ones
+_value = st.one_of(_json, st.integers(0, 64), st.floats(0, 2), st.text(max_size=4), st.lists(st.integers(), max_size=2))
+_params = st.dictionaries(st.sampled_from(_FIELDS), _value, max_size=3)
+_good_messages = st.lists(_good_message, min_size=1, max_size=2)
 _body = st.one_of(
+    # mostly well-formed messages, so that what the parameters do is what is tested
+    st.builds(lambda m, p, s: {"messages": m, **p, "stream": s}, _good_messages, _params, st.booleans()),
+    st.builds(lambda m, p: {"messages": m, **p}, _good_messages, _params),
     st.builds(lambda m, p, s: {"messages": m, **p, "stream": s},
-              st.lists(_message, min_size=1, max_size=3), _params, st.booleans()),
+              st.lists(_message, min_size=1, max_size=3), _params, _json),
     st.builds(lambda m, p: {"messages": m, **p}, _json, _params),
     _json,
 )
@@ -221,6 +222,8 @@ def test_any_websocket_chat_gets_done_or_an_error_and_the_connection_lives(gw: G
         end = _until_terminal(ws, 1)
         if end["type"] == "error":
             assert 400 <= end.get("status", 400) < 500 and " / " in end["message"], end
+        else:  # a real end, not the "cancelled" of an answer whose run died
+            assert end["finish_reason"] in ("stop", "length"), end
         ws.send(json.dumps({"type": "ping"}))
         while (reply := json.loads(ws.recv(timeout=5)))["type"] != "pong":
             assert reply["type"] in ("delta", "done", "safety", "error")
