@@ -47,7 +47,7 @@ def test_sigterm_drains_then_ends_what_is_left_explicitly_and_exits_0(ernie_simu
     sim = ernie_simulator
     short = Answer(text="s" * 40, chunk_size=2, delay=0.04)  # ~0.8 s: finishes within the grace period
     long = Answer(text="l" * 400, chunk_size=2, delay=0.04)  # ~8 s: does not
-    with _gateway(sim, "--shutdown-grace", "1.5") as gw, httpx.Client(timeout=20) as http, \
+    with _gateway(sim, "--shutdown-grace", "2") as gw, httpx.Client(timeout=20) as http, \
             contextlib.ExitStack() as stack:
         assert gw.proc is not None
         streams = []
@@ -80,7 +80,7 @@ def test_sigterm_drains_then_ends_what_is_left_explicitly_and_exits_0(ernie_simu
         cut = _data(list(streams[1]))
         waited = time.monotonic() - sent
         assert json.loads(cut[-1])["error"]["code"] == "server_shutdown" and "[DONE]" not in cut
-        assert 1.3 <= waited < 6
+        assert 1.8 <= waited < 8
 
         seen: list[dict[str, Any]] = []
         with pytest.raises(ConnectionClosed) as closed:
@@ -121,7 +121,7 @@ def test_idle_and_slow_header_floods_cannot_starve_the_server(ernie_simulator: E
         threads = []
         for i in range(400):
             s = socket.socket()
-            s.settimeout(1)
+            s.settimeout(0.2)
             with contextlib.suppress(OSError):
                 s.connect((gw.host, gw.port))
             flood.append(s)
@@ -130,10 +130,10 @@ def test_idle_and_slow_header_floods_cannot_starve_the_server(ernie_simulator: E
                 threads[-1].start()
         try:
             answered = []
-            for _ in range(8):  # the server keeps answering while the flood sits there
+            for _ in range(6):  # the server keeps answering while the flood sits there
                 answered.append(http.get(gw.url + "/healthz").status_code)
-                time.sleep(0.25)
-            assert answered == [200] * 8
+                time.sleep(0.2)
+            assert answered == [200] * 6
             time.sleep(1.5)
             closed = 0
             for s in flood[:100]:  # idle since before the header timeout: the server closed them
