@@ -535,7 +535,9 @@ for n, source in reply.citations.items():
 
 def write(name: str, cells: list[nbformat.NotebookNode]) -> None:
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    # exactly what JupyterLab writes when the kernel starts (ipykernel's spec): anything else marks the notebook
+    # modified as soon as it is opened (tests/e2e/test_tour_notebooks_e2e.py)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     path = NB / name
     nbformat.write(nb, path)
