@@ -99,7 +99,9 @@ def in_thread(*actions: Callable[[dict[str, Any]], None], sent: Sent) -> list[Ba
                     found = steps(sent, "waiting")
                     return found[n - 1] if len(found) >= n else None
 
-                action(wait_for(nth))
+                step = wait_for(nth)
+                time.sleep(0.1)  # the main thread is in the answer's wait by now (it serves the tool's job)
+                action(step)
         except BaseException as exc:  # reported by the test
             errors.append(exc)
 
@@ -374,3 +376,65 @@ def test_the_offline_model_says_agent_mode_is_off(ip, sent: Sent, tmp_path) -> N
         chat.close()
     with pytest.raises(ErnieError, match="custom backend cannot call tools"):
         ErnieChat(backend=lambda history: "x", agent=True)
+
+
+FIGURE = "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfig = plt.figure()\nplt.plot([1, 3, 2]);"
+
+
+def test_a_figure_goes_to_a_vision_model_as_an_image_part_after_the_tool_messages(make, sim, sent: Sent, ip) -> None:
+    chat = make(model="ernie-4.5-turbo-vl", auto_approve=True)
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": FIGURE}},
+                                {"name": "list_variables", "arguments": {}}]),
+             Answer(text="一条折线。"))
+    try:
+        chat.ask("画图").wait(15)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        ip.user_ns.pop("fig", None)
+        ip.user_ns.pop("plt", None)
+        ip.user_ns.pop("matplotlib", None)
+    sent_history = last_messages(sim)
+    assert [m["role"] for m in sent_history] == ["user", "assistant", "tool", "tool", "user"]
+    figures = sent_history[-1]["content"]
+    assert figures[0]["type"] == "text" and figures[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    step = [s for s in steps(sent, "done") if s["name"] == "run_python"][-1]
+    assert step["images"] and step["images"][0] == figures[1]["image_url"]["url"]
+    stored = [m for m in chat.messages if m["role"] == "tool"][0]
+    assert stored["images_sent"] and stored["images"] == step["images"]
+    # the next turn sends the figure again, in the same place
+    sim.push(Answer(text="ok"))
+    chat.ask("再看").wait(10)
+    assert [m["role"] for m in last_messages(sim)] == ["user", "assistant", "tool", "tool", "user", "assistant", "user"]
+
+
+def test_a_model_without_vision_gets_no_image_part(make, sim, sent: Sent, ip) -> None:
+    chat = make(auto_approve=True)  # ernie-4.5-turbo-32k by default: text only
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": FIGURE}}]), Answer(text="ok"))
+    try:
+        chat.ask("画图").wait(15)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        for name in ("fig", "plt", "matplotlib"):
+            ip.user_ns.pop(name, None)
+    assert [m["role"] for m in last_messages(sim)] == ["user", "assistant", "tool"]
+    stored = [m for m in chat.messages if m["role"] == "tool"][0]
+    assert stored["images"] and not stored.get("images_sent")  # kept for the step's view, not sent
+
+
+def test_a_reconnecting_view_gets_the_steps_in_flight(make, sim, sent: Sent) -> None:
+    chat = make()
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "1 + 1"}}]), Answer(text="2"))
+    handle = chat.ask("1+1")
+    waiting = wait_for(lambda: steps(sent, "waiting"))[0]
+    before = len(steps(sent))
+    view(chat, {"type": "hello"})
+    resent = wait_for(lambda: steps(sent)[before:])
+    assert resent[0] == waiting
+    in_thread(lambda s: view(chat, {"type": "approve", "call_id": s["call_id"], "sha256": s["sha256"],
+                                    "decision": "run"}), sent=sent)
+    assert handle.wait(15)["content"] == "2"
+    assert steps(sent)[-1]["status"] == "done" and steps(sent)[-1]["result"] == "Out: 2", steps(sent)[-1]
