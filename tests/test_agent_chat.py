@@ -434,7 +434,9 @@ def test_a_reconnecting_view_gets_the_steps_in_flight(make, sim, sent: Sent) -> 
     view(chat, {"type": "hello"})
     resent = wait_for(lambda: steps(sent)[before:])
     assert resent[0] == waiting
-    in_thread(lambda s: view(chat, {"type": "approve", "call_id": s["call_id"], "sha256": s["sha256"],
-                                    "decision": "run"}), sent=sent)
+    # approved on the main thread itself (a cell running chat.approve()): the tool waits until the main thread is
+    # free to serve it — here, the answer's wait
+    view(chat, {"type": "approve", "call_id": waiting["call_id"], "sha256": waiting["sha256"], "decision": "run"})
+    time.sleep(0.3)
     assert handle.wait(15)["content"] == "2"
     assert steps(sent)[-1]["status"] == "done" and steps(sent)[-1]["result"] == "Out: 2", steps(sent)[-1]

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..client.events import ToolCall
 from ..client.tools import Tool, as_tool
-from ..main_thread import MainThreadRunner
+from ..main_thread import KernelBusy, MainThreadRunner
 from .executor import NO_LIMIT_WAIT, WAIT_MARGIN, KernelExecutor
 from .guard import interrupt
 from .run_python import run_python
@@ -32,6 +34,11 @@ BUILTIN_NAMES = ("run_python", "list_variables", "describe")
 READ_ONLY = frozenset({"list_variables", "describe"})
 #: the longest variable list list_variables returns
 MAX_VARIABLES = 200
+#: how long an approved call waits for the main thread while a cell runs (``chat.approve()`` in a cell: the tool
+#: runs when that cell ends); then it fails with "kernel busy"
+BUSY_WAIT = 30.0
+#: KernelBusy raised sooner than this came before the job was scheduled, so trying again cannot run it twice
+_REFUSED_AT_ONCE = 0.5
 
 
 class ToolText(str):
@@ -146,22 +153,43 @@ class ChatExecutor:
         found = self._builtins.get(tool.name)
         return found if found is not None and found.tool is tool else None
 
-    def run(self, tool: Tool, arguments: dict[str, Any], timeout: float | None) -> Any:
+    def run(self, tool: Tool, arguments: dict[str, Any], timeout: float | None,
+            stopped: threading.Event | None = None) -> Any:
         builtin = self._builtin(tool)
         if builtin is None:
-            return self._kernel.run(tool, arguments, timeout)
+            return self._when_free(lambda: self._kernel.run(tool, arguments, timeout), stopped)
         wait = NO_LIMIT_WAIT if not timeout or timeout <= 0 else timeout + WAIT_MARGIN
-        return self._runner.call(lambda: builtin.run(arguments, timeout), timeout=wait)
+        return self._when_free(lambda: self._runner.call(lambda: builtin.run(arguments, timeout), timeout=wait),
+                               stopped)
 
     async def arun(self, tool: Tool, arguments: dict[str, Any], timeout: float | None) -> Any:
         self.running += 1
+        stopped = threading.Event()
         try:
-            if self._builtin(tool) is None:
-                return await self._kernel.arun(tool, arguments, timeout)  # it interrupts the tool when cancelled
+            if tool.is_async:
+                return await self._kernel.arun(tool, arguments, timeout)
             try:
-                return await asyncio.to_thread(self.run, tool, arguments, timeout)
+                return await asyncio.to_thread(self.run, tool, arguments, timeout, stopped)
             except asyncio.CancelledError:
+                stopped.set()  # a call still waiting for the main thread never starts
                 interrupt()  # Stop: the code it was waiting for ends too
                 raise
         finally:
             self.running -= 1
+
+    @staticmethod
+    def _when_free(call: Callable[[], Any], stopped: threading.Event | None) -> Any:
+        """``call()``, tried again while the main thread is busy with a cell (up to `BUSY_WAIT` s). Only a refusal
+        that came at once is retried: the job was never scheduled then, so it cannot run twice."""
+        deadline = time.monotonic() + BUSY_WAIT
+        while True:
+            if stopped is not None and stopped.is_set():
+                raise KernelBusy()
+            started = time.monotonic()
+            try:
+                return call()
+            except KernelBusy:
+                now = time.monotonic()
+                if now - started > _REFUSED_AT_ONCE or now > deadline:
+                    raise
+            time.sleep(0.05)
