@@ -92,6 +92,18 @@ def test_deep_nesting_is_a_400_not_a_recursion_error(gw: GatewayThread, access_l
     assert [rec["status"] for rec in access_log] == [400, 400]
 
 
+def test_hostile_bodies_cost_linear_time(gw: GatewayThread) -> None:
+    import time
+
+    url = gw.url + "/v1/chat/completions"
+    for body, status in ((b'"' + b'\\"' * 1_000_000, 400),  # an unterminated string of escaped quotes (2 MB)
+                         (b"[" + b"[]," * 200_000 + b"1]", 400),  # 200 000 empty lists, one level deep
+                         (b'{"messages":[{"role":"user","content":"' + b'\\"[' * 100_000 + b'"}]}', 200)):
+        started = time.monotonic()
+        r = HTTP.post(url, content=body)
+        assert r.status_code == status and time.monotonic() - started < 5, (r.status_code, body[:20])
+
+
 @pytest.mark.parametrize(("field", "raw"), [
     ("temperature", b'"hot"'), ("max_tokens", b'"many"'), ("max_tokens", b"[1]"), ("max_tokens", b"1e400"),
     ("temperature", b"1e400"), ("stream", b'"yes"'), ("top_p", b"{}"), ("messages", b'"hi"'),
