@@ -239,3 +239,20 @@ def test_any_websocket_chat_gets_done_or_an_error_and_the_connection_lives(gw: G
         ws.send(json.dumps({"type": "ping"}))
         while (reply := json.loads(ws.recv(timeout=5)))["type"] != "pong":
             assert reply["type"] in ("delta", "done", "safety", "error")
+
+
+def test_binary_frames_get_an_answer_not_a_dropped_connection(gw: GatewayThread) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    url = gw.url.replace("http://", "ws://") + "/v1/ws"
+    with connect(url, open_timeout=5) as ws:  # before auth: refused, with a close frame
+        ws.send(b"\xff\x00")
+        assert json.loads(ws.recv(timeout=5))["code"] == "auth_required"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    with _ws(gw) as ws:
+        ws.send(b"\xff\x00")  # not UTF-8
+        assert json.loads(ws.recv(timeout=5))["code"] == "invalid_message"
+        ws.send(b'{"type": "ping"}')  # UTF-8 JSON in a binary frame is read as text
+        assert json.loads(ws.recv(timeout=5)) == {"type": "pong"}

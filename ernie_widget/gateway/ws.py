@@ -144,6 +144,21 @@ class WSConnection:
             reason = "server_shutdown"
         await self._flush_and_close(CLOSE_RESTART, reason)
 
+    async def _receive(self) -> str:
+        """The next message as text: a binary frame is read as UTF-8 (or as nothing, an invalid message) —
+        never the KeyError of ``receive_text`` that dropped the connection without a close frame."""
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        data = message.get("bytes") or b""
+        try:
+            return bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            return ""
+
     async def serve(self) -> None:
         self._reader = asyncio.current_task()
         self._writer = asyncio.create_task(self._write_loop())
@@ -153,7 +168,7 @@ class WSConnection:
             if not await self._authenticate():
                 return
             while True:
-                raw = await self.ws.receive_text()
+                raw = await self._receive()
                 try:
                     await self._dispatch(raw)
                 except Exception as exc:  # a bug answers this message with an error; the connection lives on
@@ -177,7 +192,7 @@ class WSConnection:
     async def _authenticate(self) -> bool:
         try:
             async with asyncio.timeout(self.gw.settings.ws_first_message_timeout):
-                raw = await self.ws.receive_text()
+                raw = await self._receive()
         except TimeoutError:
             self.send({"type": "error", "code": "auth_timeout", "message": "没有认证消息 / no auth message"})
             await self._flush_and_close(CLOSE_POLICY, "auth timeout")
