@@ -174,17 +174,25 @@ class Conversation:
         self._changed()
 
     def delete_turn(self, index: int) -> None:
-        """Delete the exchange holding message *index*: the question and the answer that follows it."""
+        """Delete the exchange holding message *index*: the question and its answer (in agent mode, with the tool
+        rounds between them: everything up to the next question)."""
         with self._data_lock:
             msgs = self._messages
             if not (0 <= index < len(msgs)):
                 return
             start = index
-            if msgs[index]["role"] == "assistant" and index > 0 and msgs[index - 1]["role"] == "user":
-                start = index - 1
+            while start > 0 and msgs[start]["role"] != "user" and (msgs[start]["role"] == "tool" or msgs[start - 1]
+                                                                    .get("tool_calls") or msgs[start - 1]["role"]
+                                                                    in ("user", "tool")):
+                start -= 1
+            if msgs[start]["role"] != "user":
+                start = index  # an answer without its question: only itself
             end = start + 1
-            if end < len(msgs) and msgs[end]["role"] == "assistant" and msgs[start]["role"] == "user":
-                end += 1
+            if msgs[start]["role"] == "user":
+                while end < len(msgs) and msgs[end]["role"] != "user":
+                    end += 1
+                    if msgs[end - 1]["role"] == "assistant" and not msgs[end - 1].get("tool_calls"):
+                        break  # the answer ends the exchange
             del msgs[start:end]
         self._changed()
 

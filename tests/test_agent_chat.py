@@ -401,7 +401,7 @@ def test_a_figure_goes_to_a_vision_model_as_an_image_part_after_the_tool_message
     assert figures[0]["type"] == "text" and figures[1]["image_url"]["url"].startswith("data:image/png;base64,")
     step = [s for s in steps(sent, "done") if s["name"] == "run_python"][-1]
     assert step["images"] and step["images"][0] == figures[1]["image_url"]["url"]
-    stored = [m for m in chat.messages if m["role"] == "tool"][0]
+    stored = next(m for m in chat.messages if m["role"] == "tool")
     assert stored["images_sent"] and stored["images"] == step["images"]
     # the next turn sends the figure again, in the same place
     sim.push(Answer(text="ok"))
@@ -421,7 +421,7 @@ def test_a_model_without_vision_gets_no_image_part(make, sim, sent: Sent, ip) ->
         for name in ("fig", "plt", "matplotlib"):
             ip.user_ns.pop(name, None)
     assert [m["role"] for m in last_messages(sim)] == ["user", "assistant", "tool"]
-    stored = [m for m in chat.messages if m["role"] == "tool"][0]
+    stored = next(m for m in chat.messages if m["role"] == "tool")
     assert stored["images"] and not stored.get("images_sent")  # kept for the step's view, not sent
 
 
@@ -440,3 +440,28 @@ def test_a_reconnecting_view_gets_the_steps_in_flight(make, sim, sent: Sent) -> 
     time.sleep(0.3)
     assert handle.wait(15)["content"] == "2"
     assert steps(sent)[-1]["status"] == "done" and steps(sent)[-1]["result"] == "Out: 2", steps(sent)[-1]
+
+
+def test_history_repairs_tool_rounds_and_delete_removes_a_whole_agent_exchange() -> None:
+    conv = threads.Conversation()
+    call = {"id": "c1", "type": "function", "function": {"name": "run_python", "arguments": "{}"}}
+    other = {"id": "c2", "type": "function", "function": {"name": "describe", "arguments": "{}"}}
+    for m in [{"role": "user", "content": "q1"},
+              {"role": "assistant", "content": "", "tool_calls": [call, other], "mid": 1},
+              {"role": "tool", "tool_call_id": "c1", "name": "run_python", "content": "Out: 1", "mid": 1},
+              {"role": "assistant", "content": "a1", "mid": 1},
+              {"role": "tool", "tool_call_id": "stray", "name": "x", "content": "lost"},
+              {"role": "user", "content": "q2"},
+              {"role": "assistant", "content": "a2", "mid": 2},
+              {"role": "user", "content": "q3"}]:
+        conv.append(m)
+    history = conv.history()
+    assert [m["role"] for m in history] == ["user", "assistant", "tool", "tool", "assistant", "user", "assistant",
+                                            "user"]
+    assert history[3] == {"role": "tool", "tool_call_id": "c2", "name": "describe", "content": "未运行 / not run"}
+    assert "stray" not in str(history)
+    assert [m["content"] for m in conv.history(max_exchanges=1)] == ["q2", "a2", "q3"]
+    conv.delete_turn(2)  # a tool message of the first exchange: the question, its rounds and its answer go
+    assert [m["content"] for m in conv.messages] == ["lost", "q2", "a2", "q3"]
+    conv.delete_turn(2)
+    assert [m["content"] for m in conv.messages] == ["lost", "q3"]
