@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from ernie_widget.gateway.testing import GatewayProcess
-from ernie_widget.testing import Answer, ErnieSimulator
+from ernie_widget.testing import Answer, ErnieSimulator, Fault
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -65,6 +65,15 @@ def test_sigterm_drains_then_ends_what_is_left_explicitly_and_exits_0(ernie_simu
         ws.send(json.dumps({"type": "chat", "mid": 7, "messages": MSG}))
         assert json.loads(ws.recv(timeout=5))["type"] == "delta"
 
+        sim.push(Fault.stall(after_chunks=0, seconds=30))  # no first token: the answer waits for its status
+        stalled: list[httpx.Response] = []
+        waiter = threading.Thread(target=lambda: stalled.append(
+            http.post(gw.url + "/v1/chat/completions", json={"stream": True, "messages": MSG})))
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while len(sim.chat_requests) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+
         gw.proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         time.sleep(0.2)
@@ -91,9 +100,11 @@ def test_sigterm_drains_then_ends_what_is_left_explicitly_and_exits_0(ernie_simu
             "resume": [{"mid": 7, "seq": seen[-1]["resume"][0]["seq"]}]}
         assert [m for m in seen if m["type"] == "error"][-1]["code"] == "server_shutdown"
         assert seen[-1]["type"] == "shutdown" and seen[-1]["resume"][0]["mid"] == 7
+        waiter.join(timeout=10)
+        assert stalled[0].status_code == 503 and stalled[0].json()["error"]["code"] == "server_shutdown"
         assert gw.proc.wait(timeout=10) == 0
     log = [json.loads(ln) for ln in gw.output().splitlines() if ln.startswith("{")]
-    assert sorted(r["status"] for r in log if r.get("transport") in ("http", "ws")) == [200, 503, 503, 503]
+    assert sorted(r["status"] for r in log if r.get("transport") in ("http", "ws")) == [200, 503, 503, 503, 503]
 
 
 def test_idle_and_slow_header_floods_cannot_starve_the_server(ernie_simulator: ErnieSimulator) -> None:
