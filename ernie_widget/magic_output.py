@@ -1,7 +1,9 @@
 """How one `%%ernie` answer reaches the cell's output: streamed on the private loop, drawn on the cell's thread.
 
-The text is rendered in the kernel (`render.bundle`: sanitized HTML) and redrawn at most every
-``update_interval`` seconds through one display id; the final display carries the answer's provenance in its
+The text is rendered in the kernel (`render.bundle`: sanitized HTML) and redrawn through one display id at most
+every ``update_interval`` seconds, and never more often than twice the last update's render time (a slow render
+cannot keep the kernel busy). While streaming, a markdown answer is rendered incrementally (finished blocks once,
+`render_stream.StreamRenderer`); the final display is a whole render; the final display carries the answer's provenance in its
 metadata. Web sources (``--search``) are drawn under the answer as soon as they arrive. An interrupt (Ctrl+C, "Interrupt kernel") cancels the request and keeps the partial answer.
 """
 
@@ -62,6 +64,7 @@ def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str,
                   streaming: bool, trust_html: bool, update_interval: float) -> Outcome:
     """Stream on the private loop, render on this thread; an interrupt cancels the request."""
     from .render import bundle
+    from .render_stream import StreamRenderer
 
     aio = client.aio
 
@@ -79,7 +82,9 @@ def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str,
     out = Outcome()
     handle = None
     last = 0.0
+    wait = update_interval
     dirty = False
+    incremental = StreamRenderer() if fmt in ("markdown", "md") else None
     answer: Handoff[str | tuple[dict[str, Any], ...], Any] = Handoff(pump)
     try:  # from here on an interrupt, wherever it lands, cancels the request
         if streaming:
@@ -97,10 +102,13 @@ def stream_answer(client: Any, messages: list[dict[str, Any]], params: dict[str,
                 parts.append(item)
                 dirty = True
             now = time.monotonic()
-            if handle is not None and dirty and now - last >= update_interval:
-                handle.update(bundle("".join(parts), fmt, trust_html=trust_html, streaming=True,
-                                     sources=out.sources), raw=True)
-                last, dirty = now, False
+            if handle is not None and dirty and now - last >= wait:
+                text = "".join(parts)
+                rendered = incremental.render(text, out.sources) if incremental is not None else None
+                handle.update(bundle(text, fmt, trust_html=trust_html, streaming=True, sources=out.sources,
+                                     rendered=rendered), raw=True)
+                done = time.monotonic()
+                last, dirty, wait = done, False, max(update_interval, 2 * (done - now))
     except KeyboardInterrupt:
         out.interrupted = True
         # wait (briefly) until the pump has closed the response, so no socket is left behind

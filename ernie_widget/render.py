@@ -35,6 +35,7 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_cjk_friendly import cjk_friendly
 
+from .markdown_guards import guard_links
 from .markdown_math import math_plugin
 
 __all__ = [
@@ -227,6 +228,7 @@ def _markdown() -> MarkdownIt:
     # a link target there. Off: such lines simply stay text.
     md.disable("reference")
     md.use(math_plugin)
+    md.use(guard_links)  # linear on text made of brackets (markdown_guards.py)
     md.core.ruler.push("ernie_citations", _citations)
     md.add_render_rule("ernie_cite", _render_cite)
     md.add_render_rule("image", _render_image)
@@ -457,12 +459,13 @@ def _json_reply(text: str) -> tuple[str, str | None]:
 
 
 def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = False,
-           sources: list[dict[str, Any]] | None = None) -> dict[str, str]:
+           sources: list[dict[str, Any]] | None = None, rendered: str | None = None) -> dict[str, str]:
     """A MIME bundle ``{"text/html", "text/plain"[, "text/latex"]}`` for one magic output.
 
     ``fmt`` is one of :data:`FORMATS` (or ``md``). ``streaming=True`` marks a partial reply: no
     syntax highlighting (it is re-rendered on every update) and an ``ernie-streaming`` class.
     ``sources`` (web search) are listed under a markdown or text answer, and its citation markers link to them.
+    ``rendered``: a markdown answer's HTML already rendered (a streaming update, `render_stream.StreamRenderer`).
     """
     fmt = "markdown" if fmt == "md" else fmt
     text = text or ""
@@ -470,7 +473,8 @@ def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = F
     plain = to_plain(text)
     data: dict[str, str] = {}
     if fmt == "markdown":
-        inner = render_markdown(text, highlight=highlight, sources=sources) + sources_html(sources)
+        body = rendered if rendered is not None else render_markdown(text, highlight=highlight, sources=sources)
+        inner = body + sources_html(sources)
     elif fmt == "text":
         inner = f'<pre class="ernie-text">{html.escape(text, quote=False)}</pre>' + sources_html(sources)
     elif fmt == "code":

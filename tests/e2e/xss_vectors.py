@@ -170,6 +170,16 @@ def vectors(probe: str) -> list[Vector]:
     add("math \\includegraphics", "mathimg $\\includegraphics{http://{P}/hit?{N}}$", "mathimg")
     add("math \\style url()", "mathstyle $\\style{background-image:url(http://{P}/hit?{N})}{x}$", "mathstyle")
     add("math html in TeX", "mathhtml $$\\text{<img src=x onerror=alert({N})>}$$", "mathhtml")
+
+    # --- renderer integrity (issue 19): nothing is hidden, reversed or dropped, nothing breaks the chat -------
+    add("math rule over the next words", "ruled $\\rlap{\\rule{40em}{1.6em}}$ after-rule-{N}", "after-rule-{N}")
+    add("math raised white rule", "raised $\\raisebox{3em}{\\color{white}\\rlap{\\rule{30em}{3em}}}$ after-raise-{N}",
+        "after-raise-{N}")
+    add("bidi override in link text", "[\u202egpj.exe](https://ok.example/) after-bidi-{N} word", "after-bidi-{N} word")
+    add("bidi override in code and math", "`\u202edcba` and $\\text{\u202eabc}$ after-rlo-{N}", "after-rlo-{N}")
+    add("nesting bomb", "- " * 60 + "deep\nafter-bomb-{N}", "after-bomb-{N}")
+    add("deep TeX braces", "$" + "{" * 2400 + "x" + "}" * 2400 + "$ after-braces-{N}", "after-braces-{N}")
+    add("many brackets", "![[" * 2000 + " after-brackets-{N}", "after-brackets-{N}")
     return out
 
 
