@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
+from .agent_chat import KERNEL_ONLY, NO_TOOLS_OFFLINE, AgentChatMixin
 from .chat_context import ChatContext
 from .client.background import background_loop, in_background_loop
 from .client.config import host_of
@@ -66,12 +67,8 @@ export default { render({ el }) {
 _IMAGE_URL_PREFIXES = tuple(f"data:image/{t};base64," for t in ("png", "jpeg", "jpg", "gif", "webp"))
 
 _mids = itertools.count(1)
-#: synced traits a view may not write (see `ErnieChat.set_state`)
-_KERNEL_ONLY = ("auto_approve", "agent")
-NO_TOOLS_OFFLINE = ("离线模型不能调用工具，代理模式已关闭 / the offline model cannot call tools: agent mode is off "
-                    "(use ERNIE through Qianfan or AI Studio for it)")
 
-class ErnieChat(anywidget.AnyWidget):
+class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
     """A chat with ERNIE (or any model) inside the notebook.
 
     >>> chat = ErnieChat()                     # Ernie() from the environment, or the offline model
@@ -214,39 +211,14 @@ class ErnieChat(anywidget.AnyWidget):
         turn = self._turn
         if turn is not None:
             turn.request_stop()
-            if self._tools is not None:
-                self._tools.approvals.cancel()
-                if self._tools.running:
-                    from .agent import interrupt
-
-                    interrupt()
-
-    def tool(self, fn: Any) -> Any:
-        """Decorator: ``@chat.tool`` makes ``fn`` a tool the model may call (after your approval). Returns ``fn``."""
-        if self._tools is None:
-            if self._backend is not None or self._offline_model() is not None:
-                raise ErnieError("这个对话不能调用工具 / this chat cannot call tools (the offline model and custom "
-                                 "backends cannot)")
-            self._start_tools(False, [])
-        assert self._tools is not None
-        self._tools.add(fn)
-        return fn
-
-    def approve(self, call_id: str | None = None, code: str | None = None) -> None:
-        """Run the tool call waiting for approval (``call_id``: that call only); ``code=`` runs this instead
-        (run_python's code, or another tool's arguments as JSON). Raises ErnieError when no such call waits."""
-        self._require_tools().decide(call_id, "run" if code is None else "edit", code)
-
-    def deny(self, call_id: str | None = None) -> None:
-        """Skip the tool call waiting for approval: the model is told the user declined it."""
-        self._require_tools().decide(call_id, "skip")
+            self._stop_tools()
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """A view's state update. Kernel-only traits (`auto_approve`, `agent`) are dropped: page script can
         write any synced trait, so a view never turns on auto-approval; the views are sent the real value."""
-        dropped = [k for k in _KERNEL_ONLY if k in sync_data]
+        dropped = [k for k in KERNEL_ONLY if k in sync_data]
         if dropped:
-            sync_data = {k: v for k, v in sync_data.items() if k not in _KERNEL_ONLY}
+            sync_data = {k: v for k, v in sync_data.items() if k not in KERNEL_ONLY}
         super().set_state(sync_data)
         if dropped:
             self.send_state(dropped)
@@ -334,20 +306,6 @@ class ErnieChat(anywidget.AnyWidget):
         super().close()
 
     # -- the turn --------------------------------------------------------------------------------
-
-    def _start_tools(self, builtins: bool, tools: list[Any]) -> None:
-        from .agent.turn import ChatTools
-
-        rounds, timeout = self._tool_limits
-        self._tools = ChatTools(builtins=builtins, tools=tools, shell=self._context.shell, runner=self._context.runner,
-                                vision=self._reads_images, emit=self._emit, auto_approve=lambda: self.auto_approve,
-                                max_rounds=rounds, tool_timeout=timeout)
-        self.agent = True
-
-    def _require_tools(self) -> ChatTools:
-        if self._tools is None:
-            raise ErnieError("这个对话没有工具 / this chat has no tools (agent=True or tools=[...])")
-        return self._tools
 
     def _offline_model(self) -> str | None:
         """The GGUF file name when the embedded offline model answers, else None."""
