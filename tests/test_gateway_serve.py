@@ -182,3 +182,19 @@ def test_a_huge_websocket_frame_is_refused_before_auth_without_reading_it(ernie_
         with connect(url, open_timeout=5) as ws:  # an ordinary client is unaffected
             ws.send(json.dumps({"type": "auth", "token": "x"}))
             assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+
+
+def test_at_the_connection_cap_with_nobody_to_evict_a_new_connection_gets_a_503(
+        ernie_simulator: ErnieSimulator) -> None:
+    with _gateway(ernie_simulator, "--max-connections", "3") as gw, contextlib.ExitStack() as stack:
+        url = gw.url.replace("http://", "ws://") + "/v1/ws"
+        for _ in range(3):  # three connections past their headers: none may be evicted
+            ws = stack.enter_context(connect(url, open_timeout=5))
+            ws.send(json.dumps({"type": "auth", "token": "x"}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+        r = httpx.get(gw.url + "/healthz", timeout=5)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "too_many_connections"
+        assert " / " in r.json()["error"]["message"] and r.headers["retry-after"] == "1"
+        stack.close()  # room again
+        time.sleep(0.2)
+        assert httpx.get(gw.url + "/healthz", timeout=5).status_code == 200

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -181,9 +182,10 @@ def _connection_cap(wanted: int, upstream: int) -> tuple[int, int]:
     return cap, backlog
 
 
+_BUSY_BODY = json.dumps({"error": {"message": "连接数已满 / too many connections; retry", "type": "server_error",
+                                   "code": "too_many_connections", "param": None}}, ensure_ascii=False).encode()
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-         b"Connection: close\r\nContent-Length: 97\r\n\r\n"
-         b'{"error":{"message":"too many connections","type":"server_error","code":"too_many_connections"}}   ')
+         b"Connection: close\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
 
 
 def guarded_protocol(max_connections: int, header_timeout: float) -> type[Any]:

@@ -262,7 +262,9 @@ async def _collect(req: ChatRequest, run: AnswerRun, first: Item, buffer: Stream
     finally:
         gone.cancel()
     await asyncio.wait((task,), timeout=5)
-    assert end is not None
+    if end is None:  # the answer ended without an end or an error: say so, never an empty 200
+        return error_response(GatewayError(500, "回答意外中断 / the answer ended unexpectedly", "internal_error",
+                                           "server_error"))
     body = completion_body(req, run.model or "default", withdrawn if withdrawn is not None else "".join(text),
                            "" if withdrawn is not None else "".join(reasoning), end.finish_reason, end.usage, safety)
     return JSONResponse(body, headers=headers)
