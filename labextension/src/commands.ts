@@ -1,12 +1,15 @@
 /**
  * The ERNIE commands (command palette, category "ERNIE", and the notebook context menu). Each inserts a cell
  * below the active cell and runs it; the kernel-side magics do the work.
+ *
+ * Keyboard shortcuts: see shortcuts.ts.
  */
 import type { JupyterFrontEnd } from "@jupyterlab/application";
 import { type ICommandPalette, InputDialog, type ISessionContextDialogs } from "@jupyterlab/apputils";
 import type { INotebookTracker } from "@jupyterlab/notebook";
 import type { Provenance } from "./actions";
 import { hasErrorOutput, insertAndRun } from "./notebook";
+import { COMMAND_MODE, SHORTCUTS } from "./shortcuts";
 import { explainSource, fixSource, generateSource, openChatSource } from "./sources";
 
 export const COMMAND_IDS = {
@@ -75,4 +78,5 @@ export function registerCommands(app: JupyterFrontEnd, tracker: INotebookTracker
     palette?.addItem({ command, category: "ERNIE" });
     app.contextMenu.addItem({ command, selector: ".jp-Notebook", rank: rank++ });
   }
+  for (const { command, keys } of SHORTCUTS) app.commands.addKeyBinding({ command, keys, selector: COMMAND_MODE });
 }

@@ -6,7 +6,7 @@ import type { ISessionContextDialogs } from "@jupyterlab/apputils";
 import type { Cell, ICodeCellModel } from "@jupyterlab/cells";
 import { NotebookActions, type Notebook, type NotebookPanel } from "@jupyterlab/notebook";
 import type { ActionRequest, Provenance } from "./actions";
-import { hasLoadExt, isCellMagic, LOAD_EXT } from "./sources";
+import { hasLoadExt, isCellMagic, LOAD_EXT, LOAD_IF_NEEDED } from "./sources";
 
 /** The attribute ErnieChat looks for (`el.closest("[data-ernie-extension]")`) before offering the cell actions. */
 export const PRESENCE_ATTRIBUTE = "data-ernie-extension";
@@ -51,23 +51,25 @@ export function runCells(panel: NotebookPanel, first: number, count: number, dia
 }
 
 /**
- * Insert `source` below the active cell and run it, making sure `%load_ext ernie_widget` runs first: prepended
- * to an ordinary cell; for a `%%` cell (which must start with the cell magic) a separate load cell is added
- * above it unless a cell above already loads the extension, in which case the load is sent silently so a
- * restarted kernel still knows `%%ernie`.
+ * Insert `source` below the active cell and run it, with `%ernie` / `%%ernie` known to the kernel first. When the
+ * notebook has a kernel, a silent request (no cell, no output, no execution count, no history) loads
+ * `ernie_widget` unless its magics are already there (`LOAD_IF_NEEDED`); it is sent before the run, and a kernel
+ * runs requests in order, so the cell never meets an unloaded extension and no redundant `%load_ext` cell is
+ * written. Without a kernel yet (the run will start or ask for one) the load has to be visible: prepended to an
+ * ordinary cell, or, for a `%%` cell (which must start with the cell magic), a separate cell above it unless a
+ * cell above already has that line.
  */
 export function insertAndRun(panel: NotebookPanel, source: string, provenance: Provenance,
                              dialogs?: ISessionContextDialogs | null): void {
   const notebook = panel.content;
   const index = notebook.widgets.length ? notebook.activeCellIndex + 1 : 0;
   const sources: string[] = [];
-  if (isCellMagic(source)) {
+  const kernel = panel.sessionContext.session?.kernel;
+  if (kernel) {
+    kernel.requestExecute({ code: LOAD_IF_NEEDED, silent: true, store_history: false, allow_stdin: false });
+  } else if (isCellMagic(source)) {
     const above = notebook.widgets.slice(0, index).map((cell) => cell.model.sharedModel.getSource());
-    if (hasLoadExt(above)) {
-      panel.sessionContext.session?.kernel?.requestExecute({ code: LOAD_EXT, silent: true, store_history: false });
-    } else {
-      sources.push(LOAD_EXT);
-    }
+    if (!hasLoadExt(above)) sources.push(LOAD_EXT);
   } else if (!hasLoadExt([source])) {
     source = `${LOAD_EXT}\n${source}`;
   }

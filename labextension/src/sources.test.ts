@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { ActiveHistory } from "./history";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import {
-  escapeFields, explainSource, fenceFor, fixSource, generateSource, hasLoadExt, isCellMagic, LOAD_EXT, openChatSource,
+  escapeFields, explainSource, fenceFor, fixSource, generateSource, hasLoadExt, isCellMagic, LOAD_EXT, LOAD_IF_NEEDED,
+  openChatSource,
 } from "./sources";
 
 describe("cell sources", () => {
@@ -10,9 +13,9 @@ describe("cell sources", () => {
     expect(isCellMagic(generateSource("x"))).toBe(true);
   });
 
-  it("open chat and fix load the extension on their first line", () => {
-    expect(openChatSource()).toBe("%load_ext ernie_widget\nfrom ernie_widget import ErnieChat\nErnieChat()");
-    expect(fixSource()).toBe("%load_ext ernie_widget\n%ernie --fix");
+  it("open chat and fix carry no %load_ext (it is loaded silently before they run)", () => {
+    expect(openChatSource()).toBe("from ernie_widget import ErnieChat\nErnieChat()");
+    expect(fixSource()).toBe("%ernie --fix");
     expect(isCellMagic(openChatSource())).toBe(false);
     expect(isCellMagic(fixSource())).toBe(false);
   });
@@ -46,30 +49,35 @@ describe("cell sources", () => {
   });
 });
 
-describe("ActiveHistory", () => {
-  it("picks the most recent item other than the excluded one", () => {
-    const h = new ActiveHistory<string>();
-    h.note("work");
-    h.note("chat");
-    expect(h.pick("chat", () => true)).toBe("work");
-    h.note("other");
-    h.note("chat");
-    expect(h.pick("chat", () => true)).toBe("other");
-    expect(h.pick("chat", (x) => x !== "other")).toBe("work");
-  });
+const VENV = resolve(__dirname, "..", "..", ".venv", "bin", "python");
+const PYTHON = process.env.PYTHON || (existsSync(VENV) ? VENV : "python3");
+const HAS_IPYTHON = spawnSync(PYTHON, ["-c", "import IPython, ernie_widget"]).status === 0;
 
-  it("re-noting moves an item to the front; null is ignored; nothing left gives null", () => {
-    const h = new ActiveHistory<string>(3);
-    h.note(null);
-    expect(h.pick("chat", () => true)).toBeNull();
-    h.note("a");
-    h.note("b");
-    h.note("a");
-    expect(h.pick("chat", () => true)).toBe("a");
-    h.note("c");
-    h.note("d");
-    h.note("e");
-    expect(h.pick("e", (x) => x === "a" || x === "b")).toBeNull(); // both fell off the bounded history
-    expect(h.pick("chat", () => false)).toBeNull();
-  });
+describe.skipIf(!HAS_IPYTHON)("LOAD_IF_NEEDED in a real IPython shell", () => {
+  it("loads the extension once, prints nothing, leaves no name, and respects a %load_ext done by the user", () => {
+    const script = `
+import io, json, contextlib
+from IPython.testing.globalipapp import start_ipython
+ip = start_ipython()
+code = ${JSON.stringify(LOAD_IF_NEEDED)}
+names = set(ip.user_ns)
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    ip.run_cell(code, silent=True, store_history=False)
+    first = "ernie" in ip.magics_manager.magics["cell"]
+    hooks = len(ip.events.callbacks["post_run_cell"])
+    ip.run_cell(code, silent=True, store_history=False)
+ip.run_line_magic("unload_ext", "ernie_widget")
+ip.run_line_magic("load_ext", "ernie_widget")  # as a user would; the next silent load must not load it again
+hooks = len(ip.events.callbacks["post_run_cell"])
+with contextlib.redirect_stdout(out):
+    ip.run_cell(code, silent=True, store_history=False)
+print(json.dumps({"first": first, "hooks_same": hooks == len(ip.events.callbacks["post_run_cell"]),
+                  "out": out.getvalue(), "new_names": sorted(set(ip.user_ns) - names - {"Err"})}))
+`;
+    const run = spawnSync(PYTHON, ["-c", script], { encoding: "utf8", env: { ...process.env, ERNIE_QUIET: "1" } });
+    expect(run.status, run.stderr).toBe(0);
+    const got = JSON.parse(run.stdout.trim().split("\n").pop()!);
+    expect(got).toEqual({ first: true, hooks_same: true, out: "", new_names: [] });
+  }, 60_000);
 });

@@ -1,12 +1,21 @@
 /**
  * Cell sources written by the ERNIE commands (pure functions, unit-tested).
  *
- * IPython only recognises a cell magic on the cell's first line (`%load_ext …\n%%ernie` turns `%%ernie` into a
- * broken line magic), so `%load_ext ernie_widget` is prepended only to cells that do not start with `%%ernie`;
- * those get a separate `%load_ext ernie_widget` cell above them when none is there yet (see `needsLoadCell`).
+ * The commands' cells carry no `%load_ext ernie_widget`: the extension is loaded silently before they run
+ * (`LOAD_IF_NEEDED`, notebook.ts). Only without a kernel is the load written into the notebook, and IPython only
+ * recognises a cell magic on the cell's first line (`%load_ext …\n%%ernie` turns `%%ernie` into a broken line
+ * magic), so it is prepended to ordinary cells and put in a cell of its own above a `%%ernie` cell.
  */
 
 export const LOAD_EXT = "%load_ext ernie_widget";
+
+/**
+ * Kernel code, sent silently: load the extension unless `%%ernie` is already registered (loading it twice would
+ * register its hooks twice; `%load_ext` would print "already loaded"). One expression: it leaves no name behind.
+ */
+export const LOAD_IF_NEEDED =
+  "(lambda ip: ip is None or 'ernie' in ip.magics_manager.magics['cell'] or "
+  + "ip.extension_manager.load_extension('ernie_widget'))(get_ipython())";
 
 const LOAD_EXT_LINE = /^[ \t]*%load_ext[ \t]+ernie_widget[ \t]*$/m;
 
@@ -44,12 +53,12 @@ export function generateSource(prompt: string): string {
 
 /** "ERNIE: Open chat". */
 export function openChatSource(): string {
-  return `${LOAD_EXT}\nfrom ernie_widget import ErnieChat\nErnieChat()`;
+  return "from ernie_widget import ErnieChat\nErnieChat()";
 }
 
 /** "ERNIE: Explain / fix this cell" when the cell shows an error: the kernel's `%ernie --fix`. */
 export function fixSource(): string {
-  return `${LOAD_EXT}\n%ernie --fix`;
+  return "%ernie --fix";
 }
 
 /** "ERNIE: Explain / fix this cell" when the cell has no error: the cell's code, sent verbatim. */

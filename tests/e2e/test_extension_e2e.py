@@ -190,46 +190,52 @@ def test_panel_is_marked_and_the_chat_offers_the_three_actions(lab_page: Page, e
         assert block.locator(f'[data-testid="{testid}"]').count() == 1, testid
 
 
-def test_insert_below_puts_the_exact_code_under_the_working_cell(lab_page: Page, e2e_sim: Any) -> None:
+def test_insert_below_puts_the_exact_code_under_the_chats_cell(lab_page: Page, e2e_sim: Any) -> None:
+    """The target is the cell holding the chat, whatever cell was active before (here "x = 1", further down)."""
     e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=5, delay=0.0)
     block = lab_page.ask("write greet again")
     # the finished answer carries its request id (from the transcript) for the inserted cell's provenance
     block.locator("xpath=ancestor::*[@data-request-id]").wait_for(state="attached", timeout=20_000)
-    target = lab_page.sources().index("x = 1")
-    lab_page.activate(target)
-    n = len(lab_page.cells())
+    before = lab_page.sources()
+    lab_page.activate(before.index("x = 1"))  # the last active cell is not the chat's
     block.locator('[data-testid="ernie-insert-below"]').click()
-    lab_page.wait_cells(n + 1)
+    lab_page.wait_cells(len(before) + 1)
     cells = lab_page.cells()
-    assert lab_page.sources()[target + 1] == CODE
-    assert lab_page.sources()[target] == "x = 1"
-    prov = cells[target + 1]["metadata"]["ernie_widget"]
+    assert lab_page.sources() == [before[0], CODE, *before[1:]]
+    prov = cells[1]["metadata"]["ernie_widget"]
     assert prov["source"] == "chat:insert-below"
     assert prov["time"].endswith("Z") and prov["model"]
     assert prov["request_id"].startswith("as-")
-    assert cells[target + 1]["outputs"] == [] and cells[target + 1]["execution_count"] is None
-    assert lab_page.page.evaluate(f"() => {NB}.activeCellIndex") == target + 1
+    assert cells[1]["outputs"] == [] and cells[1]["execution_count"] is None
+    assert lab_page.page.evaluate(f"() => {NB}.activeCellIndex") == 1
+    lab_page.page.evaluate(f"() => {NB}.model.sharedModel.deleteCell(1)")
 
 
-def test_replace_cell_replaces_the_working_cell_not_the_chat(lab_page: Page, e2e_sim: Any) -> None:
-    lab_page.insert(1, "scratch = 'to be replaced'")
+def test_replace_cell_replaces_the_chats_own_cell(lab_page: Page, e2e_sim: Any) -> None:
+    """Replace targets the chat's cell (its source; the outputs, the chat among them, stay), not the active one."""
+    lab_page.insert(1, "scratch = 'not the target'")
     lab_page.activate(1)
     n = len(lab_page.cells())
     e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=9, delay=0.0)
     block = lab_page.ask("replace it")
     block.locator('[data-testid="ernie-replace-cell"]').click()
-    lab_page.page.wait_for_function(f"() => {NB}.model.cells.get(1).sharedModel.getSource() === {json.dumps(CODE)}",
+    lab_page.page.wait_for_function(f"() => {NB}.model.cells.get(0).sharedModel.getSource() === {json.dumps(CODE)}",
                                     timeout=10_000)
     assert len(lab_page.cells()) == n
-    assert lab_page.sources()[0] == CHAT_CELL
-    assert lab_page.cells()[1]["metadata"]["ernie_widget"]["source"] == "chat:replace-cell"
+    assert lab_page.sources()[1] == "scratch = 'not the target'"
+    cells = lab_page.cells()
+    assert cells[0]["metadata"]["ernie_widget"]["source"] == "chat:replace-cell"
+    assert cells[0]["outputs"] and lab_page.page.locator(".ernie-chat").count() >= 1  # the chat is still there
+    # put the fixture's notebook back as it was
+    lab_page.page.evaluate(f"s => {{ {NB}.model.cells.get(0).sharedModel.setSource(s); "
+                           f"{NB}.model.sharedModel.deleteCell(1); }}", CHAT_CELL)
 
 
-def test_run_in_new_cell_runs_it_even_while_the_kernel_is_busy(lab_page: Page, e2e_sim: Any) -> None:
+def test_run_in_new_cell_runs_it_under_the_chat_even_while_the_kernel_is_busy(lab_page: Page, e2e_sim: Any) -> None:
     e2e_sim.set_answer(text=_code_answer(RUN_CODE), chunk_size=4, delay=0.0)
     block = lab_page.ask("print 42")
     sleeper = lab_page.sources().index("import time\ntime.sleep(5)")
-    run_cell(lab_page.page, sleeper)
+    run_cell(lab_page.page, sleeper)  # the sleeper is the active cell now
     lab_page.page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status "
                                     "=== 'busy'", timeout=10_000)
     n = len(lab_page.cells())
@@ -237,12 +243,12 @@ def test_run_in_new_cell_runs_it_even_while_the_kernel_is_busy(lab_page: Page, e
     lab_page.wait_cells(n + 1, timeout=2_000)  # inserted at once, not after the sleep
     assert lab_page.page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status") \
         == "busy"
-    new = lab_page.sources().index(RUN_CODE)
-    assert new == sleeper + 1
+    assert lab_page.sources().index(RUN_CODE) == 1  # right under the chat's cell, not under the active sleeper
     lab_page.page.wait_for_function(
-        f"() => JSON.stringify({NB}.model.cells.get({new}).toJSON().outputs).includes('ran-42')", timeout=30_000)
-    assert lab_page.cells()[new]["metadata"]["ernie_widget"]["source"] == "chat:run-in-new-cell"
+        f"() => JSON.stringify({NB}.model.cells.get(1).toJSON().outputs).includes('ran-42')", timeout=30_000)
+    assert lab_page.cells()[1]["metadata"]["ernie_widget"]["source"] == "chat:run-in-new-cell"
     wait_idle(lab_page.page)
+    lab_page.page.evaluate(f"() => {NB}.model.sharedModel.deleteCell(1)")
 
 
 def test_synthetic_clicks_from_page_script_do_nothing(lab_page: Page, e2e_sim: Any) -> None:
@@ -285,21 +291,22 @@ def test_palette_generate_inserts_and_runs_a_code_cell(lab_page: Page, e2e_sim: 
     dialog = lab_page.page.locator(".jp-Dialog")
     dialog.locator("input").fill("plot {nothing} 正弦")
     dialog.locator(".jp-mod-accept").click()
-    # no cell above loads the extension yet: a load cell, then the %%ernie cell (a cell magic must come first)
-    lab_page.page.wait_for_function(f"() => {NB}.model.cells.length >= {n_cells + 2}", timeout=10_000)
-    assert lab_page.sources()[n_cells:n_cells + 2] == ["%load_ext ernie_widget", "%%ernie -f code\nplot {nothing} 正弦"]
+    # nothing has loaded the extension in this kernel yet: it is loaded silently, no %load_ext cell is written
+    lab_page.page.wait_for_function(f"() => {NB}.model.cells.length >= {n_cells + 1}", timeout=10_000)
+    assert lab_page.sources()[n_cells] == "%%ernie -f code\nplot {nothing} 正弦"
     assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
     assert e2e_sim.chat_requests[n_req].json["messages"][-1]["content"] == "plot {nothing} 正弦"
     lab_page.page.wait_for_function(
-        f"() => JSON.stringify({NB}.model.cells.get({n_cells + 1}).toJSON().outputs).includes('generated')",
+        f"() => JSON.stringify({NB}.model.cells.get({n_cells}).toJSON().outputs).includes('generated')",
         timeout=30_000)
     wait_idle(lab_page.page)
     cells = lab_page.cells()
-    assert [c["metadata"]["ernie_widget"]["source"] for c in cells[n_cells:n_cells + 2]] == ["command:generate"] * 2
-    assert cells[n_cells]["execution_count"] and cells[n_cells + 1]["execution_count"]
+    assert cells[n_cells]["metadata"]["ernie_widget"]["source"] == "command:generate"
+    assert cells[n_cells]["execution_count"]
     # -f code: the kernel puts the generated code in the next cell (set_next_input)
-    lab_page.page.wait_for_function(f"() => {NB}.model.cells.length === {n_cells + 3}", timeout=10_000)
-    assert lab_page.sources()[n_cells + 2] == "print('generated')"
+    lab_page.page.wait_for_function(f"() => {NB}.model.cells.length === {n_cells + 2}", timeout=10_000)
+    assert lab_page.sources()[n_cells + 1] == "print('generated')"
+    assert "%load_ext" not in "\n".join(lab_page.sources())
 
 
 def test_palette_explain_sends_the_cell_code_literally(lab_page: Page, e2e_sim: Any) -> None:
@@ -310,7 +317,7 @@ def test_palette_explain_sends_the_cell_code_literally(lab_page: Page, e2e_sim: 
     n_req = len(e2e_sim.chat_requests)
     e2e_sim.set_answer(text="It prints a dict.", chunk_size=5, delay=0.0)
     lab_page.palette("ERNIE: Explain / fix this cell")
-    lab_page.wait_cells(n + 2)  # a cell above loads the extension now: only the %%ernie cell
+    lab_page.wait_cells(n + 2)  # only the %%ernie cell
     assert lab_page.sources()[n + 1].startswith("%%ernie\nExplain this code:")
     assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
     assert f"```python\n{code}\n```" in e2e_sim.chat_requests[n_req].json["messages"][-1]["content"]
@@ -328,7 +335,7 @@ def test_palette_fix_runs_ernie_fix_for_the_failed_cell(lab_page: Page, e2e_sim:
     lab_page.activate(n)
     lab_page.palette("ERNIE: Explain / fix this cell")
     lab_page.wait_cells(n + 2)
-    assert lab_page.sources()[n + 1] == "%load_ext ernie_widget\n%ernie --fix"
+    assert lab_page.sources()[n + 1] == "%ernie --fix"
     assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
     sent = e2e_sim.chat_requests[n_req].json["messages"][-1]["content"]
     assert "ZeroDivisionError" in sent and "1 / 0" in sent
@@ -341,7 +348,7 @@ def test_palette_open_chat_inserts_a_working_chat(lab_page: Page, e2e_sim: Any) 
     lab_page.activate(n - 1)
     lab_page.palette("ERNIE: Open chat")
     lab_page.wait_cells(n + 1)
-    assert lab_page.sources()[n] == "%load_ext ernie_widget\nfrom ernie_widget import ErnieChat\nErnieChat()"
+    assert lab_page.sources()[n] == "from ernie_widget import ErnieChat\nErnieChat()"
     lab_page.page.wait_for_function(f"() => document.querySelectorAll('.ernie-chat').length > {chats}",
                                     timeout=30_000)
     wait_idle(lab_page.page)
@@ -349,6 +356,87 @@ def test_palette_open_chat_inserts_a_working_chat(lab_page: Page, e2e_sim: Any) 
     e2e_sim.set_answer(text=_code_answer("z = 3"), chunk_size=5, delay=0.0)
     block = lab_page.ask("z")
     assert block.locator('[data-testid="ernie-insert-below"]').count() == 1
+
+
+def test_explain_adds_no_load_cell_when_the_kernel_has_the_extension(browser: Any, ext_lab: JupyterServer,
+                                                                     e2e_sim: Any) -> None:
+    """A notebook whose kernel loaded ernie_widget without a `%load_ext` line in view (so the notebook's text cannot
+    tell): Explain writes only its `%%ernie` cell, and nothing prints "already loaded"."""
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = Page(context.new_page())
+    try:
+        load = "get_ipython().extension_manager.load_extension('ernie_widget')"
+        write_notebook(ext_lab.root / "loaded.ipynb", [load, "y = 2 ** 10"])
+        open_notebook(page.page, ext_lab, "loaded.ipynb", "loaded")
+        run_cell(page.page, 0)
+        wait_idle(page.page)
+        n_req = len(e2e_sim.chat_requests)
+        e2e_sim.set_answer(text="It sets y.", chunk_size=5, delay=0.0)
+        page.activate(1)
+        page.palette("ERNIE: Explain / fix this cell")
+        page.wait_cells(3)
+        assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
+        page.page.wait_for_function(f"() => JSON.stringify({NB}.model.cells.get(2).toJSON().outputs).includes('sets y')",
+                                    timeout=30_000)
+        wait_idle(page.page)
+        sources = page.sources()
+        assert sources[:2] == [load, "y = 2 ** 10"] and sources[2].startswith("%%ernie\nExplain this code:")
+        assert "already loaded" not in json.dumps(page.cells())
+        assert page.errors == []
+    finally:
+        context.close()
+
+
+def test_keyboard_shortcuts_run_the_commands_in_command_mode(lab_page: Page, e2e_sim: Any) -> None:
+    """E E explains / fixes the cell, E C opens a chat, E G asks for a prompt; typed in a cell editor they stay text."""
+    page = lab_page.page
+    bound = page.evaluate("() => window.jupyterapp.commands.keyBindings.filter(b => b.command.startsWith("
+                          "'ernie-widget:')).map(b => [b.command, b.keys.join(' ')])")
+    assert sorted(bound) == sorted([["ernie-widget:generate-code", "E G"], ["ernie-widget:explain-cell", "E E"],
+                                    ["ernie-widget:open-chat", "E C"], ["ernie-widget:open-chat-beside", "E S"]])
+    n = len(lab_page.cells())
+    lab_page.insert(n, "answer = 6 * 7")
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(n)
+
+    def command_mode() -> None:
+        cell.locator(".jp-InputArea-prompt").click()
+        page.keyboard.press("Escape")
+        page.wait_for_function(f"() => {NB}.mode === 'command' && {NB}.activeCellIndex === {n}", timeout=5_000)
+
+    # typed in the editor (edit mode), "ee" is text, not a command
+    cell.locator(".cm-content").click()
+    page.keyboard.type("ee")
+    page.wait_for_timeout(300)
+    assert len(lab_page.cells()) == n + 1
+    lab_page.page.evaluate(f"() => {NB}.model.cells.get({n}).sharedModel.setSource('answer = 6 * 7')")
+
+    n_req = len(e2e_sim.chat_requests)
+    e2e_sim.set_answer(text="It multiplies.", chunk_size=5, delay=0.0)
+    command_mode()
+    page.keyboard.press("e")
+    page.keyboard.press("e")
+    lab_page.wait_cells(n + 2)
+    assert lab_page.sources()[n + 1].startswith("%%ernie\nExplain this code:")
+    assert e2e_sim.wait_for(lambda: len(e2e_sim.chat_requests) > n_req, timeout=30)
+    wait_idle(page)
+
+    command_mode()
+    page.keyboard.press("e")
+    page.keyboard.press("g")
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(state="visible", timeout=5_000)
+    assert "ERNIE: Generate code" in dialog.text_content()
+    dialog.locator(".jp-mod-reject").click()
+    dialog.wait_for(state="detached", timeout=5_000)
+
+    chats = page.locator(".ernie-chat").count()
+    command_mode()
+    page.keyboard.press("e")
+    page.keyboard.press("c")
+    lab_page.wait_cells(n + 3)
+    assert lab_page.sources()[n + 1] == "from ernie_widget import ErnieChat\nErnieChat()"
+    page.wait_for_function(f"() => document.querySelectorAll('.ernie-chat').length > {chats}", timeout=30_000)
+    wait_idle(page)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -478,15 +566,16 @@ def test_notebook7_buttons_commands_and_synthetic_clicks(browser: Any, nb7: Jupy
         e2e_sim.set_answer(text=_code_answer(CODE), chunk_size=6, delay=0.0)
         block = page.ask("greet")
 
-        page.activate(1)
+        page.activate(1)  # the buttons act on the chat's cell, not on the active one
         block.locator('[data-testid="ernie-insert-below"]').click()
         page.wait_cells(3)
-        assert page.sources() == [CHAT_CELL, "x = 1", CODE]
+        assert page.sources() == [CHAT_CELL, CODE, "x = 1"]
 
-        page.activate(1)
+        page.activate(2)
         block.locator('[data-testid="ernie-replace-cell"]').click()
-        page.page.wait_for_function(f"() => {NB}.model.cells.get(1).sharedModel.getSource() === {json.dumps(CODE)}",
+        page.page.wait_for_function(f"() => {NB}.model.cells.get(0).sharedModel.getSource() === {json.dumps(CODE)}",
                                     timeout=10_000)
+        assert page.sources() == [CODE, CODE, "x = 1"]
 
         before = page.cells()
         page.page.evaluate("""() => {
