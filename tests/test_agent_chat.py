@@ -465,3 +465,21 @@ def test_history_repairs_tool_rounds_and_delete_removes_a_whole_agent_exchange()
     assert [m["content"] for m in conv.messages] == ["lost", "q2", "a2", "q3"]
     conv.delete_turn(2)
     assert [m["content"] for m in conv.messages] == ["lost", "q3"]
+
+
+def test_tool_output_is_text_in_the_transcript(make, sim, sent: Sent) -> None:
+    chat = make(agent=False, auto_approve=True)
+
+    @chat.tool
+    def fetch_page() -> str:
+        """Fetch a page."""
+        return "</details><script>alert(1)</script><img src=x onerror=alert(2)> ~~~ ```"
+
+    sim.push(Answer(tool_calls=[{"name": "fetch_page", "arguments": {}}]), Answer(text="done"))
+    chat.ask("抓取").wait(15)
+    assert "<script>" in steps(sent)[-1]["result"]  # the view gets the text as it is: it renders text, never HTML
+    markdown = chat.to_markdown()
+    assert "fetch" in markdown and "完成 / done" in markdown
+    html = chat.transcript()._repr_mimebundle_()["text/html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html and "<img" not in html
