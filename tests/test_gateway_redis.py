@@ -56,3 +56,24 @@ def test_two_replicas_share_one_limit_and_budget(ernie_simulator: ErnieSimulator
     lines = [json.loads(line) for gw in (a, b) for line in gw.output().splitlines() if line.startswith("{")]
     assert sorted(r["status"] for r in lines) == [200, 200, 200, 200, 429, 429, 429]
     assert {r["user"] for r in lines} == {"pat", "quinn"}
+
+
+def test_concurrent_requests_on_two_replicas_cannot_overspend_a_shared_budget(
+        ernie_simulator: ErnieSimulator, redis_url: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis
+
+    keys = KeyStore(tmp_path / "keys.sqlite3")
+    key = keys.add("rhea", daily_tokens=60)
+    keys.close()
+    ernie_simulator.set_answer(text="x" * 45, chunk_size=5, delay=0.05)  # ~49 tokens, ~0.5 s
+    args = ["--provider", "openai", "--base-url", ernie_simulator.base_url("openai"),
+            "--keys", str(tmp_path / "keys.sqlite3"), "--redis", redis_url]
+    a, b = GatewayProcess(args).launch(), GatewayProcess(args).launch()
+    with a, b, httpx.Client(timeout=30) as client, ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(lambda i: _ask(client, (a, b)[i % 2], key).status_code, range(8)))
+    assert codes == [200] + [429] * 7
+    r = redis.Redis.from_url(redis_url)
+    used = sum(int(r.get(k) or 0) for k in r.scan_iter("*daily*key:rhea*"))
+    assert 40 <= used <= 60  # the reservation was replaced by the real usage, within the budget
