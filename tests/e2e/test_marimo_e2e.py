@@ -4,7 +4,9 @@ protocol simulator (the same environment the Jupyter servers get, tests/e2e/conf
 What it proves: the anywidget bundle loads in marimo's front end; a question typed in the chat reaches the model
 and its answer streams back into the view (custom messages both ways); `await chat.ask(...)` in a marimo cell (an
 `async` cell on marimo's own event loop, while the chat's stream runs on the package's private loop) returns the
-stored answer.
+stored answer; the widget's stylesheet applies inside marimo's shadow root and turns dark with a dark system theme.
+Not covered: marimo's own theme setting forced to dark on a light system (the widget follows JupyterLab's
+variables or `prefers-color-scheme`, and marimo sets neither then).
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ async def _(chat, mo):
 if __name__ == "__main__":
     app.run()
 '''
+
+
+def _luminance(css_rgb: str) -> float:
+    """0..1 brightness of an `rgb(r, g, b)` / `rgba(...)` colour."""
+    r, g, b = (int(float(x)) for x in css_rgb[css_rgb.index("(") + 1:css_rgb.index(")")].split(",")[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
 
 
 class MarimoServer:
@@ -122,6 +130,15 @@ def test_ernie_chat_in_marimo(browser: Any, marimo_server: MarimoServer, e2e_sim
         assert e2e_sim.chat_requests[n_req].json["messages"][-1]["content"] == "typed in marimo 你好"
         chat.filter(has_text="typed-answer 第二个回答").wait_for(timeout=30_000)
         page.locator('[data-testid="ernie-send"]').wait_for(state="visible", timeout=30_000)
+
+        # the widget's stylesheet reached marimo's shadow root, and follows a dark system theme as marimo does
+        style = "el => { const s = getComputedStyle(el); return [s.display, s.borderRadius, s.backgroundColor]; }"
+        display, radius, light_bg = chat.evaluate(style)
+        assert (display, radius) == ("flex", "8px")
+        page.emulate_media(color_scheme="dark")
+        page.wait_for_timeout(300)
+        dark_bg = chat.evaluate(style)[2]
+        assert _luminance(light_bg) > 0.8 and _luminance(dark_bg) < 0.3, (light_bg, dark_bg)
         assert errors == []
     finally:
         context.close()
