@@ -6,6 +6,7 @@ JupyterLab's MathJax (run with its SafeHandler) typesets it; other front ends sh
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -14,7 +15,7 @@ from markdown_it.rules_block import StateBlock
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 
-__all__ = ["math_plugin"]
+__all__ = ["LAYOUT_TEX", "math_html", "math_plugin"]
 
 _MATH_SEARCH_LIMIT = 5_000  # bound the closing-delimiter search, so many stray "$" or "\(" stay cheap
 
@@ -116,16 +117,34 @@ def math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) 
     return True
 
 
+#: TeX that moves or paints outside its own box. MathJax in JupyterLab has no containment we can add (no style in
+#: outputs): ``\\rlap{\\rule{40em}{2em}}`` covered the following words, ``\\raisebox`` with ``\\color{white}`` erased the
+#: paragraph above and drew fake text in its place. Such math is shown as its source (code), visibly.
+LAYOUT_TEX = re.compile(
+    r"\\(?:[rlc]lap|math[rlc]lap|raisebox|smash|rule|kern|mkern|hskip|hspace|mspace|mskip|moveleft|moveright|raise"
+    r"|lower|bbox|style|class|cssId|href|unicode|require|mmlToken)(?![A-Za-z])"
+)
+
+
+def math_html(tex: str, *, display: bool) -> str:
+    """A math element MathJax typesets (``mathjax_process``, inside an output marked ``mathjax_ignore``), isolated
+    for bidi (``<bdi>``); TeX that could paint outside its box is shown as its source in ``<code>`` instead."""
+    if LAYOUT_TEX.search(tex):
+        code = f'<code class="ernie-math-source">{escapeHtml(tex)}</code>'
+        return f'<div class="ernie-math-source"><bdi>{code}</bdi></div>' if display else f"<bdi>{code}</bdi>"
+    if display:
+        return f'<div class="ernie-math ernie-math-display mathjax_process"><bdi>{escapeHtml(tex)}</bdi></div>'
+    return f'<bdi><span class="ernie-math mathjax_process">{escapeHtml(tex)}</span></bdi>'
+
+
 def render_math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
     token = tokens[idx]
-    tex = token.markup + token.content + token.info
-    return f'<span class="ernie-math">{escapeHtml(tex)}</span>'
+    return math_html(token.markup + token.content + token.info, display=False)
 
 
 def render_math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
     token = tokens[idx]
-    tex = f"{token.markup}\n{token.content}\n{token.info}"
-    return f'<div class="ernie-math ernie-math-display">{escapeHtml(tex)}</div>\n'
+    return math_html(f"{token.markup}\n{token.content}\n{token.info}", display=True) + "\n"
 
 
 def math_plugin(md: MarkdownIt) -> None:

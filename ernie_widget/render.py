@@ -36,7 +36,7 @@ from markdown_it.token import Token
 from mdit_py_cjk_friendly import cjk_friendly
 
 from .markdown_guards import guard_links
-from .markdown_math import math_plugin
+from .markdown_math import math_html, math_plugin
 
 __all__ = [
     "FORMATS",
@@ -87,10 +87,11 @@ _ATTRIBUTES = {
 # to dress model text up as UI. Ours are prefixed; pygments' are 1–3 letters plus a digit.
 _CLASS_RULES = {
     "a": re.compile(r"ernie-[a-z0-9-]{1,40}"),
-    "code": re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}"),
+    "code": re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}|ernie-math-source"),
     "pre": re.compile(r"ernie-[a-z0-9-]{1,40}|highlight"),
-    "div": re.compile(r"ernie-[a-z0-9-]{1,40}"),
-    "span": re.compile(r"ernie-[a-z0-9-]{1,40}|[a-z]{1,3}[0-9]?"),
+    # mathjax_process: MathJax typesets only our math elements (the output is mathjax_ignore), see bundle()
+    "div": re.compile(r"ernie-[a-z0-9-]{1,40}|mathjax_process"),
+    "span": re.compile(r"ernie-[a-z0-9-]{1,40}|[a-z]{1,3}[0-9]?|mathjax_process"),
 }
 _NUMERIC = re.compile(r"[0-9]{1,6}")
 # absolute http(s) with a host: "http:hit" or "http:/logout" would resolve against the Jupyter page's own origin,
@@ -167,6 +168,19 @@ def _render_fence(self: Any, tokens: list[Token], idx: int, options: Any, env: A
     return _code_html(token.content, _language(token.info), highlight=highlight) + "\n"
 
 
+def _render_link_open(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    # The link's text in <bdi>: a bidi override in it (U+202E "gpj.exe") reverses only the link, not the paragraph
+    return self.renderToken(tokens, idx, options, env) + "<bdi>"
+
+
+def _render_link_close(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    return "</bdi>" + self.renderToken(tokens, idx, options, env)
+
+
+def _render_code_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    return f"<bdi><code>{escapeHtml(tokens[idx].content)}</code></bdi>"
+
+
 def _render_cell_open(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
     # markdown-it writes style="text-align:…"; style attributes are not allowed, `align` still works.
     token = tokens[idx]
@@ -232,6 +246,9 @@ def _markdown() -> MarkdownIt:
     md.core.ruler.push("ernie_citations", _citations)
     md.add_render_rule("ernie_cite", _render_cite)
     md.add_render_rule("image", _render_image)
+    md.add_render_rule("link_open", _render_link_open)
+    md.add_render_rule("link_close", _render_link_close)
+    md.add_render_rule("code_inline", _render_code_inline)
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("th_open", _render_cell_open)
     md.add_render_rule("td_open", _render_cell_open)
@@ -490,12 +507,14 @@ def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = F
         tex = _latex_source(text)
         # A div, not a <pre>: JupyterLab's MathJax skips <pre> but typesets this (safely, with its
         # SafeHandler); elsewhere the escaped TeX shows as text.
-        inner = f'<div class="ernie-math ernie-math-display">{html.escape(tex, quote=False)}</div>'
+        inner = math_html(tex, display=True)
         if "<" not in tex and ">" not in tex:
             data["text/latex"] = tex
     else:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    classes = f"ernie-output ernie-{fmt}" + (" ernie-streaming" if streaming else "")
+    # mathjax_ignore: JupyterLab's MathJax typesets only our math elements (mathjax_process), never a "$…$" that the
+    # renderer left as text (in a link, past the search bound) — only math the layout filter has seen is typeset
+    classes = f"ernie-output ernie-{fmt} mathjax_ignore" + (" ernie-streaming" if streaming else "")
     style = f"<style>{HIGHLIGHT_CSS}</style>" if 'class="ernie-code highlight"' in inner else ""
     data["text/html"] = f'<div class="{classes}">{style}{inner}</div>'
     data["text/plain"] = plain + (f"\n\n{sources_plain(sources)}" if sources and fmt in ("markdown", "text") else "")

@@ -298,9 +298,9 @@ def test_ordered_list_start_is_kept():
 
 def test_inline_and_display_math_stay_escaped_text():
     html = render_markdown("Euler: $e^{i\\pi}+1=0$ and $a<b$.\n\n$$\n\\sum_{k=1}^n k\n$$")
-    assert '<span class="ernie-math">$e^{i\\pi}+1=0$</span>' in html
-    assert '<span class="ernie-math">$a&lt;b$</span>' in html
-    assert '<div class="ernie-math ernie-math-display">$$\n\\sum_{k=1}^n k\n$$</div>' in html
+    assert '<span class="ernie-math mathjax_process">$e^{i\\pi}+1=0$</span>' in html
+    assert '<span class="ernie-math mathjax_process">$a&lt;b$</span>' in html
+    assert '<div class="ernie-math ernie-math-display mathjax_process"><bdi>$$\n\\sum_{k=1}^n k\n$$</bdi></div>' in html
 
 
 def test_math_is_not_parsed_as_markdown():
@@ -317,8 +317,8 @@ def test_display_math_may_contain_blank_lines():
 
 def test_latex_bracket_delimiters():
     html = render_markdown("inline \\(x^2\\) and \\[y^2\\]")
-    assert '<span class="ernie-math">\\(x^2\\)</span>' in html
-    assert '<span class="ernie-math">\\[y^2\\]</span>' in html
+    assert '<span class="ernie-math mathjax_process">\\(x^2\\)</span>' in html
+    assert '<span class="ernie-math mathjax_process">\\[y^2\\]</span>' in html
 
 
 @pytest.mark.parametrize("text", ["It costs $5 and $10.", "US$5, or $ 6", "price: $5.99 vs $6"])
@@ -432,7 +432,7 @@ def test_markdown_bundle():
     data = bundle("# 标题\n\n**粗体**", "markdown")
     assert set(data) == {"text/html", "text/plain"}
     assert data["text/plain"] == "# 标题\n\n**粗体**"
-    assert data["text/html"].startswith('<div class="ernie-output ernie-markdown"><h1>标题</h1>')
+    assert data["text/html"].startswith('<div class="ernie-output ernie-markdown mathjax_ignore"><h1>标题</h1>')
     assert bundle("x", "md") == {
         "text/html": bundle("x", "markdown")["text/html"],
         "text/plain": "x",
@@ -443,7 +443,7 @@ def test_text_bundle_is_escaped_pre():
     data = bundle("a < b\n  c", "text")
     assert (
         data["text/html"]
-        == '<div class="ernie-output ernie-text"><pre class="ernie-text">a &lt; b\n  c</pre></div>'
+        == '<div class="ernie-output ernie-text mathjax_ignore"><pre class="ernie-text">a &lt; b\n  c</pre></div>'
     )
 
 
@@ -451,7 +451,7 @@ def test_code_bundle_uses_extracted_code_and_adds_scoped_style():
     data = bundle("Sure!\n```python\nx = 1\n```\nDone.", "code")
     assert data["text/plain"] == "x = 1"
     html = data["text/html"]
-    assert html.startswith(f'<div class="ernie-output ernie-code"><style>{HIGHLIGHT_CSS}</style>')
+    assert html.startswith(f'<div class="ernie-output ernie-code mathjax_ignore"><style>{HIGHLIGHT_CSS}</style>')
     # The stylesheet only ever targets our own output.
     selectors = re.findall(r"([^{}]+)\{", HIGHLIGHT_CSS)
     assert selectors and all(sel.startswith(".ernie-output pre.highlight :is(") for sel in selectors)
@@ -460,7 +460,7 @@ def test_code_bundle_uses_extracted_code_and_adds_scoped_style():
 def test_streaming_bundle_skips_highlighting():
     data = bundle("```python\nx = 1\n", "code", streaming=True)
     assert "<style>" not in data["text/html"]
-    assert 'class="ernie-output ernie-code ernie-streaming"' in data["text/html"]
+    assert 'class="ernie-output ernie-code mathjax_ignore ernie-streaming"' in data["text/html"]
     assert data["text/plain"] == "x = 1"
 
 
@@ -487,7 +487,7 @@ def test_math_bundle_adds_latex_only_without_angle_brackets():
     data = bundle("E = mc^2", "math")
     assert data["text/latex"] == "$$\nE = mc^2\n$$"
     assert data["text/plain"] == "E = mc^2"
-    assert '<div class="ernie-math ernie-math-display">$$\nE = mc^2\n$$</div>' in data["text/html"]
+    assert '<div class="ernie-math ernie-math-display mathjax_process"><bdi>$$\nE = mc^2\n$$</bdi></div>' in data["text/html"]
     assert bundle("$$a \\le b$$", "math")["text/latex"] == "$$a \\le b$$"
     risky = bundle("a < b", "math")
     assert "text/latex" not in risky

@@ -107,3 +107,41 @@ def test_bundle_uses_the_streamed_html_and_final_render_is_whole() -> None:
         bundle(text, "markdown", streaming=True, rendered=streamed)["text/html"]
         == bundle(text, "markdown", streaming=True)["text/html"]
     )
+
+
+def test_bidi_controls_stay_in_their_element() -> None:
+    html = render_markdown(
+        "[\u202egpj.exe](https://e.example/) `\u202ecode` $\\text{\u202eabc}$ <https://e.example/\u202ex> after"
+    )
+    assert "<bdi>\u202egpj.exe</bdi></a>" in html
+    assert "<bdi><code>\u202ecode</code></bdi>" in html
+    assert '<bdi><span class="ernie-math mathjax_process">$\\text{\u202eabc}$</span></bdi>' in html
+    assert html.count("<bdi>") == 4 and html.count("</bdi>") == 4
+
+
+@pytest.mark.parametrize(
+    "tex",
+    [
+        "\\rlap{\\rule{40em}{1.6em}}",
+        "\\raisebox{3em}{\\color{white}x}",
+        "\\mathrlap{xx}",
+        "\\smash{x}",
+        "\\kern-20em x",
+        "\\hspace{-9em}",
+        "\\llap{y}",
+        "\\style{color:red}{x}",
+    ],
+)
+def test_tex_that_paints_outside_its_box_is_shown_as_source(tex: str) -> None:
+    for text in (f"a ${tex}$ b", f"$$\n{tex}\n$$"):
+        html = render_markdown(text)
+        assert "mathjax_process" not in html and 'class="ernie-math-source"' in html, html
+    data = bundle(tex, "math")
+    assert "mathjax_process" not in data["text/html"]
+
+
+def test_only_our_math_elements_are_typeset_by_mathjax() -> None:
+    html = bundle("see [$\\rlap{x}$](https://e.example/) and $x^2$", "markdown")["text/html"]
+    assert html.startswith('<div class="ernie-output ernie-markdown mathjax_ignore">')
+    assert html.count("mathjax_process") == 1  # the "$…$" in the link's text is not math: MathJax skips it
+    assert "\\color{red}" in bundle("$\\color{red}{x}$", "markdown")["text/html"]  # colour alone is fine
