@@ -136,11 +136,13 @@ class GatewayProcess:
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, as an orchestrator stops it: answers in flight get ``--shutdown-grace`` (10 s) to finish,
+        so the wait is longer than that; a process still running after ``timeout`` is killed."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
