@@ -11,6 +11,11 @@
 Auth is per-user API keys (HMAC-SHA256 digests in SQLite, `keys`) or JWT bearer tokens (`auth`);
 per-user RPM/TPM and daily token budgets answer 429 + Retry-After (`quotas`), shared by replicas with
 ``--redis``. Needs ``pip install 'ernie-widget[gateway]'``.
+
+Every request is answered in the API's shape: a malformed body is a 400 naming the parameter
+(`openai_wire`), a bug a 500 JSON error or an ``internal_error`` event, never a traceback or a silent
+end. ``serve`` bounds unauthenticated clients (``--header-timeout``, ``--max-connections``,
+``--ws-max-size``) and drains on SIGTERM (``--shutdown-grace``): see `cli`.
 """
 
 from __future__ import annotations
