@@ -3,7 +3,7 @@
 The text is rendered in the kernel (`render.bundle`: sanitized HTML) and redrawn through one display id at most
 every ``update_interval`` seconds, and never more often than twice the last update's render time (a slow render
 cannot keep the kernel busy). While streaming, a markdown answer is rendered incrementally (finished blocks once,
-`render_stream.StreamRenderer`); the final display is a whole render; the final display carries the answer's provenance in its
+`render_stream.StreamRenderer`); the final display is a whole render and carries the answer's provenance in its
 metadata. Web sources (``--search``) are drawn under the answer as soon as they arrive. An interrupt (Ctrl+C, "Interrupt kernel") cancels the request and keeps the partial answer.
 """
 
