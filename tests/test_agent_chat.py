@@ -483,3 +483,117 @@ def test_tool_output_is_text_in_the_transcript(make, sim, sent: Sent) -> None:
     html = chat.transcript()._repr_mimebundle_()["text/html"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html and "<img" not in html
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# in a real ipykernel: a question and its approval arrive as a view's comm messages (on a thread of their own, as
+# on a kernel subshell) while no cell runs, so the tools reach the main thread through the kernel's own loop
+
+KERNEL_SETUP = r'''
+import json, os, threading, time
+import pandas as pd
+from ernie_widget import ErnieChat
+df = pd.DataFrame({"x": [1, 2, 3]})
+chat = ErnieChat(agent=True)
+steps = []
+_send = chat.send
+def _spy(content, buffers=None):
+    if isinstance(content, dict) and content.get("type") == "tool_step":
+        steps.append(content)
+    return _send(content, buffers)
+chat.send = _spy
+
+def view(content):
+    chat._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+
+def until(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("waited too long")
+        time.sleep(0.01)
+
+def scenario(name, fn):
+    def work():
+        time.sleep(0.3)  # the cell that started this has ended
+        try:
+            item = fn()
+        except BaseException as exc:
+            item = {"raised": repr(exc), "status": chat.status, "steps": [x["status"] for x in steps],
+                    "messages": [(m["role"], m.get("content", "")[:200]) for m in chat.messages]}
+        with open(name + ".tmp", "w") as f:
+            json.dump(item, f)
+        os.replace(name + ".tmp", name)
+    threading.Thread(target=work, name="view", daemon=True).start()
+
+def approve_and_answer():
+    view({"type": "ask", "text": "df 多大？"})
+    until(lambda: any(s["status"] == "waiting" for s in steps))
+    waiting = [s for s in steps if s["status"] == "waiting"][0]
+    view({"type": "approve", "call_id": waiting["call_id"], "sha256": waiting["sha256"], "decision": "run"})
+    until(lambda: chat.status == "idle" and len(chat.messages) >= 4)
+    return {"made_by_agent": globals().get("made_by_agent"), "statuses": [s["status"] for s in steps],
+            "answer": chat.messages[-1]["content"], "result": chat.messages[2]["content"]}
+
+def stop_a_sleep():
+    steps.clear()
+    chat.auto_approve = True
+    view({"type": "ask", "text": "睡一会"})
+    until(lambda: any(s["status"] == "running" for s in steps))
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    view({"type": "stop"})
+    until(lambda: chat.status == "idle")
+    return {"seconds": time.monotonic() - t0, "status": chat.messages[-1]["status"],
+            "statuses": [s["status"] for s in steps]}
+'''
+
+
+@pytest.fixture(scope="module")
+def real_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Any]]:
+    from ernie_widget.testing import ErnieSimulator
+    from tests.test_kernel import Kernel
+
+    workdir = tmp_path_factory.mktemp("agent-chat-kernel")
+    with ErnieSimulator() as simulator:
+        k = Kernel(simulator, workdir)
+        try:
+            reply, _ = k.run(KERNEL_SETUP)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            yield k, simulator, workdir
+        finally:
+            k.close()
+
+
+def _kernel_scenario(real_kernel: tuple[Any, Any, Any], name: str) -> dict[str, Any]:
+    k, _sim, workdir = real_kernel
+    reply, _ = k.run(f"scenario({name!r}, {name})")
+    assert reply["content"]["status"] == "ok", reply["content"]
+    path = workdir / name
+    wait_for(path.exists, timeout=40)
+    return json.loads(path.read_text())
+
+
+@pytest.mark.kernel
+def test_in_a_real_kernel_the_view_asks_approves_and_the_tool_runs_on_the_main_thread(real_kernel) -> None:
+    _k, simulator, _ = real_kernel
+    simulator.push(Answer(tool_calls=[{"name": "run_python", "arguments": {
+                       "code": "import threading\nmade_by_agent = threading.current_thread().name\ndf.shape"}}]),
+                   Answer(text="3 行 1 列"))
+    r = _kernel_scenario(real_kernel, "approve_and_answer")
+    assert r.get("made_by_agent") == "MainThread", r
+    assert r["statuses"] == ["waiting", "running", "done"] and r["result"] == "Out: (3, 1)"
+    assert r["answer"] == "3 行 1 列"
+
+
+@pytest.mark.kernel
+def test_in_a_real_kernel_stop_from_the_view_interrupts_a_sleeping_tool(real_kernel) -> None:
+    _k, simulator, _ = real_kernel
+    simulator.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "import time\ntime.sleep(30)"}}]),
+                   Answer(text="never asked"))
+    r = _kernel_scenario(real_kernel, "stop_a_sleep")
+    assert "raised" not in r, r
+    assert r["seconds"] < 2 and r["status"] == "stopped" and r["statuses"][-1] == "failed", r
+    k, _, _ = real_kernel
+    reply, _ = k.run("print(1 + 1)")  # the kernel is healthy afterwards
+    assert reply["content"]["status"] == "ok"

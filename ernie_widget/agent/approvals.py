@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,13 +62,17 @@ class Approvals:
     def pending(self) -> Pending | None:
         return self._pending
 
-    async def wait(self, call_id: str, name: str, code: str, *, code_is_python: bool) -> Decision:
-        """Wait (on the running loop) until a valid decision for this call arrives."""
+    async def wait(self, call_id: str, name: str, code: str, *, code_is_python: bool,
+                   announce: Callable[[], None] | None = None) -> Decision:
+        """Wait (on the running loop) until a valid decision for this call arrives. ``announce()`` runs once the
+        call can be decided (a view that answers the announcement at once is not refused)."""
         loop = asyncio.get_running_loop()
         pending = Pending(call_id, name, code, sha256_of(code), code_is_python, loop.create_future(), loop)
         with self._lock:
             self._pending = pending
         try:
+            if announce is not None:
+                announce()
             return await pending.future
         finally:
             with self._lock:

@@ -185,8 +185,8 @@ class _Run:
         if call.name in self.tools._read_only or self.tools._auto_approve():
             self._step(call, "running", code)
             return True
-        self._step(call, "waiting", code)
-        decision = await self.tools.approvals.wait(self.key(call.id), call.name, code, code_is_python=is_python)
+        decision = await self.tools.approvals.wait(self.key(call.id), call.name, code, code_is_python=is_python,
+                                                   announce=lambda: self._step(call, "waiting", code))
         if decision.choice == "skip":
             return False
         if decision.choice == "edit" and decision.code is not None:
