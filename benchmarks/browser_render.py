@@ -83,7 +83,8 @@ ADVERSE = """([text, chunk]) => {
   const restored = document.createElement("div");
   restored.className = "ernie-answer";
   host.append(restored);
-  const r2 = new IncrementalRenderer(restored, { schedule: (f) => f() });
+  // as a view shows a stored answer: replace() schedules a frame, finish() renders at once (the frame finds nothing)
+  const r2 = new IncrementalRenderer(restored, { schedule: () => {} });
   r2.replace(text);
   r2.finish();
   void restored.getBoundingClientRect().height;
