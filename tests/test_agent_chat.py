@@ -597,3 +597,26 @@ def test_in_a_real_kernel_stop_from_the_view_interrupts_a_sleeping_tool(real_ker
     k, _, _ = real_kernel
     reply, _ = k.run("print(1 + 1)")  # the kernel is healthy afterwards
     assert reply["content"]["status"] == "ok"
+
+
+def test_editing_a_user_tools_arguments(make, sim, sent: Sent) -> None:
+    chat = make(agent=False)
+
+    @chat.tool
+    def double(x: int) -> int:
+        """Double x."""
+        return 2 * x
+
+    sim.push(Answer(tool_calls=[{"name": "double", "arguments": {"x": 2}}]), Answer(text="10"))
+
+    def edit(step: dict[str, Any]) -> None:
+        assert json.loads(step["code_or_arguments"]) == {"x": 2}
+        with pytest.raises(ErnieError, match="JSON"):
+            chat.approve(code="x = 5")  # another tool's arguments are edited as a JSON object
+        chat.approve(step["call_id"], code='{"x": 5}')
+
+    errors = in_thread(edit, sent=sent)
+    chat.ask("double 2").wait(15)
+    assert not errors, errors
+    assert last_messages(sim)[-1]["content"].endswith("\n10")
+    assert steps(sent)[-1]["status"] == "done" and steps(sent)[-1]["sha256"] == sha256_of('{"x": 5}')
