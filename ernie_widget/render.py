@@ -308,15 +308,17 @@ _ONE_MARKER = re.compile(r"[ \t]*(?:[-*+>]|\d{1,9}[.)])(?=[ \t]|$)")
 
 
 def limit_nesting(text: str) -> str:
-    """Escape container markers past MAX_LINE_NESTING on one line: past markdown-it's nesting limit (fifty "- " on
-    a line) the parser stopped and the rest of the answer vanished without a sign. Line-local, like the widget's."""
+    """Show a line with more than MAX_LINE_NESTING container markers as text (its first marker escaped): past
+    markdown-it's nesting limit (fifty "- " on a line) the parser stopped and the rest of the answer vanished without a
+    sign. Line-local, like the widget's."""
 
     def fix(match: re.Match[str]) -> str:
         markers = _ONE_MARKER.findall(match.group(0))
         if len(markers) <= MAX_LINE_NESTING:
             return match.group(0)
-        kept = "".join(markers[:MAX_LINE_NESTING])
-        return kept + "".join(re.sub(r"([-*+>.)])$", r"\\\1", m) for m in markers[MAX_LINE_NESTING:])
+        # the whole line is text (its first marker escaped): 24 nested lists per line made 100 k characters of such
+        # lines cost seconds per render, and no real answer nests a line that deep (as the widget's limitNesting)
+        return re.sub(r"([-*+>.)])$", r"\\\1", markers[0]) + "".join(markers[1:])
 
     return _MARKERS.sub(fix, text)
 

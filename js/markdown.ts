@@ -132,8 +132,8 @@ const MARKER = /[ \t]*(?:[-*+>]|\d{1,9}[.)])(?=[ \t]|$)/y;
 
 /**
  * Past markdown-it's nesting limit (maxNesting 100: fifty "- " on one line) the parser stops and everything
- * after that line vanished from the answer without a sign. Markers beyond MAX_LINE_NESTING on one line are
- * escaped, so they show as text and the rest of the answer still renders. Line-local (no line is added or
+ * after that line vanished from the answer without a sign. A line with more than MAX_LINE_NESTING markers is
+ * shown as text (its first marker escaped), so the rest of the answer still renders. Line-local (no line is added or
  * removed), so the incremental renderer's line-based block boundaries are unchanged.
  */
 export function limitNesting(text: string): string {
@@ -151,12 +151,11 @@ export function limitNesting(text: string): string {
       count++;
     }
     if (count <= MAX_LINE_NESTING) return line;
-    let out = line.slice(0, markers[MAX_LINE_NESTING][0]);
-    for (const [start, end] of markers.slice(MAX_LINE_NESTING)) {
-      const marker = line.slice(start, end);
-      out += marker.replace(/([-*+>.)])$/, "\\$1");
-    }
-    return out + line.slice(pos);
+    // The whole line is text: its first marker escaped, it opens no container at all. Keeping the first
+    // MAX_LINE_NESTING levels open made every such line 24 nested lists, and 100 k characters of them cost
+    // seconds per update (benchmarks/browser_render.py); no real answer nests a line that deep.
+    const [start, end] = markers[0];
+    return line.slice(0, start) + line.slice(start, end).replace(/([-*+>.)])$/, "\\$1") + line.slice(end);
   });
 }
 

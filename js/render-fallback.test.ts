@@ -95,3 +95,24 @@ describe("a block that throws while rendering", () => {
     }
   });
 });
+
+describe("a line past the nesting limit", () => {
+  it("is shown as text and opens no container: 100 k characters of such lines render as one flat paragraph", () => {
+    const text = ("- ".repeat(50) + "x\n").repeat(980) + "\nAFTER";
+    const start = performance.now();
+    const html = renderFull(text);
+    const elapsed = performance.now() - start;
+    const el = document.createElement("div");
+    el.append(document.createRange().createContextualFragment(html));
+    expect(el.querySelectorAll("ul, li").length).toBe(0);
+    expect(el.textContent).toContain("- - - x");
+    expect(el.textContent).toContain("AFTER");
+    expect(elapsed).toBeLessThan(3000); // 24 nested lists per line took seconds per update in Chromium
+  });
+
+  it("a line within the limit still nests", () => {
+    const el = document.createElement("div");
+    el.append(document.createRange().createContextualFragment(renderFull("- - - deep")));
+    expect(el.querySelectorAll("ul").length).toBe(3);
+  });
+});

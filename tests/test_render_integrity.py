@@ -27,6 +27,7 @@ HOSTILE = {
     "unclosed \\(": lambda n: "\\(" * (n // 2),
     "unclosed $": lambda n: "$1" * (n // 2),
     "link openers": lambda n: "[a](" * (n // 4),
+    "nesting bomb lines": lambda n: ("- " * 50 + "x\n") * (n // 101),
 }
 
 
@@ -145,3 +146,9 @@ def test_only_our_math_elements_are_typeset_by_mathjax() -> None:
     assert html.startswith('<div class="ernie-output ernie-markdown mathjax_ignore">')
     assert html.count("mathjax_process") == 1  # the "$…$" in the link's text is not math: MathJax skips it
     assert "\\color{red}" in bundle("$\\color{red}{x}$", "markdown")["text/html"]  # colour alone is fine
+
+
+def test_a_line_past_the_nesting_limit_is_text_and_one_within_it_nests() -> None:
+    html = render_markdown(("- " * 50 + "x\n") * 3 + "\nAFTER")
+    assert "<ul>" not in html and "- - - x" in html and "AFTER" in html
+    assert render_markdown("- - - deep").count("<ul>") == 3
