@@ -173,13 +173,14 @@ class Conversation:
             del self._messages[length:]
         self._changed()
 
-    def delete_turn(self, index: int) -> None:
+    def delete_turn(self, index: int) -> tuple[int, list[Message]]:
         """Delete the exchange holding message *index*: the question and its answer (in agent mode, with the tool
-        rounds between them: everything up to the next question)."""
+        rounds between them: everything up to the next question). Returns where it was and what was removed (for an
+        undo with `restore`)."""
         with self._data_lock:
             msgs = self._messages
             if not (0 <= index < len(msgs)):
-                return
+                return index, []
             start = index
             while start > 0 and msgs[start]["role"] != "user" and (msgs[start]["role"] == "tool" or msgs[start - 1]
                                                                     .get("tool_calls") or msgs[start - 1]["role"]
@@ -193,8 +194,20 @@ class Conversation:
                     end += 1
                     if msgs[end - 1]["role"] == "assistant" and not msgs[end - 1].get("tool_calls"):
                         break  # the answer ends the exchange
+            removed = msgs[start:end]
             del msgs[start:end]
         self._changed()
+        return start, removed
+
+    def restore(self, index: int, removed: list[Message], length: int) -> bool:
+        """Put deleted messages back at *index*, if the conversation still has the *length* it had after the delete
+        (anything asked or deleted since would make the restored turn land in the wrong place): True when restored."""
+        with self._data_lock:
+            if len(self._messages) != length or not 0 <= index <= length or not removed:
+                return False
+            self._messages[index:index] = removed
+        self._changed()
+        return True
 
     def exclude_before(self, index: int, *, notify: bool = True) -> None:
         """Keep messages visible but stop sending them (ERNIE's need_clear_history).

@@ -23,6 +23,7 @@ __all__ = [
     "ContextItem",
     "ContinueMsg",
     "DeleteMsg",
+    "DeletedMsg",
     "DeltaMsg",
     "DoneMsg",
     "EditMsg",
@@ -44,6 +45,7 @@ __all__ = [
     "ToolStepMsg",
     "ToolStepStatus",
     "TurnStatus",
+    "UndoDeleteMsg",
     "UnmentionMsg",
     "UsageDict",
     "VariableEntry",
@@ -311,6 +313,14 @@ class ToolStepMsg(TypedDict):
     edited: NotRequired[bool]
 
 
+class DeletedMsg(TypedDict):
+    """`count` messages from `index` were deleted (a turn): the view offers Undo (an `undo_delete` message)."""
+
+    type: Literal["deleted"]
+    index: int
+    count: int
+
+
 class WithdrawMsg(TypedDict):
     """ERNIE withdrew answer `mid`: replace what was shown with `notice`."""
 
@@ -387,6 +397,12 @@ class DeleteMsg(TypedDict):
     index: int
 
 
+class UndoDeleteMsg(TypedDict):
+    """Bring back the turn deleted last (refused with a notice when the conversation changed since)."""
+
+    type: Literal["undo_delete"]
+
+
 class EditMsg(TypedDict):
     type: Literal["edit"]
     text: str
@@ -404,7 +420,7 @@ class HelloMsg(TypedDict):
 
 
 KERNEL_MESSAGES: tuple[type, ...] = (StartMsg, DeltaMsg, ResyncMsg, DoneMsg, SourcesMsg, NoticeMsg, WithdrawMsg,
-                                     VariablesMsg, MentionMsg, LastErrorMsg, ToolStepMsg)
+                                     VariablesMsg, MentionMsg, LastErrorMsg, DeletedMsg, ToolStepMsg)
 BROWSER_MESSAGES: tuple[type, ...] = (AskMsg, StopMsg, RetryMsg, ClearMsg, ContinueMsg, DeleteMsg, EditMsg,
                                       ResyncRequestMsg, HelloMsg, VariablesRequestMsg, MentionRequestMsg,
-                                      UnmentionMsg, ApproveMsg)
+                                      UnmentionMsg, ApproveMsg, UndoDeleteMsg)

@@ -168,6 +168,7 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
         super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), web_search=web_search,
                          auto_approve=auto_approve, **kwargs)
         self._context = ChatContext(self._emit, self._reads_images)
+        self._deleted: tuple[int, list[dict[str, Any]], int] | None = None  # the last delete, for undo_delete
         self._tools: ChatTools | None = None
         self._tool_limits = (max_tool_rounds, tool_timeout)
         if wants_tools and offline is None:
@@ -248,10 +249,20 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
         self._conv.clear()
 
     def delete(self, index: int) -> None:
-        """Delete the exchange (question and answer) that contains ``messages[index]``."""
+        """Delete the exchange (question and answer) that contains ``messages[index]``; `undo_delete` brings it back."""
         if self._conv.busy:
             raise self._conv.busy_error()
-        self._conv.delete_turn(index)
+        start, removed = self._conv.delete_turn(index)
+        if removed:
+            self._deleted = (start, removed, len(self._conv))
+            self._emit({"type": "deleted", "index": start, "count": len(removed)})
+
+    def undo_delete(self) -> bool:
+        """Restore the exchange deleted last, if nothing changed since (True when it was restored)."""
+        deleted, self._deleted = self._deleted, None
+        if deleted is None or self._conv.busy:
+            return False
+        return self._conv.restore(*deleted)
 
     def edit_last(self, text: str) -> AskHandle:
         """Replace the last question with *text* and ask again (stops an answer in flight first)."""
@@ -542,6 +553,9 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
                 self.continue_answer()
             elif kind == "delete":
                 self.delete(int(content.get("index", -1)))
+            elif kind == "undo_delete":
+                if not self.undo_delete():
+                    self._emit({"type": "notice", "text": "无法撤销：对话已改变 / cannot undo: the conversation changed"})
             elif kind == "edit":
                 self.edit_last(str(content.get("text", "")))
             elif kind == "approve":

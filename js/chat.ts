@@ -285,6 +285,7 @@ export class ChatView implements StreamSink {
     } else if (m.type === "variables") this.mentionList.onAnswer(m);
     else if (m.type === "mention") this.chips.onAnswer(m);
     else if (m.type === "last_error") this.chips.setLastError(m.summary);
+    else if (m.type === "deleted") this.showNotice(this.t("turnDeleted"), this.t("undo"), { type: "undo_delete" });
     else if (m.type === "withdraw" && typeof m.mid === "number") {
       this.byMid.get(m.mid)?.withdraw(typeof m.notice === "string" ? m.notice : "");
       if (this.inflight?.mid === m.mid) this.inflight = null;
@@ -632,8 +633,18 @@ export class ChatView implements StreamSink {
     this.model.send(msg);
   }
 
-  private showNotice(text: string): void {
+  /** A short notice; with `action`, a button that sends `undo` on a real click (an Undo after a delete). */
+  private showNotice(text: string, action?: string, undo?: BrowserMessage): void {
     this.noticeEl.textContent = text;
+    if (action && undo) {
+      const button = h("button", { type: "button", class: "ernie-notice-action" }, action);
+      button.addEventListener("click", (event) => {
+        if (!event.isTrusted) return; // page script cannot act for the user
+        this.noticeEl.hidden = true;
+        this.send(undo);
+      });
+      this.noticeEl.append(" ", button);
+    }
     this.noticeEl.hidden = false;
     window.clearTimeout(this.noticeTimer);
     this.noticeTimer = window.setTimeout(() => {

@@ -148,6 +148,13 @@ export interface LastErrorMsg {
   summary: string | null;
 }
 
+/** `count` messages from `index` were deleted (a turn): the view offers Undo (an `undo_delete` message). */
+export interface DeletedMsg {
+  type: "deleted";
+  index: number;
+  count: number;
+}
+
 /** Agent mode: a tool step of answer `mid` is new or changed (the latest message per `call_id` wins). */
 export interface ToolStepMsg {
   type: "tool_step";
@@ -235,8 +242,13 @@ export interface ApproveMsg {
   code?: string;
 }
 
+/** Bring back the turn deleted last (refused with a notice when the conversation changed since). */
+export interface UndoDeleteMsg {
+  type: "undo_delete";
+}
+
 /** Kernel → browser custom messages. */
-export type KernelMessage = StartMsg | DeltaMsg | ResyncMsg | DoneMsg | SourcesMsg | NoticeMsg | WithdrawMsg | VariablesMsg | MentionMsg | LastErrorMsg | ToolStepMsg;
+export type KernelMessage = StartMsg | DeltaMsg | ResyncMsg | DoneMsg | SourcesMsg | NoticeMsg | WithdrawMsg | VariablesMsg | MentionMsg | LastErrorMsg | DeletedMsg | ToolStepMsg;
 
 /** Browser → kernel custom messages. */
-export type BrowserMessage = AskMsg | StopMsg | RetryMsg | ClearMsg | ContinueMsg | DeleteMsg | EditMsg | ResyncRequestMsg | HelloMsg | VariablesRequestMsg | MentionRequestMsg | UnmentionMsg | ApproveMsg;
+export type BrowserMessage = AskMsg | StopMsg | RetryMsg | ClearMsg | ContinueMsg | DeleteMsg | EditMsg | ResyncRequestMsg | HelloMsg | VariablesRequestMsg | MentionRequestMsg | UnmentionMsg | ApproveMsg | UndoDeleteMsg;

@@ -181,3 +181,21 @@ def test_the_transcript_shows_the_context_as_text(chat: ErnieChat, sim, ip) -> N
     assert "上下文 / Context" in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html and "<img" not in html
     ip.user_ns.pop("evil", None)
+
+
+def test_a_deleted_turn_can_be_undone_until_the_chat_changes(chat: ErnieChat, sent: Sent, sim) -> None:  # type: ignore[no-untyped-def]
+    sim.push(Answer(text="一"), Answer(text="二"), Answer(text="三"))
+    chat.ask("q1").wait(10)
+    chat.ask("q2").wait(10)
+    before = [m["content"] for m in chat.messages]
+    view(chat, {"type": "delete", "index": 1})  # the first answer: its whole turn goes
+    assert sent.custom("deleted")[-1] == {"type": "deleted", "index": 0, "count": 2}
+    assert [m["content"] for m in chat.messages] == ["q2", "二"]
+    view(chat, {"type": "undo_delete"})
+    assert [m["content"] for m in chat.messages] == before
+    # an undo after the conversation changed would put the turn in the wrong place: refused, said so
+    view(chat, {"type": "delete", "index": 0})
+    chat.ask("q3").wait(10)
+    view(chat, {"type": "undo_delete"})
+    assert [m["content"] for m in chat.messages] == ["q2", "二", "q3", "三"]
+    assert "cannot undo" in sent.custom("notice")[-1]["text"]
