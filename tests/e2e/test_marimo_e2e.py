@@ -4,9 +4,8 @@ protocol simulator (the same environment the Jupyter servers get, tests/e2e/conf
 What it proves: the anywidget bundle loads in marimo's front end; a question typed in the chat reaches the model
 and its answer streams back into the view (custom messages both ways); `await chat.ask(...)` in a marimo cell (an
 `async` cell on marimo's own event loop, while the chat's stream runs on the package's private loop) returns the
-stored answer; the widget's stylesheet applies inside marimo's shadow root and turns dark with a dark system theme.
-Not covered: marimo's own theme setting forced to dark on a light system (the widget follows JupyterLab's
-variables or `prefers-color-scheme`, and marimo sets neither then).
+stored answer; the widget's stylesheet applies inside marimo's shadow root and turns dark with a dark system theme,
+and with marimo's own theme forced to dark on a light system (the page marked `.dark`).
 """
 
 from __future__ import annotations
@@ -139,6 +138,12 @@ def test_ernie_chat_in_marimo(browser: Any, marimo_server: MarimoServer, e2e_sim
         page.wait_for_timeout(300)
         dark_bg = chat.evaluate(style)[2]
         assert _luminance(light_bg) > 0.8 and _luminance(dark_bg) < 0.3, (light_bg, dark_bg)
+        # marimo's own theme forced to dark on a light system: it marks the page .dark, and the chat follows
+        page.emulate_media(color_scheme="light")
+        page.evaluate("document.documentElement.classList.add('dark', 'dark-theme')")
+        page.wait_for_timeout(300)
+        forced_bg = chat.evaluate(style)[2]
+        assert _luminance(forced_bg) < 0.3, forced_bg
         assert errors == []
     finally:
         context.close()
