@@ -13,8 +13,12 @@ export function jsOptions({ dev = false } = {}) {
     minify: !dev,
     sourcemap: dev ? "inline" : false,
     legalComments: "none",
-    // anywidget runs in JupyterLab 4 / Notebook 7 / VS Code / Colab: evergreen browsers.
-    target: ["es2020", "chrome100", "firefox100", "safari15"],
+    // anywidget runs in JupyterLab 4 / Notebook 7 / VS Code / Colab: evergreen browsers. es2022 (not es2020): the
+    // browsers listed run class fields natively, so they are not lowered (−2.6 KB); what Safari 15 lacks still is.
+    target: ["es2022", "chrome100", "firefox100", "safari15"],
+    // Non-ASCII text (the Chinese UI strings, KaTeX's symbols) as UTF-8, not \uXXXX escapes (−4.5 KB): an ES module
+    // is always decoded as UTF-8, and anywidget reads the file as UTF-8.
+    charset: "utf8",
     define: KATEX_DEFINE,
     plugins: [katexSlimEsbuild(), shimsEsbuild()],
     logLevel: "info",
