@@ -14,6 +14,7 @@ import { MentionList } from "./mention-list";
 import { AssistantMessageView, type MessageView, messageKey, UserMessageView, type ViewContext } from "./messages";
 import { LOADABLE_IMAGE } from "./sanitize";
 import { DeltaAssembler, type StreamSink } from "./stream";
+import { AnswerSteps } from "./tool-steps";
 import { type BrowserMessage, type ChatModel, type ContextItem, type IndexedMessage, isSafeImageDataUrl, parseMessages, parseSources, type TurnStatus } from "./types";
 
 /** How long Send stays disabled waiting for the kernel's `start` after an ask. */
@@ -69,6 +70,8 @@ export class ChatView implements StreamSink {
   private frame: number | undefined;
   private readonly frameQueue = new Set<() => void>();
   private readonly ctx: ViewContext;
+  private readonly steps: AnswerSteps;
+  private readonly autoBadge: HTMLElement;
 
   constructor(
     private readonly model: ChatModel,
@@ -84,10 +87,14 @@ export class ChatView implements StreamSink {
       startEdit: (text) => this.startEdit(text),
     };
 
+    this.steps = new AnswerSteps(this.ctx);
+
     // Header: the status line.
     this.modelLabel = h("span", { class: "ernie-model" });
     this.statusText = h("span", { class: "ernie-status-text" });
-    const header = h("div", { class: "ernie-header" }, this.modelLabel, this.statusText);
+    this.autoBadge = h("span", { class: "ernie-auto-badge", "data-testid": "ernie-auto-approve", role: "status" });
+    this.labels.push([this.autoBadge, "autoApprove", "text"]);
+    const header = h("div", { class: "ernie-header" }, this.modelLabel, this.autoBadge, this.statusText);
     this.bannerEl = h("div", { class: "ernie-banner", role: "note", "data-testid": "ernie-banner" });
     this.bannerEl.hidden = true;
 
@@ -178,6 +185,7 @@ export class ChatView implements StreamSink {
     this.on("change:model_label", () => this.applyTraits());
     this.on("change:placeholder", () => this.applyTraits());
     this.on("change:banner", () => this.applyTraits());
+    this.on("change:auto_approve", () => this.applyTraits());
     this.on("change:context_budget", () => this.chips.render());
     this.on("msg:custom", (msg: unknown) => this.onCustom(msg));
 
@@ -238,6 +246,7 @@ export class ChatView implements StreamSink {
       else if (where === "title") el.setAttribute("title", this.t(key));
     }
     for (const view of this.allViews()) view.relabel(this.t);
+    this.steps.relabel();
     this.pendingUser?.relabel(this.t);
     this.renderAttachments();
     this.renderEditing();
@@ -252,6 +261,7 @@ export class ChatView implements StreamSink {
     const banner = this.model.get("banner");
     this.bannerEl.textContent = typeof banner === "string" ? banner : "";
     this.bannerEl.hidden = !this.bannerEl.textContent;
+    this.autoBadge.hidden = this.model.get("auto_approve") !== true;
     const placeholder = this.model.get("placeholder");
     this.textarea.placeholder = typeof placeholder === "string" && placeholder ? placeholder : this.t("placeholder");
     this.hint.textContent = this.sendMode() === "ctrl-enter" ? this.t("hintCtrlEnter") : this.t("hintEnter");
@@ -279,7 +289,8 @@ export class ChatView implements StreamSink {
         this.removePendingUser();
         this.setAwaitingStart(false);
       }
-    } else if (m.type === "sources" && typeof m.mid === "number") {
+    } else if (this.steps.live(m)) this.placeViews();
+    else if (m.type === "sources" && typeof m.mid === "number") {
       // web sources of the answer in flight; once the transcript holds the answer, its entry is the truth
       if (!this.finalMids.has(m.mid)) this.byMid.get(m.mid)?.setSources(parseSources(m.results));
     } else if (m.type === "variables") this.mentionList.onAnswer(m);
@@ -357,6 +368,8 @@ export class ChatView implements StreamSink {
     this.finalMids = new Set(messages.flatMap((m) => (m.role === "assistant" && m.mid !== undefined ? [m.mid] : [])));
     this.removePendingUser();
     this.checkExtension();
+    // agent mode: a round that only called tools shows as steps of its answer, not as a bubble
+    const hide = this.steps.stored(this.model.get("messages"), this.finalMids);
 
     // Views without a mid are reused by content, so a transcript update does not re-render old answers.
     const pool = new Map<string, MessageView[]>();
@@ -370,6 +383,7 @@ export class ChatView implements StreamSink {
     const lastPos = messages.length - 1;
     const next: MessageView[] = [];
     for (const [pos, msg] of messages.entries()) {
+      if (hide.has(msg.index)) continue;
       if (msg.role === "user") {
         const reused = take(`user\u0000${msg.content}`);
         const view = reused instanceof UserMessageView ? reused : new UserMessageView(this.ctx);
@@ -418,6 +432,7 @@ export class ChatView implements StreamSink {
       ref = ref.nextSibling;
       stale.remove();
     }
+    this.steps.mount(this.byMid);
   }
 
   private allViews(): MessageView[] {

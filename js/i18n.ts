@@ -54,6 +54,17 @@ const en = {
   fixRequest: "Fix this error",
   context: "Context",
   shortened: "shortened",
+  tool_waiting: "Waiting for approval",
+  tool_running: "Running…",
+  tool_done: "Done",
+  tool_failed: "Failed",
+  tool_skipped: "Skipped",
+  toolAsk: "Run this tool call?",
+  toolRun: "Run",
+  toolEdit: "Edit",
+  toolSkip: "Skip",
+  toolEdited: "edited",
+  autoApprove: "Auto-running tools",
 };
 
 type Strings = typeof en;
@@ -113,6 +124,17 @@ const zh: Strings = {
   fixRequest: "修复这个错误",
   context: "上下文",
   shortened: "已截短",
+  tool_waiting: "等待批准",
+  tool_running: "运行中…",
+  tool_done: "完成",
+  tool_failed: "失败",
+  tool_skipped: "已跳过",
+  toolAsk: "运行这个工具调用？",
+  toolRun: "运行",
+  toolEdit: "编辑",
+  toolSkip: "跳过",
+  toolEdited: "已修改",
+  autoApprove: "自动运行工具",
 };
 
 export type Lang = "zh" | "en";

@@ -34,6 +34,8 @@ export interface WidgetTraits {
   /** tokens the @-mentions of one message may use before the kernel shortens the largest (added by the kernel
    *  side of the @-mentions; absent in older kernels) */
   context_budget?: number;
+  /** agent mode: tool calls run without asking (set from Python only); the header shows a badge */
+  auto_approve?: boolean;
 }
 
 /** The part of anywidget's model the view uses (a subset of @anywidget/types' AnyModel). */
