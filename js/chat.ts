@@ -282,6 +282,7 @@ export class ChatView implements StreamSink {
       return;
     }
     const m = (msg ?? {}) as Record<string, unknown>;
+    let step;
     if (m.type === "notice" && typeof m.text === "string") {
       this.showNotice(m.text);
       // The kernel refused the ask (e.g. a turn is already streaming): drop the optimistic bubble.
@@ -289,8 +290,12 @@ export class ChatView implements StreamSink {
         this.removePendingUser();
         this.setAwaitingStart(false);
       }
-    } else if (this.steps.live(m)) this.placeViews();
-    else if (m.type === "sources" && typeof m.mid === "number") {
+    } else if ((step = this.steps.live(m))) {
+      this.placeViews();
+      this.afterRender();
+      // screen readers hear that a tool call waits for the user's decision
+      if (step.status === "waiting" && !step.read_only) this.live.textContent = `${this.t("tool_waiting")}: ${step.name}`;
+    } else if (m.type === "sources" && typeof m.mid === "number") {
       // web sources of the answer in flight; once the transcript holds the answer, its entry is the truth
       if (!this.finalMids.has(m.mid)) this.byMid.get(m.mid)?.setSources(parseSources(m.results));
     } else if (m.type === "variables") this.mentionList.onAnswer(m);

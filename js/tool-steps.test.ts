@@ -63,6 +63,7 @@ describe("tool steps", () => {
 
   it("Run sends approve with the shown call_id and sha256, only on a real click", () => {
     const chat = waiting();
+    expect(chat.el.querySelector(".ernie-live")!.textContent).toBe("Waiting for approval: run_python");
     const run = byId(chat, "ernie-tool-approve")!;
     run.click(); // page script, not the user
     run.dispatchEvent(new MouseEvent("click", { bubbles: true }));

@@ -144,11 +144,11 @@ export class AnswerSteps {
     return steps;
   }
 
-  /** A `tool_step` message; false when it is not one (or is malformed). */
-  live(m: Record<string, unknown>): boolean {
+  /** A `tool_step` message, shown; null when it is not one (or is malformed). */
+  live(m: Record<string, unknown>): Step | null {
     const step = m.type === "tool_step" && typeof m.mid === "number" ? parseStep(m) : null;
     if (step) this.of(m.mid as number).set(step, step.status === "waiting" || step.status === "running");
-    return !!step;
+    return step;
   }
 
   /**
