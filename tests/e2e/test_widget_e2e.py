@@ -548,3 +548,40 @@ def test_ernie_magic_in_a_cell_sends_an_earlier_cells_dataframe_and_says_what_it
     finally:  # the module's notebook as it was, for the tests after this one
         page.evaluate(f"() => {{ const shared = {NOTEBOOK}.model.sharedModel; "
                       f"shared.deleteCellRange({start}, shared.cells.length); }}")
+
+
+def test_agent_mode_asks_before_running_code_and_only_a_real_click_runs_it(browser: Any, lab: Any, lab_root: Path,
+                                                                          e2e_sim: Any) -> None:
+    """``ErnieChat(agent=True)``: the model asks to run Python; the chat shows the step's approval card; a click
+    dispatched by page script runs nothing; the user's click on Run runs the code in this kernel, and the answer
+    follows with the step shown as done."""
+    from ernie_widget.testing import Answer
+
+    write_notebook(lab_root / "agent.ipynb", ["from ernie_widget import ErnieChat\nErnieChat(agent=True)"])
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    other = context.new_page()
+    try:
+        open_notebook(other, lab, "agent.ipynb", "agent")
+        run_cell(other, 0)
+        other.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+        wait_idle(other)
+        e2e_sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "agent_x = 41 + 1"}}]),
+                     Answer(text="agent done"))
+        send(other, "compute agent_x")
+        step = other.locator('[data-testid="ernie-tool-step"]').first
+        run = other.locator('[data-testid="ernie-tool-approve"]')
+        run.wait_for(timeout=20_000)
+        assert step.get_attribute("data-status") == "waiting"
+        assert step.locator(".ernie-tool-code").inner_text() == "agent_x = 41 + 1"
+        other.evaluate("() => document.querySelector('[data-testid=\"ernie-tool-approve\"]').click()")  # page script
+        other.wait_for_timeout(1000)
+        assert step.get_attribute("data-status") == "waiting" and run.is_enabled()
+        run.click()  # the user's
+        other.locator(CHAT).last.locator("text=agent done").wait_for(timeout=30_000)
+        wait_idle(other)
+        assert other.locator('[data-testid="ernie-tool-step"]').first.get_attribute("data-status") == "done"
+        status = other.evaluate(f"() => {KERNEL}.requestExecute({{code: 'assert agent_x == 42'}})"
+                                ".done.then(r => r.content.status)")
+        assert status == "ok"
+    finally:
+        context.close()
