@@ -18,7 +18,7 @@ from .client.handoff import Handoff, Signal
 from .deltas import DeltaBatcher
 from .protocol import StoredMessage, web_sources
 
-__all__ = ["AskHandle", "Backend", "Turn", "backend_texts", "last_user_index", "public_message"]
+__all__ = ["AskHandle", "Backend", "Turn", "backend_texts", "chat_pair", "last_user_index", "public_message"]
 
 Backend = Callable[[list[dict[str, Any]]], Any]
 
@@ -157,6 +157,17 @@ async def backend_texts(backend: Backend, history: list[dict[str, Any]]) -> Asyn
                 close()
             except ValueError:  # "generator already executing": a worker is still inside next()
                 pass
+
+
+def chat_pair(ev: Any) -> tuple[str, Any] | None:
+    """What a client `StreamEvent` means to the chat's turn, as a ``(kind, value)`` pair (None: nothing)."""
+    if ev.type in ("text", "reasoning"):
+        return ev.type, ev.text
+    if ev.type == "safety" and ev.safety is not None:
+        return "safety", ev.safety
+    if ev.type == "search_results":
+        return "sources", ev.results
+    return None
 
 
 def last_user_index(msgs: list[dict[str, Any]]) -> int | None:

@@ -47,7 +47,7 @@ from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Con
 from .deltas import DeltaBatcher
 from .protocol import StoredMessage, merge_reply
 from .transcript import Transcript, conversation_markdown
-from .turns import AskHandle, Backend, Turn, backend_texts, last_user_index, public_message
+from .turns import AskHandle, Backend, Turn, backend_texts, chat_pair, last_user_index, public_message
 
 if TYPE_CHECKING:
     from .agent.turn import ChatTools
@@ -410,12 +410,8 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
                             max_tokens=self._max_tokens, **search)
         async with stream:  # leaving it (also on cancel) closes the HTTP response
             async for ev in stream:
-                if ev.type in ("text", "reasoning"):
-                    yield ev.type, ev.text
-                elif ev.type == "safety" and ev.safety is not None:
-                    yield "safety", ev.safety
-                elif ev.type == "search_results":
-                    yield "sources", ev.results
+                if (kind_value := chat_pair(ev)) is not None:
+                    yield kind_value
             yield "reply", stream.reply
 
     async def _run_turn(self, turn: Turn, history: list[dict[str, Any]], system: str | None) -> StoredMessage:

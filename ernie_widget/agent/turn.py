@@ -31,7 +31,7 @@ from ..client.tools import Tool, as_tool
 from ..conversations import TOOL_FIGURES
 from ..main_thread import MainThreadRunner
 from ..protocol import StoredMessage, ToolStepStatus
-from ..turns import Turn
+from ..turns import Turn, chat_pair
 from .approvals import Approvals, sha256_of
 from .chat_tools import BUILTIN_NAMES, Builtin, ChatExecutor, ToolText, builtin_tools, shown_text
 
@@ -110,12 +110,8 @@ class ChatTools:
         run.messages = stream.messages
         try:
             async for ev in stream:
-                if ev.type in ("text", "reasoning"):
-                    yield ev.type, ev.text
-                elif ev.type == "safety" and ev.safety is not None:
-                    yield "safety", ev.safety
-                elif ev.type == "search_results":
-                    yield "sources", ev.results
+                if (pair := chat_pair(ev)) is not None:
+                    yield pair
                 elif ev.type == "tool_result" and ev.tool_result is not None:
                     run.result(ev.tool_result)
             done = stream.run
