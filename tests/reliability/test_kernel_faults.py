@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ernie_widget.testing import Answer, ErnieSimulator, Fault, RecordedRequest
-from tests.test_kernel import Kernel, displays
+from tests.test_kernel import Kernel, displays, kernel_with
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
@@ -29,14 +29,15 @@ def sim() -> Iterator[ErnieSimulator]:
 
 @pytest.fixture(scope="module")
 def kernel(sim: ErnieSimulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    k = Kernel(sim, tmp_path_factory.mktemp("kernel"))
-    _setup(k)
-    yield k
-    k.close()
+    yield from kernel_with(sim, tmp_path_factory, SETUP)
+
+
+SETUP = "%load_ext ernie_widget\nfrom ernie_widget import ErnieChat\nimport json"
 
 
 def _setup(k: Kernel) -> None:
-    reply, _ = k.run("%load_ext ernie_widget\nfrom ernie_widget import ErnieChat\nimport json")
+    """Again after a kernel restart."""
+    reply, _ = k.run(SETUP)
     assert reply["content"]["status"] == "ok"
 
 
