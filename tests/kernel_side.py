@@ -70,3 +70,16 @@ def magics_shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     m.tokens_used = 0
     for client in magics._clients.values():
         client.close()
+
+
+def fresh_magics_shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """`magics_shell` with an empty thread registry (no conversation carried over from another test)."""
+    monkeypatch.setattr(threads, "_registry", {})
+    yield from magics_shell(monkeypatch)
+
+
+def point_at(sim: Any, monkeypatch: pytest.MonkeyPatch, key: str) -> Any:
+    """Point the default client at the simulator as Qianfan v2 with ``key``; returns the simulator."""
+    for name, value in sim.env("qianfan", api_key=key).items():
+        monkeypatch.setenv(name, value)
+    return sim

@@ -26,7 +26,7 @@ from ernie_widget.client.redact import redact
 from ernie_widget.client.tool_runner import DENIED
 from ernie_widget.testing import Answer
 
-from .kernel_side import Sent, capture_comm, magics_shell
+from .kernel_side import Sent, capture_comm, fresh_magics_shell, point_at
 
 KEY = "bce-v3/ALTAK-agenttest/agentsecret123"
 CANARY = "bce-v3/ALTAK-canary7777/canarysecretzz9"
@@ -39,14 +39,12 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setattr(threads, "_registry", {})
-    yield from magics_shell(monkeypatch)
+    yield from fresh_magics_shell(monkeypatch)
 
 
 @pytest.fixture
 def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):
-    for key, value in ernie_simulator.env("qianfan", api_key=KEY).items():
-        monkeypatch.setenv(key, value)
+    point_at(ernie_simulator, monkeypatch, KEY)
     ernie_simulator.clear()
     return ernie_simulator
 

@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 
 from ernie_widget import ErnieChat
-from ernie_widget import conversations as threads
 from ernie_widget.testing import Answer
 
-from .kernel_side import Sent, capture_comm, magics_shell
+from .kernel_side import Sent, capture_comm, fresh_magics_shell, point_at
 
 KEY = "bce-v3/ALTAK-ctxtest/ctxsecret123"
 
@@ -31,14 +30,12 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setattr(threads, "_registry", {})
-    yield from magics_shell(monkeypatch)
+    yield from fresh_magics_shell(monkeypatch)
 
 
 @pytest.fixture
 def sim(ernie_simulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for key, value in ernie_simulator.env("qianfan", api_key=KEY).items():
-        monkeypatch.setenv(key, value)
+    point_at(ernie_simulator, monkeypatch, KEY)
     return ernie_simulator
 
 
