@@ -9,7 +9,9 @@
  * - "ERNIE: Open chat beside notebook" (palette and notebook toolbar): the notebook's chat in the right sidebar,
  *   opened by silent kernel code, without a cell (sidebar.ts).
  *
- * It stores nothing: no settings, no keys, no prompts. Cells it writes carry `metadata.ernie_widget`.
+ * - Ghost-text inline completion from ERNIE through the server extension, off by default (inline-plugin.ts).
+ *
+ * It stores nothing of its own: no keys, no prompts (the inline on/off switch is JupyterLab's own completer setting). Cells it writes carry `metadata.ernie_widget`.
  */
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from "@jupyterlab/application";
 import { ICommandPalette, ISessionContextDialogs } from "@jupyterlab/apputils";
@@ -17,6 +19,7 @@ import { INotebookTracker, type NotebookPanel } from "@jupyterlab/notebook";
 import { actionFromEvent } from "./actions";
 import { registerCommands } from "./commands";
 import { applyAction, cellHoldingOutput, PRESENCE_ATTRIBUTE } from "./notebook";
+import { inlineCompletionPlugin } from "./inline-plugin";
 import { registerSidebar } from "./sidebar";
 
 export { PRESENCE_ATTRIBUTE };
@@ -57,4 +60,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   },
 };
 
-export default plugin;
+export default [plugin, inlineCompletionPlugin];
