@@ -1,0 +1,262 @@
+"""The inline completion server extension in a real `jupyter server`, over real sockets, against the simulator.
+
+One server for the module (a start costs a few seconds of CI): Qianfan v2 pointed at the protocol simulator
+with a canary key, the extension enabled by the very config file the wheel ships.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ernie_widget.testing import Answer, ErnieSimulator
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "completion-test-token"
+#: the server's key: no response may ever carry it
+CANARY = "bce-v3/ALTAK-canary0000completion/canarysecret9999"
+PATH = "/ernie-widget/completion"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A `jupyter server` subprocess with the extension enabled through the shipped config file."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        config = root / ".jupyter" / "jupyter_server_config.d"
+        config.mkdir(parents=True)
+        shutil.copy(ROOT / "jupyter-config" / "jupyter_server_config.d" / "ernie_widget.json", config)
+        self.log_path = root / "server.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115
+        args = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={self.port}",
+                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}"]
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log_path.read_text()
+            try:
+                if self.request("GET", PATH + "/status").status == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(self.log_path.read_text())
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def request(self, method: str, path: str, body: bytes | None = None, *, auth: bool = True) -> Reply:
+        conn = self.connection()
+        try:
+            headers = {"Content-Type": "application/json"}
+            if auth:
+                headers["Authorization"] = f"token {TOKEN}"
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return Reply(resp.status, dict(resp.getheaders()), resp.read())
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def __post_init__(self) -> None:
+        assert not leaks(self), "the server's key reached the browser"
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.body.decode().splitlines() if line.strip()]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def leaks(reply: Reply | Any) -> bool:
+    """Whether the canary key (or its secret part) is anywhere in a response's status, headers or body."""
+    raw = json.dumps({"status": reply.status, "headers": dict(reply.headers)}).encode() + reply.body
+    raw = raw.replace(b"\\/", b"/")  # a JSON-escaped slash must not hide it
+    return CANARY.encode() in raw or CANARY.rsplit("/", 1)[-1].encode() in raw
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[ErnieSimulator]:
+    with ErnieSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def server(sim: ErnieSimulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("completion-server")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QIANFAN", "AISTUDIO", "ERNIE_"))}
+    env.update(sim.env("qianfan", api_key=CANARY))
+    env.update({"JUPYTER_CONFIG_DIR": str(root / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
+                "JUPYTER_DATA_DIR": str(root / ".data"), "ERNIE_QUIET": "1", "NO_PROXY": "127.0.0.1,localhost"})
+    srv = Server(root, env)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh(sim: ErnieSimulator) -> None:
+    sim.clear()
+    sim.set_answer(Answer())
+
+
+def body(**fields: Any) -> bytes:
+    return json.dumps({"prefix": "def add(a, b):\n    ", "suffix": "", "language": "python",
+                       "cell_type": "code", "context": ["import math"], **fields}).encode()
+
+
+def test_streams_growing_ndjson_lines_then_done(server: Server, sim: ErnieSimulator) -> None:
+    sim.set_answer(text="return a + b  # 加法", chunk_size=3, delay=0.01)
+    reply = server.request("POST", PATH, body())
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("application/x-ndjson")
+    lines = reply.lines()
+    updates = [line["text"] for line in lines if "done" not in line]
+    assert len(updates) >= 3, lines  # streamed: the text grew over several lines
+    assert all(b.startswith(a) for a, b in itertools.pairwise(updates))
+    assert lines[-1] == {"done": True, "text": "return a + b  # 加法"}
+    sent = sim.chat_requests[-1]
+    assert sent.model == "ernie-speed-128k"  # the server's default completion model
+    prompt = sent.messages[-1]["content"]
+    assert "def add(a, b):\n    <CURSOR>" in prompt and "import math" in prompt
+
+
+def test_lines_arrive_as_they_are_generated(server: Server, sim: ErnieSimulator) -> None:
+    sim.set_answer(text="x" * 40, chunk_size=4, delay=0.1)  # ten chunks over a second
+    conn = server.connection()
+    conn.request("POST", PATH, body=body(), headers={"Authorization": f"token {TOKEN}"})
+    resp = conn.getresponse()
+    start = time.monotonic()
+    first = json.loads(resp.readline())
+    assert time.monotonic() - start < 0.5 and first["text"]  # not held until the answer ends
+    conn.close()
+
+
+def test_closing_the_request_closes_upstream_at_once(server: Server, sim: ErnieSimulator) -> None:
+    sim.set_answer(text="y" * 400, chunk_size=2, delay=0.05)  # ten seconds of stream
+    conn = server.connection()
+    conn.request("POST", PATH, body=body(), headers={"Authorization": f"token {TOKEN}"})
+    resp = conn.getresponse()
+    assert json.loads(resp.readline())["text"]
+    assert ErnieSimulator.wait_for(lambda: sim.chat_requests and sim.chat_requests[-1].chunks_sent > 0)
+    closed = time.monotonic()
+    assert conn.sock is not None
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    upstream = sim.chat_requests[-1]
+    assert ErnieSimulator.wait_for(lambda: upstream.finished is not None, timeout=5)
+    assert upstream.disconnected  # the server closed it: the answer had seconds left
+    took = upstream.finished - closed  # type: ignore[operator]
+    print(f"upstream closed {took * 1000:.1f} ms after the browser")
+    assert took < 0.15, f"upstream closed {took * 1000:.0f} ms after the browser"
+
+
+@pytest.mark.parametrize("extra", [{"base_url": "http://evil.example/v2"}, {"model": "ernie-4.0-8k"},
+                                   {"provider": "openai"}, {"url": "http://evil.example"}, {"api_key": "x"},
+                                   {"anything": 1}])
+def test_fields_beyond_the_text_are_refused(server: Server, sim: ErnieSimulator, extra: dict[str, Any]) -> None:
+    reply = server.request("POST", PATH, body(**extra))
+    assert reply.status == 400
+    error = reply.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert next(iter(extra)) in error["message"] and " / " in error["message"]  # bilingual, names the field
+    assert "evil" not in error["message"]  # never echoes the value
+    assert not sim.chat_requests
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[]", json.dumps({"prefix": 1}).encode(),
+                                 json.dumps({"prefix": "", "cell_type": "raw"}).encode()])
+def test_malformed_bodies_are_refused(server: Server, raw: bytes) -> None:
+    reply = server.request("POST", PATH, raw)
+    assert reply.status == 400 and reply.json()["error"]["code"] == "invalid_request"
+
+
+def test_huge_body_is_refused_with_413(server: Server, sim: ErnieSimulator) -> None:
+    reply = server.request("POST", PATH, body(prefix="a" * (300 * 1024)))
+    assert reply.status == 413 and reply.json()["error"]["code"] == "too_large"
+    assert not sim.chat_requests
+
+
+def test_long_text_is_trimmed_keeping_what_is_nearest_the_cursor(server: Server, sim: ErnieSimulator) -> None:
+    prefix = "FAR_AWAY\n" + "p = 1\n" * 5000 + "near_cursor = "
+    suffix = "\nafter_cursor()" + "\nq = 2" * 5000 + "\nSUFFIX_END"
+    cells = ["OLDEST_CELL\n" + "c = 3\n" * 2000, "nearest_cell = 4"]
+    sim.set_answer(text="1")  # not the echo of a 15,000-character prompt
+    reply = server.request("POST", PATH, body(prefix=prefix, suffix=suffix, context=cells))
+    assert reply.status == 200 and reply.lines()[-1]["done"]
+    prompt = sim.chat_requests[-1].messages[-1]["content"]
+    assert "near_cursor = <CURSOR>\nafter_cursor()" in prompt and "nearest_cell = 4" in prompt
+    assert "FAR_AWAY" not in prompt and "SUFFIX_END" not in prompt and "OLDEST_CELL" not in prompt
+    assert len(prompt) < 15000
+
+
+def test_unauthenticated_requests_are_refused(server: Server, sim: ErnieSimulator) -> None:
+    assert server.request("POST", PATH, body(), auth=False).status in (401, 403)
+    assert server.request("GET", PATH + "/status", auth=False).status in (401, 403)
+    assert not sim.chat_requests
+
+
+def test_key_never_reaches_the_browser_and_the_check_would_see_it(server: Server, sim: ErnieSimulator) -> None:
+    # the simulator echoes the prompt back: a key pasted into the cell must come back redacted
+    reply = server.request("POST", PATH, body(prefix=f"key = '{CANARY}'\nprint(", context=[f"K = '{CANARY}'"]))
+    assert reply.status == 200 and "You said" in reply.lines()[-1]["text"]
+    sent = sim.chat_requests[-1]
+    assert CANARY not in json.dumps(sent.json, ensure_ascii=False)  # redacted before it went upstream
+    # the canary: the same check, run on what the server sent upstream, finds the key (so it would have found
+    # it in any response above, each of which it checked)
+    upstream = Reply.__new__(Reply)
+    upstream.status, upstream.headers, upstream.body = 200, dict(sent.headers), sent.body
+    assert leaks(upstream)
+    sim.push(Answer(text=f"here is the key {CANARY}"))  # and a model that answers with it is redacted too
+    assert CANARY not in server.request("POST", PATH, body()).lines()[-1]["text"]
+
+
+def test_upstream_failure_is_one_bilingual_error_line(server: Server, sim: ErnieSimulator) -> None:
+    from ernie_widget.testing import Fault
+
+    sim.push(Fault.status(401), Fault.status(401))
+    reply = server.request("POST", PATH, body())
+    assert reply.status == 200
+    (line,) = reply.lines()
+    assert line["error"]["code"] == "AuthenticationError" and " / " in line["error"]["message"]
+    assert "Traceback" not in reply.body.decode()
+
+
+def test_status_names_provider_model_and_source(server: Server) -> None:
+    reply = server.request("GET", PATH + "/status")
+    assert reply.status == 200
+    assert reply.json() == {"provider": "qianfan", "model": "ernie-speed-128k", "source": "environment",
+                            "ready": True, "message": reply.json()["message"]}
