@@ -97,3 +97,16 @@ def test_sdist_carries_the_front_end_sources_and_no_build_output(sdist: list[str
     assert not [n for n in names if "node_modules" in n or n.startswith(("ernie_widget/static/",
                                                                           "ernie_widget/labextension/",
                                                                           "labextension/lib/"))]
+
+
+def test_wheel_enables_the_inline_completion_server_extension(wheel: zipfile.ZipFile) -> None:
+    # pip puts the shared data under the environment's prefix, where `jupyter server` reads its config
+    [data] = {n.split("/")[0] for n in wheel.namelist() if n.split("/")[0].endswith(".data")}
+    config = json.loads(wheel.read(f"{data}/data/etc/jupyter/jupyter_server_config.d/ernie_widget.json"))
+    assert config == {"ServerApp": {"jpserver_extensions": {"ernie_widget.completion": True}}}
+    names = set(wheel.namelist())
+    assert {"ernie_widget/completion/__init__.py", "ernie_widget/completion/handlers.py"} <= names
+
+
+def test_sdist_carries_the_server_extension_config(sdist: list[str]) -> None:
+    assert "jupyter-config/jupyter_server_config.d/ernie_widget.json" in sdist
