@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["KERNEL_ONLY", "NO_TOOLS_OFFLINE", "AgentChatMixin"]
 
 #: synced traits a view may not write (see `ErnieChat.set_state`)
-KERNEL_ONLY = ("auto_approve", "agent")
+KERNEL_ONLY = ("auto_approve", "agent", "auto_approve_tools")
 NO_TOOLS_OFFLINE = ("离线模型不能调用工具，代理模式已关闭 / the offline model cannot call tools: agent mode is off "
                     "(use ERNIE through Qianfan or AI Studio for it)")
 
@@ -27,9 +27,11 @@ class AgentChatMixin:
 
     _tools: ChatTools | None
     _tool_limits: tuple[int, float | None]
+    _mcp: list[Any]
     _backend: Any
     _context: ChatContext
     auto_approve: bool
+    auto_approve_tools: list[str]
     agent: bool
 
     def tool(self, fn: Any) -> Any:
@@ -69,8 +71,14 @@ class AgentChatMixin:
         rounds, timeout = self._tool_limits
         self._tools = ChatTools(builtins=builtins, tools=tools, shell=self._context.shell, runner=self._context.runner,
                                 vision=self._reads_images, emit=self._emit, auto_approve=lambda: self.auto_approve,
-                                max_rounds=rounds, tool_timeout=timeout)
+                                max_rounds=rounds, tool_timeout=timeout, mcp=self._mcp,
+                                auto_approve_tools=lambda: self.auto_approve_tools)
         self.agent = True
+
+    def _close_tools(self) -> None:
+        """The widget closed: its MCP servers stop (their processes end)."""
+        if self._tools is not None:
+            self._tools.close()
 
     def _require_tools(self) -> ChatTools:
         if self._tools is None:

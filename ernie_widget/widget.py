@@ -28,7 +28,7 @@ import logging
 import pathlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anywidget
@@ -90,6 +90,9 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
     ``max_tool_rounds`` (8) bounds the rounds of calls per question, ``tool_timeout`` (60 s) each call; Stop
     interrupts a running tool. Each call and its result are stored in ``messages`` (``tool_calls`` and ``tool``
     messages). The offline model cannot call tools: with it, agent mode is off and the chat says so.
+    ``mcp=[...]`` adds the tools of MCP servers (``McpServer(command=[...], env={...})``, ``McpServer(url=...)``, or a
+    URL / command-line string; ``pip install 'ernie-widget[agent]'``), started at the first question and stopped by
+    ``close()``. MCP tools always ask, unless named in ``auto_approve_tools=[...]`` (Python only).
     """
 
     _esm = STATIC / "widget.js" if (STATIC / "widget.js").is_file() else _FALLBACK_ESM
@@ -113,6 +116,8 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
     agent = traitlets.Bool(False).tag(sync=True)
     #: tool calls run without asking. Synced so the views can show it; only Python can set it (`set_state`)
     auto_approve = traitlets.Bool(False).tag(sync=True)
+    #: tools (by name) that run without asking — the only way an MCP tool does; Python only, like auto_approve
+    auto_approve_tools = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
     def __init__(
         self,
@@ -133,9 +138,11 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
         auto_approve: bool = False,
         max_tool_rounds: int = 8,
         tool_timeout: float | None = 60.0,
+        mcp: Sequence[Any] | None = None,
+        auto_approve_tools: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
-        if backend is not None and (agent or tools):
+        if backend is not None and (agent or tools or mcp):
             raise ErnieError("自定义后端不能调用工具 / a custom backend cannot call tools: agent=True and tools= need "
                              "a client (ErnieChat(Ernie(...), agent=True))")
         if backend is None and client is None:
@@ -158,7 +165,7 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
         base_url = getattr(self._client, "base_url", None) if backend is None else None
         self._host = host_of(base_url) if base_url else ""
         offline = self._offline_model()
-        wants_tools = agent or bool(tools)
+        wants_tools = agent or bool(tools) or bool(mcp)
         if offline is not None:
             banner = offline_model_notice(offline, in_notebook=True)
             if wants_tools:
@@ -166,11 +173,12 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
             kwargs.setdefault("banner", banner)
             kwargs.setdefault("placeholder", "向离线模型提问… / Ask the offline model…")
         super().__init__(lang=lang, send_mode=send_mode, model_label=self._label(), web_search=web_search,
-                         auto_approve=auto_approve, **kwargs)
+                         auto_approve=auto_approve, auto_approve_tools=list(auto_approve_tools), **kwargs)
         self._context = ChatContext(self._emit, self._reads_images)
         self._deleted: tuple[int, list[dict[str, Any]], int] | None = None  # the last delete, for undo_delete
         self._tools: ChatTools | None = None
         self._tool_limits = (max_tool_rounds, tool_timeout)
+        self._mcp = list(mcp or [])
         if wants_tools and offline is None:
             self._start_tools(agent, tools or [])
         self._sync_messages()
@@ -312,6 +320,7 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
             super().close()
             return
         self.stop()
+        self._close_tools()
         self._conv.unsubscribe(self._on_conversation_change)
         self._context.close()
         super().close()

@@ -4,11 +4,13 @@
 the same ``(kind, value)`` pairs as a plain answer (text, reasoning, safety, sources, the final reply), while it:
 
 - asks before every call that is not read-only (`approve` waits in `Approvals` for ``chat.approve()``, a view's
-  ``approve`` message, or runs at once with ``auto_approve``) and announces each step as a ``tool_step`` message
+  ``approve`` message, or runs at once with ``auto_approve``; `ChatTools.asks` has the rules, MCP tools included)
+  and announces each step as a ``tool_step`` message
   (waiting → running → done / failed / skipped; protocol.py);
 - redacts every tool result in the history before the next request sends it (user tools' results, errors and
   run_python's text alike — the model never reads a key-shaped string from a tool), and appends the figures a
   round made as image parts in a user message after its tool messages, for vision models;
+- starts the chat's MCP servers on its first turn (`McpTools`, mcp_tools.py) and offers their tools too;
 - records what the turn stored (``Turn.transcript``: each round's assistant ``tool_calls`` message and one ``tool``
   message per call, with the step's status, code and hash), and where the final answer's own text starts.
 
@@ -20,8 +22,8 @@ next turn sends stays a valid tool history.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..client.errors import ErnieError
 from ..client.events import ToolCall, ToolResult
@@ -34,6 +36,9 @@ from ..protocol import StoredMessage, ToolStepStatus
 from ..turns import Turn, chat_pair
 from .approvals import Approvals, sha256_of
 from .chat_tools import BUILTIN_NAMES, Builtin, ChatExecutor, ToolText, builtin_tools, shown_text
+
+if TYPE_CHECKING:
+    from .mcp_tools import McpTools
 
 __all__ = ["MAX_TOOL_ROUNDS", "NOT_RUN", "TOOL_TIMEOUT", "ChatTools"]
 
@@ -52,7 +57,8 @@ class ChatTools:
     def __init__(self, *, builtins: bool, tools: Sequence[Any], shell: Any, runner: MainThreadRunner,
                  vision: Callable[[], bool], emit: Callable[[dict[str, Any]], None],
                  auto_approve: Callable[[], bool], max_rounds: int = MAX_TOOL_ROUNDS,
-                 tool_timeout: float | None = TOOL_TIMEOUT) -> None:
+                 tool_timeout: float | None = TOOL_TIMEOUT, mcp: Sequence[Any] = (),
+                 auto_approve_tools: Callable[[], Collection[str]] = tuple) -> None:
         if builtins and shell is None:
             raise ErnieError("agent=True 需要 IPython 内核 / agent=True needs an IPython kernel (its namespace is where "
                              "run_python runs); tools=[...] works anywhere")
@@ -62,6 +68,12 @@ class ChatTools:
         self._vision = vision
         self._emit = emit
         self._auto_approve = auto_approve
+        self._auto_tools = auto_approve_tools
+        self.mcp: McpTools | None = None
+        if mcp:
+            from .mcp_tools import McpTools
+
+            self.mcp = McpTools(mcp)
         self.max_rounds = max_rounds
         self.tool_timeout = tool_timeout
         self.approvals = Approvals()
@@ -76,7 +88,7 @@ class ChatTools:
     def add(self, obj: Any) -> Tool:
         """Add a user tool (a function, a `Tool` or an OpenAI-style dict); its name must be new."""
         made = as_tool(obj)
-        if made.name in self.names:
+        if made.name in self.names or (self.mcp is not None and self.mcp.owns(made.name)):
             why = "a built-in tool's name" if made.name in BUILTIN_NAMES else "already used"
             raise ValueError(f"工具名重复 / the tool name {made.name!r} is {why}")
         self._tools.append(made)
@@ -96,6 +108,21 @@ class ChatTools:
             return "无效的批准 / an approval names the call_id and the sha256 of the code shown: nothing was run"
         return self.approvals.decide(call_id, str(content.get("decision", "")), sha256=sha, code=code)
 
+    def asks(self, name: str) -> bool:
+        """Whether a call to ``name`` waits for the user: read-only built-ins and the names Python listed in
+        ``auto_approve_tools`` never do; MCP tools always do otherwise (their annotations are the server's word, and
+        ``auto_approve`` does not cover them); any other tool unless ``auto_approve``."""
+        if name in self._read_only or name in self._auto_tools():
+            return False
+        if self.mcp is not None and self.mcp.owns(name):
+            return True
+        return not self._auto_approve()
+
+    def close(self) -> None:
+        """The chat closed: its MCP servers stop."""
+        if self.mcp is not None:
+            self.mcp.close()
+
     @property
     def running(self) -> bool:
         """A tool of this chat runs now."""
@@ -105,7 +132,14 @@ class ChatTools:
                      ) -> AsyncIterator[tuple[str, Any]]:
         """The turn's ``(kind, value)`` pairs (module docstring); ``params`` go to every request."""
         run = _Run(self, turn)
-        stream = aio.stream_tools(history, self._tools, max_rounds=self.max_rounds, approve=run.approve,
+        tools = list(self._tools)
+        if self.mcp is not None:  # started by the first turn; a server that failed is tried again next turn
+            for notice in await self.mcp.start(self.names):
+                yield "notice", notice
+            tools += self.mcp.tools
+        if not tools:
+            raise ErnieError("没有可用的工具 / no tool is available: every MCP server of this chat failed to start")
+        stream = aio.stream_tools(history, tools, max_rounds=self.max_rounds, approve=run.approve,
                                   executor=self.executor, tool_timeout=self.tool_timeout, **params)
         run.messages = stream.messages
         try:
@@ -178,7 +212,7 @@ class _Run:
     async def approve(self, call: ToolCall) -> RunDecision:
         self._begin_round()
         code, is_python = shown_text(call)
-        if call.name in self.tools._read_only or self.tools._auto_approve():
+        if not self.tools.asks(call.name):
             self._step(call, "running", code)
             return True
         decision = await self.tools.approvals.wait(self.key(call.id), call.name, code, code_is_python=is_python,
