@@ -15,6 +15,8 @@ _FENCE = "```"
 _CLOSERS = {")": "(", "]": "[", "}": "{"}
 #: the last lines of the prefix a model may repeat before its continuation
 _REPEATED_LINES = 5
+#: the shortest tail of the current line taken as repeated when the model starts with it
+_MIN_OVERLAP = 4
 
 
 def _strip_fences(text: str, final: bool) -> str:
@@ -52,6 +54,12 @@ def _strip_repeated_prefix(text: str, prefix: str, final: bool) -> str:
     stripped = current.lstrip()
     if stripped != current and len(stripped) >= 2 and text.lstrip().startswith(stripped):
         return text.lstrip()[len(stripped):]
+    # the end of the current line repeated ("print('你好，世" then "你好，世界"): at least four characters, not all
+    # the same one, so a continuation that merely starts like the line ends ("====" after "# ====") stays
+    for k in range(min(len(text), len(current)), _MIN_OVERLAP - 1, -1):
+        head = text[:k]
+        if current.endswith(head) and len(set(head.strip())) >= 2:
+            return text[k:]
     return text
 
 
