@@ -92,7 +92,8 @@ def test_a_revoked_name_can_get_a_new_key(keys: KeyStore) -> None:
     keys.revoke("frank")
     new = keys.add("frank")
     assert keys.lookup(new) is not None and keys.lookup(new).active  # type: ignore[union-attr]
-    assert keys.lookup(old) is None  # the old digest was replaced
+    old_record = keys.lookup(old)  # the old key stays on record, revoked: its user is told so, not "invalid"
+    assert old_record is not None and old_record.state == "revoked"
 
 
 # -- JWT ------------------------------------------------------------------------------------------

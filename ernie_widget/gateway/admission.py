@@ -28,6 +28,11 @@ def authenticate(gw: Gateway, token: str | None) -> Principal:
 async def admit(gw: Gateway, principal: Principal, body: Any) -> tuple[ChatRequest, Any]:
     """Validate, filter the input and charge the user's limits — or raise `GatewayError`."""
     req = parse_chat_request(body, gw.settings.models)
+    if principal.models is not None:
+        model = req.model or gw.client.model or "default"
+        if model not in principal.models:
+            raise GatewayError(403, f"此 key 不能使用模型 {model!r} / this key may not use model {model!r} "
+                               f"(allowed: {', '.join(principal.models)})", "model_not_allowed", param="model")
     if gw.filter is not None:
         for m in req.messages:
             text = m["content"] if isinstance(m["content"], str) else json.dumps(m["content"], ensure_ascii=False)

@@ -197,8 +197,13 @@ class AnswerRun:
             gw.metrics.tokens.labels("in").inc(usage.prompt_tokens)
             gw.metrics.tokens.labels("out").inc(usage.completion_tokens)
             spent = usage.total_tokens
+            prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
         else:
             spent = (self.charge.reserved or self.charge.estimate) if self.content_started else 0
+            prompt_tokens, completion_tokens = (self.charge.estimate, max(0, spent - self.charge.estimate)) \
+                if self.content_started else (0, 0)
+        gw.usage.record(self.principal.id, self.model, prompt_tokens, completion_tokens)
+        gw.metrics.count_user(self.principal.id, prompt_tokens, completion_tokens)
         try:
             await gw.quotas.settle(self.charge, spent)
         except Exception as exc:  # a Redis hiccup must not lose the log line

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from ..client import AsyncErnie
+from .admin import admin_routes
 from .admission import authenticate
 from .auth import bearer_token
 from .errors import GatewayError, error_response
@@ -68,6 +69,7 @@ def create_app(settings: GatewaySettings | None = None, *, client: AsyncErnie | 
         WebSocketRoute("/v1/ws", websocket_endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *admin_routes(),
     ], lifespan=lifespan)
     app.state.gateway = gw
     return app

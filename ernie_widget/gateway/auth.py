@@ -20,6 +20,7 @@ class Principal:
     rpm: int | None = None
     tpm: int | None = None
     daily_tokens: int | None = None
+    models: tuple[str, ...] | None = None  # the key's model allow-list (None: any the gateway allows)
 
     @property
     def id(self) -> str:
@@ -85,14 +86,18 @@ class Authenticator:
         record = self.keys.lookup(token) if self.keys is not None else None
         if record is None:
             raise AuthError("API key 无效 / invalid API key", "invalid_api_key")
-        if not record.active:
+        if record.revoked is not None:
             raise AuthError("API key 已吊销 / this API key was revoked", "revoked_api_key")
+        if record.expired:
+            raise AuthError("API key 已过期 / this API key has expired: ask the gateway's admin for a new one "
+                            "(ernie-widget serve keys rotate NAME)", "expired_api_key")
         s = self.settings
         return Principal(
             record.name, "key",
             rpm=record.rpm if record.rpm is not None else s.default_rpm,
             tpm=record.tpm if record.tpm is not None else s.default_tpm,
             daily_tokens=record.daily_tokens if record.daily_tokens is not None else s.default_daily_tokens,
+            models=record.models,
         )
 
     def _from_jwt(self, token: str) -> Principal:

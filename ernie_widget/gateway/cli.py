@@ -1,9 +1,12 @@
 """`ernie-widget serve …` / `python -m ernie_widget.gateway …`: run the gateway, or manage its API keys.
 
     ernie-widget serve [--host 127.0.0.1] [--port 8787] [--provider …] [--jwt-secret …] [--redis redis://…]
-    ernie-widget serve keys add NAME [--rpm N] [--tpm N] [--daily-tokens N]   prints the key once
-    ernie-widget serve keys list
+    ernie-widget serve keys add NAME [--rpm N] [--tpm N] [--daily-tokens N] [--models a,b] [--expires-in 90d]
+    ernie-widget serve keys rotate NAME [--grace 1d]     a new key; the old one keeps working for the grace period
+    ernie-widget serve keys list [--json]
     ernie-widget serve keys revoke NAME
+    ernie-widget serve usage [--since YYYY-MM-DD] [--until …] [--user key:NAME] [--json]
+    ernie-widget serve audit [--limit N] [--json]
 
 The upstream credentials come from the usual environment variables (QIANFAN_API_KEY, ERNIE_BASE_URL, …)
 or a `.env` file, exactly as for the client; with none set, the embedded local model is used if installed.
@@ -34,7 +37,8 @@ __all__ = ["main", "serve_parser"]
 def serve_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ernie-widget serve",
                                 description="Serve ERNIE to a team: OpenAI-compatible HTTP + WebSocket gateway.",
-                                epilog="keys: ernie-widget serve keys add|list|revoke …")
+                                epilog="keys: ernie-widget serve keys add|rotate|list|revoke …; "
+                                       "reports: ernie-widget serve usage|audit")
     a = p.add_argument
     a("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     a("--port", type=int, default=8787)
@@ -57,6 +61,8 @@ def serve_parser() -> argparse.ArgumentParser:
     g.add_argument("--jwt-audience")
     g.add_argument("--jwt-issuer")
     g.add_argument("--no-auth", action="store_true", help="no authentication (only with --host 127.0.0.1)")
+    g.add_argument("--admin-token-file", type=Path,
+                   help="turns on the admin API (/admin/…) for this bearer token (or $ERNIE_GATEWAY_ADMIN_TOKEN)")
     g = p.add_argument_group("limits (for users without their own: JWT users, keys added without limits)")
     g.add_argument("--rpm", type=int, help="requests per minute per user")
     g.add_argument("--tpm", type=int, help="tokens per minute per user")
@@ -85,6 +91,8 @@ def serve_parser() -> argparse.ArgumentParser:
     g.add_argument("--filter", help="blocklist file, or module:function, applied to prompts and answers")
     g.add_argument("--filter-notice", help="what replaces withdrawn text")
     g.add_argument("--log-prompts", action="store_true", help="include prompts in the access log (off by default)")
+    g.add_argument("--metrics-users", type=int, default=0,
+                   help="per-user Prometheus series for the first N users (the rest as 'other'; default 0: off)")
     g.add_argument("--log-level", default="info", help="uvicorn's log level")
     return p
 
@@ -102,7 +110,9 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         stream_buffer_bytes=args.stream_buffer, send_timeout=args.send_timeout, replay_bytes=args.replay_bytes,
         replay_ttl=args.replay_ttl, resume_grace=args.resume_grace, content_filter=args.filter,
         log_prompts=args.log_prompts, max_connections=args.max_connections, header_timeout=args.header_timeout,
-        ws_max_size=args.ws_max_size, shutdown_grace=args.shutdown_grace,
+        ws_max_size=args.ws_max_size, shutdown_grace=args.shutdown_grace, metrics_users=args.metrics_users,
+        admin_token=(args.admin_token_file.read_text(encoding="utf-8").strip() if args.admin_token_file
+                     else os.environ.get("ERNIE_GATEWAY_ADMIN_TOKEN") or None),
     )
     if args.filter_notice:
         s.filter_notice = args.filter_notice
@@ -299,6 +309,32 @@ def draining_server(config: Any, gateway: Any, grace: float) -> Any:
     return _server_class()(config, gateway, grace)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """``90d``, ``12h``, ``30m``, ``45s`` or plain seconds → seconds (an argparse type)."""
+    text = text.strip().lower()
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit else text
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"无效的时长 / invalid duration {text!r}: e.g. 90d, 12h, 30m, 3600") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"无效的时长 / invalid duration {text!r}")
+    return value
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
 def keys_main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="ernie-widget serve keys", description="Manage the gateway's API keys.")
     p.add_argument("--keys", type=Path, help=f"keys database (default {default_keys_path()})")
@@ -308,40 +344,111 @@ def keys_main(argv: Sequence[str]) -> int:
     add.add_argument("--rpm", type=int)
     add.add_argument("--tpm", type=int)
     add.add_argument("--daily-tokens", type=int)
-    add.add_argument("--keys", type=Path, dest="keys_sub")
+    add.add_argument("--models", help="comma-separated models this key may use (default: any the gateway allows)")
+    add.add_argument("--expires-in", type=duration, help="the key stops working after this (e.g. 90d, 12h)")
+    rot = sub.add_parser("rotate", help="a new key for NAME with the same limits; the old one lives --grace longer")
+    rot.add_argument("name")
+    rot.add_argument("--grace", type=duration, default=86400.0, help="how long the old key keeps working (1d)")
+    rot.add_argument("--expires-in", type=duration, help="the new key stops working after this")
     ls = sub.add_parser("list", help="list keys (never the keys themselves)")
-    ls.add_argument("--keys", type=Path, dest="keys_sub")
-    rv = sub.add_parser("revoke", help="revoke NAME's key")
+    ls.add_argument("--json", action="store_true")
+    rv = sub.add_parser("revoke", help="revoke NAME's keys")
     rv.add_argument("name")
-    rv.add_argument("--keys", type=Path, dest="keys_sub")
+    for sp in (add, rot, ls, rv):
+        sp.add_argument("--keys", type=Path, dest="keys_sub")
     args = p.parse_args(argv)
     from .keys import KeyStore
 
     store = KeyStore(args.keys_sub or args.keys or default_keys_path())
     try:
-        if args.cmd == "add":
-            try:
-                key = store.add(args.name, rpm=args.rpm, tpm=args.tpm, daily_tokens=args.daily_tokens)
-            except ValueError as exc:
-                print(f"ernie-widget serve keys: {exc}", file=sys.stderr)
-                return 1
-            print(key)
-            print(f"key for {args.name!r} created — store it now, it is not shown again", file=sys.stderr)
-            return 0
+        try:
+            if args.cmd == "add":
+                models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+                key = store.add(args.name, rpm=args.rpm, tpm=args.tpm, daily_tokens=args.daily_tokens, models=models,
+                                expires_in=args.expires_in, actor=_actor())
+                print(key)
+                print(f"key for {args.name!r} created — store it now, it is not shown again", file=sys.stderr)
+                return 0
+            if args.cmd == "rotate":
+                key = store.rotate(args.name, grace=args.grace, expires_in=args.expires_in, actor=_actor())
+                print(key)
+                print(f"new key for {args.name!r} — the old one works for {args.grace:g} s more; store this one now",
+                      file=sys.stderr)
+                return 0
+        except ValueError as exc:
+            print(f"ernie-widget serve keys: {exc}", file=sys.stderr)
+            return 1
         if args.cmd == "list":
-            print(f"{'NAME':<24} {'KEY':<12} {'RPM':>6} {'TPM':>8} {'DAILY':>10}  {'CREATED':<16} STATE")
-            for r in store.list():
-                created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+            records = store.list()
+            if args.json:
+                print(json.dumps([r.public() for r in records], ensure_ascii=False, indent=1))
+                return 0
+            print(f"{'NAME':<24} {'KEY':<12} {'RPM':>6} {'TPM':>8} {'DAILY':>10}  {'CREATED':<16} {'EXPIRES':<16} "
+                  f"{'STATE':<8} MODELS")
+            for r in records:
                 print(f"{r.name:<24} {r.hint + '…':<12} {_n(r.rpm):>6} {_n(r.tpm):>8} {_n(r.daily_tokens):>10}  "
-                      f"{created:<16} {'active' if r.active else 'revoked'}")
+                      f"{_when(r.created):<16} {_when(r.expires):<16} {r.state:<8} "
+                      f"{','.join(r.models) if r.models is not None else '*'}")
             return 0
-        if store.revoke(args.name):
+        if store.revoke(args.name, actor=_actor()):
             print(f"revoked {args.name!r}", file=sys.stderr)
             return 0
         print(f"ernie-widget serve keys: no active key named {args.name!r}", file=sys.stderr)
         return 1
     finally:
         store.close()
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def usage_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="ernie-widget serve usage",
+                                description="Tokens and requests per user, by UTC day and model.")
+    p.add_argument("--keys", type=Path, help=f"the gateway's database (default {default_keys_path()})")
+    p.add_argument("--since", help="first day, YYYY-MM-DD")
+    p.add_argument("--until", help="last day, YYYY-MM-DD")
+    p.add_argument("--user", help="one user: key:NAME or jwt:SUBJECT")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    from .usage import UsageStore
+
+    store = UsageStore(args.keys or default_keys_path())
+    try:
+        rows = store.report(since=args.since, until=args.until, user=args.user)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([r.public() for r in rows], ensure_ascii=False, indent=1))
+        return 0
+    print(f"{'DAY':<10}  {'USER':<28} {'MODEL':<28} {'REQUESTS':>8} {'PROMPT':>10} {'COMPLETION':>10} {'TOTAL':>10}")
+    for r in rows:
+        print(f"{r.day:<10}  {r.user:<28} {r.model:<28} {r.requests:>8} {r.prompt_tokens:>10} "
+              f"{r.completion_tokens:>10} {r.total_tokens:>10}")
+    return 0
+
+
+def audit_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="ernie-widget serve audit", description="Admin actions, newest first.")
+    p.add_argument("--keys", type=Path, help=f"the gateway's database (default {default_keys_path()})")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    from .keys import KeyStore
+
+    store = KeyStore(args.keys or default_keys_path())
+    try:
+        entries = store.audit(args.limit)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([e.public() for e in entries], ensure_ascii=False, indent=1))
+        return 0
+    for e in entries:
+        print(f"{_when(e.ts):<16}  {e.actor:<28} {e.action:<8} {e.target:<24} "
+              f"{json.dumps(e.detail, ensure_ascii=False)}")
+    return 0
 
 
 def _n(value: int | None) -> str:
@@ -352,4 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "keys":
         return keys_main(argv[1:])
+    if argv and argv[0] == "usage":
+        return usage_main(argv[1:])
+    if argv and argv[0] == "audit":
+        return audit_main(argv[1:])
     return serve(argv)

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from .admission import admit, authenticate
 from .answer import AnswerRun
 from .auth import bearer_token
+from .bodies import read_json
 from .buffer import StreamBuffer
 from .errors import SHUTDOWN_CODE, GatewayError, error_response, internal_error, shutdown_error
 from .items import Item
@@ -32,7 +33,6 @@ from .openai_wire import (
     chunk_bytes,
     completion_body,
     dumps,
-    loads_bounded,
     sse_data,
     usage_chunk_bytes,
 )
@@ -42,18 +42,6 @@ if TYPE_CHECKING:
     from .state import Gateway
 
 __all__ = ["chat_completions"]
-
-
-async def _read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise GatewayError(413, f"请求体过大 / the body exceeds {limit} bytes", "request_too_large")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise GatewayError(413, f"请求体过大 / the body exceeds {limit} bytes", "request_too_large")
-    return loads_bounded(bytes(body))
 
 
 async def _wait_disconnect(receive: Receive) -> None:
@@ -157,7 +145,7 @@ async def chat_completions(request: Request) -> Response:
         if gw.draining:
             raise shutdown_error()
         principal = authenticate(gw, bearer_token(request.headers.get("authorization")))
-        body = await _read_json(request, gw.settings.max_body_bytes)
+        body = await read_json(request, gw.settings.max_body_bytes)
         req, charge = await admit(gw, principal, body)
     except GatewayError as err:
         gw.reject("http", err, started, principal)

@@ -46,6 +46,8 @@ class GatewaySettings:
     jwt_public_key: str | None = None  # PEM text
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # the admin API (/admin/…) answers only this bearer token; None turns it off (404)
+    admin_token: str | None = field(default=None, repr=False)
     # -- limits applied to users without their own (JWT users, keys added without limits, --no-auth)
     default_rpm: int | None = None
     default_tpm: int | None = None
@@ -70,6 +72,8 @@ class GatewaySettings:
     content_filter: str | None = None  # a blocklist file, or module:function
     filter_notice: str = "[内容已撤回 / content withdrawn by the gateway's content filter]"
     log_prompts: bool = False
+    # opt-in per-user Prometheus series: at most this many distinct users get their own label, the rest "other"
+    metrics_users: int = 0
 
     def validate(self) -> None:
         """Refuse unsafe combinations before anything listens."""
@@ -81,5 +85,10 @@ class GatewaySettings:
             raise ValueError("--upstream-transport must be auto, aiohttp or httpx2")
         if self.stream_buffer_bytes < 1024:
             raise ValueError("the stream buffer must be at least 1024 bytes")
+        if self.admin_token is not None and len(self.admin_token) < 24:
+            raise ValueError("the admin token must be at least 24 characters (e.g. python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))')")
+        if not 0 <= self.metrics_users <= 10_000:
+            raise ValueError("--metrics-users must be between 0 and 10000")
         if self.max_connections < 1 or self.header_timeout <= 0 or self.ws_max_size < 1024 or self.shutdown_grace < 0:
             raise ValueError("--max-connections ≥ 1, --header-timeout > 0, --ws-max-size ≥ 1024, --shutdown-grace ≥ 0")

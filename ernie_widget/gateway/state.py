@@ -17,6 +17,7 @@ from .metrics import GatewayMetrics
 from .quotas import Quotas
 from .resume import ReplayStore
 from .settings import GatewaySettings
+from .usage import UsageStore
 
 __all__ = ["Gateway", "upstream_client"]
 
@@ -51,7 +52,9 @@ class Gateway:
         self.keys = keys
         self.auth = Authenticator(settings, keys)
         self.quotas = Quotas(settings.redis_url)
-        self.metrics = GatewayMetrics()
+        # usage lives beside the keys (one file per deployment); a gateway without a keys file counts in memory
+        self.usage = UsageStore(keys.path if keys is not None else settings.keys_path)
+        self.metrics = GatewayMetrics(max_users=settings.metrics_users)
         self.filter = ContentFilter.load(settings.content_filter) if settings.content_filter else None
         self.access = AccessLog(settings.log_prompts)
         self.replay = ReplayStore(settings.replay_bytes, settings.replay_ttl, settings.resume_grace)
@@ -61,6 +64,7 @@ class Gateway:
         self.runs: set[Any] = set()  # AnswerRuns in flight
         self.connections: set[Any] = set()  # open WSConnections
         self.open_streams = 0  # SSE responses still writing
+        self._usage_flushed = time.monotonic()
 
     def reject(self, transport: str, err: GatewayError, started: float, principal: Principal | None) -> None:
         """Count and log a request refused before it reached upstream."""
@@ -77,6 +81,13 @@ class Gateway:
         while True:
             await asyncio.sleep(interval)
             self.replay.sweep()
+            now = time.monotonic()
+            if now - self._usage_flushed >= 1.0:
+                self._usage_flushed = now
+                try:
+                    await asyncio.to_thread(self.usage.flush)
+                except Exception as exc:  # a locked or full disk must not stop the sweeper
+                    logger.warning("usage flush failed: %s", type(exc).__name__)
 
     async def drain(self, grace: float) -> None:
         """The shutdown: refuse new work at once, let answers in flight finish for up to ``grace`` seconds,
@@ -102,5 +113,6 @@ class Gateway:
         self.replay.cancel_all()
         await self.client.aclose()
         self.quotas.close()
+        self.usage.close()
         if self.keys is not None:
             self.keys.close()

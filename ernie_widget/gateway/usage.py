@@ -1,0 +1,122 @@
+"""Per-user usage by UTC day and model: requests and tokens, for `GET /admin/usage`, `GET /v1/usage` and
+``ernie-widget serve usage``.
+
+Answers add to an in-memory tally (no disk write on the request path); the tally goes to SQLite once a second
+(the gateway's sweeper) and on shutdown, one transaction of upserts. Users are `Principal.id` values
+(``key:alice``, ``jwt:alice``), the same identities the limits count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["UsageRow", "UsageStore", "utc_day"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    day TEXT NOT NULL,
+    user TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    PRIMARY KEY (day, user, model)
+)
+"""
+
+_UPSERT = """
+INSERT INTO usage (day, user, model, requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (day, user, model) DO UPDATE SET requests = requests + excluded.requests,
+    prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+    completion_tokens = completion_tokens + excluded.completion_tokens
+"""
+
+
+def utc_day(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if ts is None else ts))
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    day: str
+    user: str
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def public(self) -> dict[str, Any]:
+        return {"day": self.day, "user": self.user, "model": self.model, "requests": self.requests,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+class UsageStore:
+    """Records answers' usage and reports it. ``path=None`` keeps it in memory (a gateway without a database)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", check_same_thread=False,
+                                   isolation_level=None, timeout=5)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        with contextlib.suppress(OSError, TypeError):
+            os.chmod(self.path, 0o600)  # type: ignore[arg-type]
+        self._lock = threading.Lock()
+        self._pending: defaultdict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+
+    def record(self, user: str, model: str | None, prompt_tokens: int, completion_tokens: int,
+               ts: float | None = None) -> None:
+        """One answer (or a refused-after-start one) of ``user``; cheap, in memory until `flush`."""
+        with self._lock:
+            tally = self._pending[(utc_day(ts), user, model or "default")]
+            tally[0] += 1
+            tally[1] += max(0, int(prompt_tokens))
+            tally[2] += max(0, int(completion_tokens))
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, defaultdict(lambda: [0, 0, 0])
+            if not pending:
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(_UPSERT, [(*k, *v) for k, v in pending.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def report(self, *, since: str | None = None, until: str | None = None, user: str | None = None,
+               limit: int = 10_000) -> list[UsageRow]:
+        """Rows by day (newest first), user and model; ``since``/``until`` are ``YYYY-MM-DD`` (inclusive)."""
+        self.flush()
+        where, args = [], []
+        for clause, value in (("day >= ?", since), ("day <= ?", until), ("user = ?", user)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = ("SELECT day, user, model, requests, prompt_tokens, completion_tokens FROM usage"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY day DESC, user, model LIMIT ?")
+        with self._lock:
+            rows = self._db.execute(sql, (*args, max(1, min(int(limit), 100_000)))).fetchall()
+        return [UsageRow(*r) for r in rows]
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            self._db.close()
