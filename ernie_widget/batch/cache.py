@@ -7,8 +7,24 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from ..client.events import Usage
+
+
+@runtime_checkable
+class RowStore(Protocol):
+    """Where a batch keeps finished rows: `RowCache` (one kernel), `cluster.RedisRowStore` (every worker)."""
+
+    def row_key(self, index: int, content_key: str) -> str:
+        """The key of row ``index`` whose request hashes to ``content_key``."""
+        ...
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, tuple[str, Usage | None]]: ...
+
+    def put(self, key: str, text: str, usage: Usage | None, prompt: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class RowCache:
@@ -32,6 +48,11 @@ class RowCache:
             "CREATE TABLE IF NOT EXISTS ernie_rows (key TEXT PRIMARY KEY, text TEXT NOT NULL, usage TEXT, "
             "prompt TEXT, created REAL NOT NULL)"
         )
+
+    @staticmethod
+    def row_key(index: int, content_key: str) -> str:
+        # by content alone: the same request in another batch, another order or another kernel is a hit
+        return content_key
 
     def get_many(self, keys: Sequence[str]) -> dict[str, tuple[str, Usage | None]]:
         found: dict[str, tuple[str, Usage | None]] = {}

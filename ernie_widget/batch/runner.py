@@ -13,7 +13,7 @@ from ..client.background import in_background_loop
 from ..client.errors import ErnieError
 from ..client.events import Reply
 from ..client.handoff import Handoff, Signal
-from ..client.limits import MemoryRateLimiter
+from ..client.limits import MemoryRateLimiter, RateLimiter
 from ..client.map_options import MAP_DEFAULTS, MapOptions
 from ..client.messages import estimate_tokens
 from ..client.retry import backoff
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..client import AsyncErnie, AsyncStream
     from ..client.sync import Ernie
 
-from .cache import RowCache
+from .cache import RowCache, RowStore
 from .jobs import Job, build_jobs, cache_key, is_pandas_frame
 from .progress import REFRESH_SECONDS, Progress
 from .results import (
@@ -43,7 +43,10 @@ from .results import (
 class _Batch:
     """One batch: prepared in the caller's thread, executed on an event loop."""
 
-    def __init__(self, client: AsyncErnie, prompts_or_template: Any, rows: Any, options: Mapping[str, Any]) -> None:
+    def __init__(self, client: AsyncErnie, prompts_or_template: Any, rows: Any, options: Mapping[str, Any], *,
+                 limiter: RateLimiter | None = None, pooled: bool = False) -> None:
+        # limiter= and pooled=: a cluster worker (cluster.py) brings the shared Redis limiter and its
+        # process-wide pooled client, instead of a limiter and a pool per batch
         o = {**MAP_DEFAULTS, **options}
         model, system, concurrency = o.pop("model"), o.pop("system"), o.pop("concurrency")
         rpm, tpm, progress, cache = o.pop("rpm"), o.pop("tpm"), o.pop("progress"), o.pop("cache")
@@ -62,14 +65,16 @@ class _Batch:
         self.concurrency = concurrency
         resolve_transport(transport, "batch")  # a bad name fails the call, before any row
         self.transport = transport
-        self.limiter = MemoryRateLimiter(rpm, tpm) if rpm or tpm else None
+        self.limiter: RateLimiter | None = limiter if limiter is not None else (
+            MemoryRateLimiter(rpm, tpm) if rpm or tpm else None)
+        self.pooled = pooled
         self.raise_on_error = on_error == "raise"
         self.row_retries = max(0, row_retries)
         self.jobs = build_jobs(prompts_or_template, rows, system, namespace)
         self.results: list[BatchRow | None] = [None] * len(self.jobs)
         self.finished = threading.Event()  # set once every row task has ended and the cache is closed
         self._estimate_extra = int(self.params.get("max_tokens") or 0)
-        self.cache: RowCache | None = None
+        self.cache: RowStore | None = None
         self.pending: deque[Job] = deque()
         try:
             self._load_cache(cache)
@@ -80,15 +85,15 @@ class _Batch:
                 self.cache.close()
             raise
 
-    def _load_cache(self, path: str | Path | None) -> None:
+    def _load_cache(self, path: str | Path | RowStore | None) -> None:
         model = self.params.get("model") or self.client.model
         if path is not None:
-            self.cache = RowCache(path)
+            self.cache = path if isinstance(path, RowStore) else RowCache(path)
             # a schema is keyed by its JSON form: a changed model class is a different request
             keyed = self.params if self.schema is None else {**self.params, "schema": self.schema.schema}
             for job in self.jobs:
                 if job.messages is not None:
-                    job.key = cache_key(model, keyed, job.messages)
+                    job.key = self.cache.row_key(job.index, cache_key(model, keyed, job.messages))
             found = self.cache.get_many([j.key for j in self.jobs if j.key])
             for job in self.jobs:
                 hit = found.get(job.key) if job.key else None
@@ -112,7 +117,8 @@ class _Batch:
         # Rows are many small unstreamed requests: a pool of their own, sized for the batch (a narrower pool
         # would queue rows inside the HTTP library), on aiohttp when installed (a quarter of httpx2's CPU per
         # request). It shares the client's provider, credentials, token cache and rate limits.
-        client = self.client.for_concurrency(self.concurrency, transport=self.transport)
+        client = self.client if self.pooled else self.client.for_concurrency(self.concurrency,
+                                                                               transport=self.transport)
         workers: list[asyncio.Task[None]] = []
         try:
             sem = asyncio.Semaphore(self.concurrency)
