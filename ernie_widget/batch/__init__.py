@@ -30,11 +30,16 @@ Transport: rows are sent unstreamed on a connection pool of the batch's own, ove
 installed (the ``batch`` extra brings it; ~4x less CPU per request than httpx2's pool, which is what a
 wide batch is bound by). ``transport="httpx2"`` keeps the default HTTP stack; either honours the proxy
 settings in the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY).
+
+A Dask DataFrame (or a Dask Bag of prompts) in → a lazy Dask DataFrame with the same new columns, each
+partition a batch on a worker, one RPM/TPM budget and a resumable record through Redis (`batch.cluster`;
+the ``cluster`` extra brings dask and distributed).
 """
 
 from __future__ import annotations
 
 from .cache import RowCache
+from .cluster import is_dask_collection, map_dask
 from .jobs import cache_key
 from .results import (
     ERROR_COLUMN,
@@ -58,5 +63,7 @@ __all__ = [
     "RowCache",
     "amap",
     "cache_key",
+    "is_dask_collection",
+    "map_dask",
     "map_sync",
 ]

@@ -201,8 +201,10 @@ class AsyncErnie:
 
     async def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Unpack[MapOptions]) -> Any:
         """Run many prompts with bounded concurrency; see `ernie_widget.batch`."""
-        from ..batch import amap
+        from ..batch import amap, is_dask_collection, map_dask
 
+        if is_dask_collection(prompts_or_template) or is_dask_collection(rows):  # a lazy Dask DataFrame back
+            return map_dask(self, prompts_or_template, rows, **kwargs)
         return await amap(self, prompts_or_template, rows, **kwargs)
 
     def check_params(self, params: Mapping[str, Any]) -> None:

@@ -216,8 +216,10 @@ class Ernie:
 
     def map(self, prompts_or_template: Any, rows: Any = None, **kwargs: Unpack[MapOptions]) -> Any:
         """Run many prompts with bounded concurrency and progress; see `ernie_widget.batch`."""
-        from ..batch import map_sync
+        from ..batch import is_dask_collection, map_dask, map_sync
 
+        if is_dask_collection(prompts_or_template) or is_dask_collection(rows):  # a lazy Dask DataFrame back
+            return map_dask(self, prompts_or_template, rows, **kwargs)
         return map_sync(self, prompts_or_template, rows, **kwargs)
 
     def close(self) -> None:

@@ -1,0 +1,142 @@
+"""`client.map` on a Dask cluster: a real `distributed.LocalCluster` (2 worker processes on 127.0.0.1) against
+the protocol simulator. One cluster for the module (it starts in ~2 s); every test clears the simulator."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+db = pytest.importorskip("dask.bag")
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+from ernie_widget.batch.cluster import ClusterSpec, run_partition  # noqa: E402
+from ernie_widget.client import Ernie  # noqa: E402
+from ernie_widget.testing import ErnieSimulator, echo_answer  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+KEY = "bce-v3/ALTAK-clustertest/worker-only-secret"
+
+
+@pytest.fixture(scope="module")
+def sim():  # type: ignore[no-untyped-def]
+    with ErnieSimulator() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def dask_client(sim: ErnieSimulator):  # type: ignore[no-untyped-def]
+    # the key reaches the workers only through their environment, never through the graph
+    with (distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                                   dashboard_address=None, env=sim.env("qianfan", api_key=KEY)) as cluster,
+          distributed.Client(cluster) as client):
+        yield client
+
+
+@pytest.fixture
+def client(sim: ErnieSimulator, dask_client):  # type: ignore[no-untyped-def]
+    sim.clear()
+    sim.latency = 0.0
+    with Ernie("qianfan", api_key=KEY, base_url=sim.base_url("qianfan")) as c:
+        yield c
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Values only: dask and pandas pick different string dtypes for the same text."""
+    out = frame.astype(object)
+    out.index = out.index.astype(object)
+    return out.where(out.notna(), None)
+
+
+def cities(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"city": [f"城市{i}" for i in range(n)], "n": range(n)},
+                        index=pd.Index([f"r{i}" for i in range(n)], name="row"))
+
+
+# -- the map on a cluster -----------------------------------------------------------------------------------------
+
+
+def test_a_dask_dataframe_gives_the_pandas_paths_rows_in_order(client, sim):
+    df = cities(30)
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    template = "把 {city} ×{n} 翻译成英文，{tone}"
+
+    out = client.map(template, ddf, concurrency=3, namespace={"tone": "简短"}, progress=False)
+    assert isinstance(out, dd.DataFrame)
+    assert sim.chat_requests == []  # lazy until computed
+    assert list(out.columns) == ["city", "n", "ernie_text", "ernie_error", "ernie_tokens"]
+
+    got = out.compute()
+    want = client.map(template, df, concurrency=3, namespace={"tone": "简短"}, progress=False)
+    assert list(got.index) == list(df.index)
+    assert list(got.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(plain(got), plain(want))
+    assert got["ernie_text"].tolist() == [echo_answer(f"把 城市{i} ×{i} 翻译成英文，简短") for i in range(30)]
+    assert str(got["ernie_tokens"].dtype) == "Int64"
+    assert len(sim.chat_requests) == 60  # 30 from the workers, 30 from the pandas run
+
+
+def test_schema_columns_match_the_pandas_path(client):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "score": {"type": "integer"}},
+              "required": ["city", "score"]}
+    df = cities(6)
+    got = client.map("{city}", dd.from_pandas(df, npartitions=2, sort=False), schema=schema, progress=False).compute()
+    want = client.map("{city}", df, schema=schema, progress=False)
+    assert list(got.columns) == list(want.columns) == [
+        "city", "n", "ernie_text", "ernie_error", "ernie_tokens", "ernie_city", "ernie_score"]
+    pd.testing.assert_frame_equal(plain(got), plain(want))
+
+
+def test_a_bag_of_prompts_gives_a_frame_of_answers(client):
+    prompts = [f"问题 {i}" for i in range(7)]
+    got = client.map(db.from_sequence(prompts, npartitions=3), progress=False).compute()
+    assert got["prompt"].tolist() == prompts
+    assert got["ernie_text"].tolist() == [echo_answer(p) for p in prompts]
+    assert got["ernie_error"].isna().all()
+
+
+def test_the_workers_send_the_key_from_their_environment(client, sim):
+    client.map("{city}", dd.from_pandas(cities(4), npartitions=2, sort=False), progress=False).compute()
+    assert {r.headers["authorization"] for r in sim.chat_requests} == {f"Bearer {KEY}"}
+
+
+def test_the_key_is_nowhere_in_the_pickled_task_graph(client):
+    df = cities(8)
+    ddf = dd.from_pandas(df, npartitions=2, sort=False)
+    out = client.map("{city}", ddf, namespace={"note": KEY}, progress=False, temperature=0.5)
+    graph = cloudpickle.dumps(dict(out.__dask_graph__()))
+    assert KEY.encode() not in graph
+    assert KEY.encode("utf-16-le") not in graph and KEY.encode("utf-32-le") not in graph
+
+    # the canary: a task that does carry the client's configuration is caught, so the check above can fail
+    canary = ddf.map_partitions(lambda part, config: part, client.config, meta=ddf._meta)
+    assert KEY.encode() in cloudpickle.dumps(dict(canary.__dask_graph__()))
+
+
+def test_the_spec_carries_no_secret_and_pickles_small(client):
+    out = client.map("{city}", dd.from_pandas(cities(2), npartitions=1, sort=False), progress=False)
+    specs: list[ClusterSpec] = []
+
+    class Spy(cloudpickle.CloudPickler):  # type: ignore[misc]
+        def persistent_id(self, obj):  # type: ignore[no-untyped-def]
+            if isinstance(obj, ClusterSpec):
+                specs.append(obj)
+            return None
+
+    Spy(io.BytesIO()).dump(dict(out.__dask_graph__()))
+    assert specs, "the partition tasks carry a ClusterSpec"
+    assert specs[0].surface == "qianfan" and specs[0].base_url is None
+    blob = pickle.dumps(specs[0])
+    assert KEY.encode() not in blob and len(blob) < 4000
+
+
+def test_a_worker_without_configuration_says_how_to_give_it(sim):
+    # run_partition in this process, whose environment has no key (conftest clears it)
+    spec = ClusterSpec(template="{city}", surface="qianfan", model=None, options={"progress": False})
+    with pytest.raises(RuntimeError, match=r"workers' environment"):
+        run_partition(cities(1), spec)
