@@ -63,10 +63,11 @@ class Server:
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
 
-    def request(self, method: str, path: str, body: bytes | None = None, *, auth: bool = True) -> Reply:
+    def request(self, method: str, path: str, body: bytes | None = None, *, auth: bool = True,
+                headers: dict[str, str] | None = None) -> Reply:
         conn = self.connection()
         try:
-            headers = {"Content-Type": "application/json"}
+            headers = {"Content-Type": "application/json", **(headers or {})}
             if auth:
                 headers["Authorization"] = f"token {TOKEN}"
             conn.request(method, path, body=body, headers=headers)
@@ -226,6 +227,11 @@ def test_long_text_is_trimmed_keeping_what_is_nearest_the_cursor(server: Server,
 def test_unauthenticated_requests_are_refused(server: Server, sim: ErnieSimulator) -> None:
     assert server.request("POST", PATH, body(), auth=False).status in (401, 403)
     assert server.request("GET", PATH + "/status", auth=False).status in (401, 403)
+    # past the XSRF check (a matching cookie and header), it is the authentication that refuses
+    xsrf = {"Cookie": "_xsrf=completion-xsrf-0123", "X-XSRFToken": "completion-xsrf-0123"}
+    assert server.request("POST", PATH, body(), auth=False, headers=xsrf).status in (401, 403)
+    assert server.request("POST", PATH, body(), auth=False,
+                          headers={"Authorization": "token not-the-token", **xsrf}).status in (401, 403)
     assert not sim.chat_requests
 
 
@@ -260,3 +266,46 @@ def test_status_names_provider_model_and_source(server: Server) -> None:
     assert reply.status == 200
     assert reply.json() == {"provider": "qianfan", "model": "ernie-speed-128k", "source": "environment",
                             "ready": True, "message": reply.json()["message"]}
+
+
+# -- the offline model: no key on the server --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def offline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from ernie_widget.client.config import local_available
+
+    if not local_available():
+        pytest.skip("the offline model (ernie-widget[local]) is not installed")
+    root = tmp_path_factory.mktemp("completion-offline")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QIANFAN", "AISTUDIO", "ERNIE_"))}
+    env.update({"JUPYTER_CONFIG_DIR": str(root / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
+                "JUPYTER_DATA_DIR": str(root / ".data"), "ERNIE_QUIET": "1", "ERNIE_LOCAL_THREADS": "1"})
+    srv = Server(root, env)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_without_a_key_the_offline_model_answers_off_the_event_loop(offline_server: Server) -> None:
+    status = offline_server.request("GET", PATH + "/status").json()
+    assert status["provider"] == "local" and status["ready"] and status["source"].startswith("offline model")
+    assert status["model"] and status["model"] in status["message"]  # the GGUF the offline model runs
+    import threading
+
+    replies: list[Reply] = []
+    worker = threading.Thread(target=lambda: replies.append(offline_server.request("POST", PATH, body())))
+    worker.start()
+    # while the model loads and generates, the server still answers at once: it runs in a worker thread
+    waits = []
+    while worker.is_alive() and len(waits) < 50:
+        start = time.monotonic()
+        assert offline_server.request("GET", PATH + "/status").status == 200
+        waits.append(time.monotonic() - start)
+        time.sleep(0.02)
+    worker.join(60)
+    assert len(waits) >= 3, "the completion finished before the server could be asked"
+    assert max(waits) < 0.5, waits
+    (reply,) = replies
+    assert reply.status == 200 and reply.lines()[-1].get("done"), reply.body

@@ -36,6 +36,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     async def cleanup_extensions() -> None:
         try:
             await service.aclose()
+            serverapp.log.debug("ernie-widget inline completion: client closed")
         finally:
             await cleanup()
 

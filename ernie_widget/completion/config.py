@@ -15,7 +15,8 @@ from pathlib import Path
 from ..client.config import environment, resolve_config
 from ..client.errors import ConfigurationError
 
-__all__ = ["COMPLETION_MODEL_VAR", "DEFAULT_COMPLETION_MODELS", "CompletionSettings", "completion_settings"]
+__all__ = ["COMPLETION_MODEL_VAR", "DEFAULT_COMPLETION_MODELS", "CompletionSettings", "completion_settings",
+           "ready_message"]
 
 COMPLETION_MODEL_VAR = "ERNIE_COMPLETION_MODEL"
 
@@ -84,5 +85,8 @@ def completion_settings(cwd: str | os.PathLike[str] | None = None) -> Completion
             source += f"; settings from {_source(_deciding_vars('local', None, env), where, environ)}"
     else:
         source = _source(_deciding_vars(config.provider, config.credential_source, env), where, environ)
-    message = f"就绪 / ready: {config.provider}, {model or 'default model'}"
-    return CompletionSettings(config.provider, model, source, True, message)
+    return CompletionSettings(config.provider, model, source, True, ready_message(config.provider, model))
+
+
+def ready_message(provider: str, model: str | None) -> str:
+    return f"就绪 / ready: {provider}, {model or 'its default model'}"

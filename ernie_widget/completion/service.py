@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from ..client import AsyncErnie, ErnieError
 from ..client.redact import redact
 from .clean import clean_completion
-from .config import CompletionSettings, completion_settings
+from .config import CompletionSettings, completion_settings, ready_message
 from .prompt import DEFAULT_BUDGETS, Budgets, build_prompt
 
 __all__ = ["CompletionRequest", "CompletionService"]
@@ -51,7 +51,8 @@ class CompletionService:
                 self.settings = replace(self.settings, ready=False, message=self.redact(err.message))
             else:
                 # the offline model and a cassette know their model name only once the client has it
-                self.settings = replace(self.settings, model=self.client.model)
+                model = self.client.model
+                self.settings = replace(self.settings, model=model, message=ready_message(self.client.provider, model))
 
     def redact(self, text: str) -> str:
         """``text`` without this server's secrets or anything shaped like a key."""
