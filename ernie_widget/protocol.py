@@ -367,13 +367,15 @@ class ApproveMsg(TypedDict):
     """The user's decision on the waiting tool step `call_id` (sent only on a real click): "run" it as shown,
     "edit" (run `code` instead: run_python's code, or the arguments as JSON), or "skip" it (the model is told the
     user declined). `sha256` is that of the `code_or_arguments` the card showed: a stale or altered approval, or
-    one for a step that is not waiting, runs nothing."""
+    one for a step that is not waiting, runs nothing. A view that cannot offer the call skips it itself, with a
+    `reason` (no click): "no_extension" for insert_cell without the companion extension."""
 
     type: Literal["approve"]
     call_id: str
     sha256: str
     decision: Literal["run", "edit", "skip"]
     code: NotRequired[str]
+    reason: NotRequired[Literal["no_extension"]]
 
 
 class StopMsg(TypedDict):

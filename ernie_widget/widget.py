@@ -83,10 +83,12 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
     sources are listed under the answer and its ``^[n]^`` citation markers link to them.
 
     Agent mode: ``agent=True`` gives ERNIE tools that work in this kernel — ``run_python(code)`` (runs in your
-    namespace on the kernel's main thread, like a cell), and the read-only ``list_variables()`` and
-    ``describe(name)``; ``tools=[f, g]`` (or ``@chat.tool``) adds your own functions. Read-only tools run at once;
-    every other call waits until you approve it: ``chat.approve()`` (``code=`` runs edited code instead),
-    ``chat.deny()``, the step's card in the chat, or ``auto_approve=True`` (settable from Python only).
+    namespace on the kernel's main thread, like a cell), the read-only ``list_variables()`` and
+    ``describe(name)``, and ``insert_cell(code)`` (a new cell, inserted on your click of the step's Insert button
+    when the companion JupyterLab extension is present); ``tools=[f, g]`` (or ``@chat.tool``) adds your own
+    functions. Read-only tools run at once; every other call waits until you approve it: ``chat.approve()``
+    (``code=`` runs edited code instead), ``chat.deny()``, the step's card in the chat, or ``auto_approve=True``
+    (settable from Python only).
     ``max_tool_rounds`` (8) bounds the rounds of calls per question, ``tool_timeout`` (60 s) each call; Stop
     interrupts a running tool. Each call and its result are stored in ``messages`` (``tool_calls`` and ``tool``
     messages). The offline model cannot call tools: with it, agent mode is off and the chat says so.

@@ -64,6 +64,8 @@ const en = {
   toolEdit: "Edit",
   toolSkip: "Skip",
   toolEdited: "edited",
+  toolAskInsert: "Insert this code as a new cell below the chat's cell? (it is not run)",
+  toolNoExtension: "Not inserted: the ernie-widget JupyterLab extension is not present here. Copy the code instead.",
   autoApprove: "Auto-running tools",
 };
 
@@ -134,6 +136,8 @@ const zh: Strings = {
   toolEdit: "编辑",
   toolSkip: "跳过",
   toolEdited: "已修改",
+  toolAskInsert: "把这段代码插入为聊天所在单元格下方的新单元格？（不会运行）",
+  toolNoExtension: "未插入：这里没有 ernie-widget 的 JupyterLab 扩展。请复制代码。",
   autoApprove: "自动运行工具",
 };
 

@@ -233,13 +233,14 @@ export interface UnmentionMsg {
   cid: number;
 }
 
-/** The user's decision on the waiting tool step `call_id` (sent only on a real click): "run" it as shown,     "edit" (run `code` instead: run_python's code, or the arguments as JSON), or "skip" it (the model is told the     user declined). `sha256` is that of the `code_or_arguments` the card showed: a stale or altered approval, or     one for a step that is not waiting, runs nothing. */
+/** The user's decision on the waiting tool step `call_id` (sent only on a real click): "run" it as shown,     "edit" (run `code` instead: run_python's code, or the arguments as JSON), or "skip" it (the model is told the     user declined). `sha256` is that of the `code_or_arguments` the card showed: a stale or altered approval, or     one for a step that is not waiting, runs nothing. A view that cannot offer the call skips it itself, with a     `reason` (no click): "no_extension" for insert_cell without the companion extension. */
 export interface ApproveMsg {
   type: "approve";
   call_id: string;
   sha256: string;
   decision: "run" | "edit" | "skip";
   code?: string;
+  reason?: "no_extension";
 }
 
 /** Bring back the turn deleted last (refused with a notice when the conversation changed since). */

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type Chat, mount } from "./test-chat";
 
 function trustedClick(el: HTMLElement): void {
@@ -173,5 +173,43 @@ describe("tool steps", () => {
     expect(badge.textContent).toBe("Auto-running tools");
     chat.set("auto_approve", false);
     expect(badge.hidden).toBe(true);
+  });
+});
+
+describe("insert_cell", () => {
+  const insert = (extra: Record<string, unknown> = {}) => waiting({ name: "insert_cell", code_or_arguments: CODE, ...extra });
+  afterEach(() => {
+    document.body.removeAttribute("data-ernie-extension");
+    vi.useRealTimers();
+  });
+
+  it("with the extension: an Insert button in the extension's contract; only a real click reports it", () => {
+    vi.useFakeTimers();
+    document.body.setAttribute("data-ernie-extension", "");
+    const chat = insert();
+    vi.runAllTimers();
+    const button = byId(chat, "ernie-tool-insert")!;
+    // what labextension/src/actions.ts reads: a [data-ernie-action] button in .ernie-codeblock in .ernie-chat
+    expect(button.getAttribute("data-ernie-action")).toBe("insert-below");
+    const block = button.closest(".ernie-codeblock")!;
+    expect(block.closest(".ernie-chat")).not.toBeNull();
+    expect(block.querySelector("pre code")!.textContent).toBe(CODE);
+    expect(byId(chat, "ernie-tool-approve")).toBeNull(); // no Run / Edit for a cell
+    button.click(); // synthetic: ignored
+    expect(chat.of("approve")).toEqual([]);
+    trustedClick(button);
+    expect(chat.of("approve")).toEqual([{ type: "approve", call_id: "1.1.c1", sha256: SHA, decision: "run" }]);
+  });
+
+  it("without the extension: no button, and the view skips the call saying why", () => {
+    vi.useFakeTimers();
+    const chat = insert();
+    vi.runAllTimers();
+    expect(byId(chat, "ernie-tool-insert")).toBeNull();
+    expect(chat.of("approve")).toEqual([{ type: "approve", call_id: "1.1.c1", sha256: SHA, decision: "skip", reason: "no_extension" }]);
+    expect(steps(chat)[0].querySelector(".ernie-tool-card")!.textContent).toContain("extension is not present");
+    chat.set("lang", "zh"); // a re-render does not report again
+    vi.runAllTimers();
+    expect(chat.of("approve")).toHaveLength(1);
   });
 });

@@ -2,6 +2,11 @@
  * Agent mode: an answer's tool steps (live `tool_step` messages, or the stored calls after a reload) and the
  * approval card. Everything from the kernel is untrusted text: code, arguments and results are set as text, images
  * must be PNG/JPEG data URLs.
+ *
+ * insert_cell: its code is a `.ernie-codeblock` with an Insert button carrying `data-ernie-action="insert-below"`,
+ * the contract of the companion extension (labextension/src/actions.ts), which inserts the cell on a trusted click;
+ * the same click tells the kernel (approve "run"). Without the extension there is no button, and the view skips
+ * the call itself with `reason: "no_extension"` (no click needed: skipping runs nothing).
  */
 import { h } from "./dom";
 import { highlightCode } from "./highlight";
@@ -66,6 +71,8 @@ function highlight(into: HTMLElement, code: string, lang: string): void {
 export class ToolSteps {
   readonly el = h("div", { class: "ernie-tool-steps" });
   private readonly steps = new Map<string, [Step | string, HTMLElement]>();
+  /** insert_cell steps this view already skipped for want of the extension (a re-render must not send again) */
+  private readonly reported = new Set<string>();
 
   constructor(private readonly ctx: Ctx) {}
 
@@ -85,9 +92,21 @@ export class ToolSteps {
   private render(step: Step, open: boolean): HTMLElement {
     const t = this.ctx.t;
     const code = h("code", { class: "ernie-tool-code" });
-    highlight(code, step.code, step.name === "run_python" ? "python" : "json");
+    const insert = step.name === "insert_cell";
+    highlight(code, step.code, step.name === "run_python" || insert ? "python" : "json");
     const pre = h("pre", { class: "ernie-code" }, code);
     const waiting = step.status === "waiting" && !step.read_only;
+    if (insert) {
+      const block = h("div", { class: "ernie-codeblock" }, pre);
+      return h(
+        "details",
+        { class: "ernie-tool-step", "data-testid": "ernie-tool-step", "data-status": step.status, "data-call-id": step.call_id, open: open || waiting },
+        h("summary", {}, h("span", { class: "ernie-tool-status" }, t(`tool_${step.status}` as StringKey)), " ", h("code", {}, step.name)),
+        block,
+        waiting && this.insertCard(step, block),
+        step.result !== undefined && h("pre", { class: "ernie-tool-result", "data-testid": "ernie-tool-result", tabindex: "0" }, step.result),
+      );
+    }
     return h(
       "details",
       { class: "ernie-tool-step", "data-testid": "ernie-tool-step", "data-status": step.status, "data-call-id": step.call_id, open: open || waiting },
@@ -97,6 +116,41 @@ export class ToolSteps {
       step.result !== undefined && h("pre", { class: "ernie-tool-result", "data-testid": "ernie-tool-result", tabindex: "0" }, step.result),
       ...(step.images ?? []).map((src) => h("img", { class: "ernie-tool-image", src, alt: "" })),
     );
+  }
+
+  /**
+   * insert_cell's card: Insert (inside the code block, for the extension) and Skip, decided by real clicks only.
+   * Whether the extension is present is known once the step is in the page (the extension marks an ancestor).
+   */
+  private insertCard(step: Step, block: HTMLElement): HTMLElement {
+    const t = this.ctx.t;
+    const send = (decision: "run" | "skip", reason?: "no_extension"): void => {
+      const msg: BrowserMessage = { type: "approve", call_id: step.call_id, sha256: step.sha256, decision };
+      if (reason) msg.reason = reason;
+      this.ctx.send(msg);
+      for (const b of card.querySelectorAll("button")) b.disabled = true;
+      insertButton.disabled = true;
+    };
+    const trusted = (b: HTMLButtonElement, act: () => void): HTMLButtonElement => {
+      b.addEventListener("click", (e) => {
+        if (e.isTrusted && !b.disabled) act();
+      });
+      return b;
+    };
+    const insertButton = trusted(h("button", { type: "button", class: "ernie-btn ernie-btn-primary", "data-ernie-action": "insert-below", "data-testid": "ernie-tool-insert" }, t("insertBelow")), () => send("run"));
+    const skip = trusted(h("button", { type: "button", class: "ernie-btn", "data-testid": "ernie-tool-deny" }, t("toolSkip")), () => send("skip"));
+    const card = h("div", { class: "ernie-tool-card", role: "group", "aria-label": t("toolAskInsert") }, h("span", {}, t("toolAskInsert")), skip);
+    setTimeout(() => {
+      if (!card.isConnected || skip.disabled) return;
+      if (card.closest("[data-ernie-extension]")) {
+        block.append(insertButton);
+      } else if (!this.reported.has(step.call_id)) {
+        this.reported.add(step.call_id);
+        card.replaceChildren(h("span", {}, t("toolNoExtension")));
+        send("skip", "no_extension");
+      }
+    }, 0);
+    return card;
   }
 
   /** Run / Edit / Skip: only a real click (`isTrusted`) decides, with the sha256 of the code as it was shown. */

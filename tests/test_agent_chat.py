@@ -125,7 +125,7 @@ def test_run_python_waits_for_approval_runs_on_the_main_thread_and_the_model_rea
     assert waiting["name"] == "run_python" and waiting["sha256"] == sha256_of(waiting["code_or_arguments"])
     assert waiting["code_or_arguments"].endswith("df.shape") and not waiting["read_only"]
     tools_sent = [t["function"]["name"] for t in sim.chat_requests[0].json["tools"]]
-    assert tools_sent == ["run_python", "list_variables", "describe"]
+    assert tools_sent == ["run_python", "list_variables", "describe", "insert_cell"]
     errors = in_thread(lambda step: chat.approve(), sent=sent)
     answer = handle.wait(15)
     assert not errors
@@ -618,3 +618,36 @@ def test_editing_a_user_tools_arguments(make, sim, sent: Sent) -> None:
     assert not errors, errors
     assert last_messages(sim)[-1]["content"].endswith("\n10")
     assert steps(sent)[-1]["status"] == "done" and steps(sent)[-1]["sha256"] == sha256_of('{"x": 5}')
+
+
+def test_insert_cell_waits_for_the_views_insert_click_or_its_report_that_no_extension_is_present(
+        make, sim, sent: Sent, ip) -> None:
+    from ernie_widget.agent.chat_tools import INSERTED, NO_EXTENSION
+
+    chat = make(auto_approve=True)  # auto-approval cannot click Insert
+    code = "side_effect = 'inserted cell'\nside_effect"
+    sim.push(Answer(tool_calls=[{"name": "insert_cell", "arguments": {"code": code}}]), Answer(text="已插入。"),
+             Answer(tool_calls=[{"name": "insert_cell", "arguments": {"code": "x = 1"}}]), Answer(text="请复制。"))
+
+    def insert_clicked(s: dict[str, Any]) -> None:
+        assert s["name"] == "insert_cell" and s["code_or_arguments"] == code and not s["read_only"]
+        with pytest.raises(ErnieError, match="Insert"):
+            chat.approve()  # Python cannot insert a cell
+        view(chat, {"type": "approve", "call_id": s["call_id"], "sha256": s["sha256"], "decision": "edit",
+                    "code": "other"})
+        view(chat, {"type": "approve", "call_id": s["call_id"], "sha256": s["sha256"], "decision": "run"})
+
+    errors = in_thread(insert_clicked, sent=sent)
+    assert chat.ask("写个单元格").wait(15)["content"] == "已插入。" and not errors
+    assert "insert_cell is inserted as shown" in sent.custom("notice")[-1]["text"]  # the edit was refused
+    assert last_messages(sim)[-1]["content"] == INSERTED and steps(sent)[-1]["status"] == "done"
+    assert "side_effect" not in ip.user_ns  # proposed, never run
+    assert [t["function"]["name"] for t in sim.chat_requests[0].json["tools"]][-1] == "insert_cell"
+
+    errors = in_thread(lambda s: None,  # the first turn's step
+                       lambda s: view(chat, {"type": "approve", "call_id": s["call_id"], "sha256": s["sha256"],
+                                             "decision": "skip", "reason": "no_extension"}), sent=sent)
+    assert chat.ask("再来一个").wait(15)["content"] == "请复制。" and not errors
+    assert last_messages(sim)[-1]["content"] == NO_EXTENSION
+    assert steps(sent)[-1]["status"] == "skipped" and steps(sent)[-1]["result"] == NO_EXTENSION
+    assert chat.messages[-2]["content"] == NO_EXTENSION  # stored as the step's result

@@ -253,7 +253,7 @@ def test_a_server_that_cannot_start_is_a_notice_with_its_stderr(make, sim, sent:
     notice = answer["notice"]
     assert "broken" in notice and "cannot start" in notice and KEY not in notice  # stderr quoted, redacted
     assert [t["function"]["name"] for t in sim.chat_requests[-1].json["tools"]] == [
-        "run_python", "list_variables", "describe"]
+        "run_python", "list_variables", "describe", "insert_cell"]
 
 
 def test_server_specs() -> None:

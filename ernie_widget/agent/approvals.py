@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Approvals", "Decision", "Pending", "sha256_of"]
+__all__ = ["REASONS", "Approvals", "Decision", "Pending", "Reason", "sha256_of"]
 
 Choice = Literal["run", "edit", "skip"]
 
@@ -28,12 +28,20 @@ def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: why a view skipped a call without the user's click: it cannot do what the call asks (insert_cell without the
+#: companion extension). Anything else a view sends as ``reason`` is dropped.
+Reason = Literal["no_extension"]
+REASONS: tuple[Reason, ...] = ("no_extension",)
+
+
 @dataclass(frozen=True)
 class Decision:
-    """The user's decision: run as shown, run ``code`` instead (edit), or skip."""
+    """The user's decision: run as shown, run ``code`` instead (edit), or skip (``reason``: a view could not
+    offer the call, see `REASONS`)."""
 
     choice: Choice
     code: str | None = None
+    reason: Reason | None = None
 
 
 @dataclass
@@ -80,7 +88,7 @@ class Approvals:
                     self._pending = None
 
     def decide(self, call_id: str | None, choice: str, *, sha256: str | None, code: str | None = None,
-               require_hash: bool = True) -> str | None:
+               require_hash: bool = True, reason: str | None = None) -> str | None:
         """Release the waiting call with ``choice``; None when done, else why nothing was released (bilingual).
 
         ``call_id=None`` means the waiting call (Python only: a view always names it). With ``require_hash`` the
@@ -106,7 +114,8 @@ class Approvals:
                 if problem:
                     return problem
             pending.decided = True
-        decision = Decision(choice, edited)  # type: ignore[arg-type]
+        known = next((r for r in REASONS if r == reason and choice == "skip"), None)
+        decision = Decision(choice, edited, known)  # type: ignore[arg-type]
         pending.loop.call_soon_threadsafe(_resolve, pending.future, decision)
         return None
 

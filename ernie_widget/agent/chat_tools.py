@@ -6,6 +6,11 @@ Built-in tools, each run on the kernel's main thread through `MainThreadRunner` 
   `run_guarded`; the model reads its text (redacted, bounded); its figures travel as `ToolText.images`.
 - ``list_variables(prefix)`` and ``describe(name)`` — read-only, through the context renderers (the @-mention
   code: bounded, key-shaped values refused). They run without asking.
+- ``insert_cell(code)`` — proposes a new cell. Nothing runs in the kernel: the step shows the code with an Insert
+  button when the companion JupyterLab extension is present, whose trusted click the extension turns into a cell
+  below the chat's (the path of the chat's code-block Insert button, labextension/src/actions.ts); the view then
+  reports the click as the step's approval. Without the extension the view reports that instead (turn.py says
+  what the model reads in each case).
 
 User tools run through `KernelExecutor` (sync ones on the main thread, under `run_guarded`).
 """
@@ -27,9 +32,18 @@ from .executor import NO_LIMIT_WAIT, WAIT_MARGIN, KernelExecutor
 from .guard import interrupt
 from .run_python import run_python
 
-__all__ = ["BUILTIN_NAMES", "READ_ONLY", "Builtin", "ChatExecutor", "ToolText", "builtin_tools", "shown_text"]
+__all__ = ["BUILTIN_NAMES", "CODE_TOOLS", "INSERTED", "NO_EXTENSION", "READ_ONLY", "Builtin", "ChatExecutor",
+           "ToolText", "builtin_tools", "shown_text"]
 
-BUILTIN_NAMES = ("run_python", "list_variables", "describe")
+BUILTIN_NAMES = ("run_python", "list_variables", "describe", "insert_cell")
+#: built-in tools whose step shows Python code (approved, edited and hashed as code, not JSON arguments)
+CODE_TOOLS = frozenset({"run_python", "insert_cell"})
+#: what the model reads when the user clicked Insert (the extension put the cell in the notebook)
+INSERTED = ("用户已将代码插入为新单元格（未运行）/ the user inserted the code as a new cell below the chat's cell; "
+            "it has not been run")
+#: what the model reads when no view could insert a cell
+NO_EXTENSION = ("未插入：没有 ernie-widget 的 JupyterLab 扩展 / not inserted: the companion JupyterLab extension, "
+                "which inserts cells, is not present here; the user can copy the code from the step")
 #: built-in tools that only read: they run without the user's approval
 READ_ONLY = frozenset({"list_variables", "describe"})
 #: the longest variable list list_variables returns
@@ -62,6 +76,8 @@ class Builtin:
     tool: Tool
     run: Callable[[Mapping[str, Any], float | None], ToolText]
     read_only: bool
+    #: it reads or runs user objects, so it runs on the main thread (insert_cell touches nothing of the kernel)
+    main_thread: bool = True
 
 
 def builtin_tools(shell: Any, vision: Callable[[], bool]) -> list[Builtin]:
@@ -95,6 +111,18 @@ def builtin_tools(shell: Any, vision: Callable[[], bool]) -> list[Builtin]:
         """
         raise RuntimeError("run through ChatExecutor")  # pragma: no cover
 
+    def insert_cell_tool(code: str) -> str:
+        """Propose a new notebook cell with this code, inserted below the chat's cell when the user clicks Insert
+        (it is not run). 建议一个新的笔记本单元格，用户点击"插入"后插入（不运行）。
+
+        Args:
+            code: the cell's Python code
+        """
+        raise RuntimeError("run through ChatExecutor")  # pragma: no cover
+
+    def inserted(_arguments: Mapping[str, Any], _timeout: float | None) -> ToolText:
+        return ToolText(INSERTED)  # the view's Insert click approved it: the extension has inserted the cell
+
     def run_code(arguments: Mapping[str, Any], timeout: float | None) -> ToolText:
         result = run_python(str(arguments["code"]), shell=shell, timeout=timeout)
         return ToolText(result.text, result.images, failed=result.status != "ok")
@@ -119,6 +147,7 @@ def builtin_tools(shell: Any, vision: Callable[[], bool]) -> list[Builtin]:
         Builtin(as_tool(_named(run_python_tool, "run_python")), run_code, False),
         Builtin(as_tool(_named(list_variables_tool, "list_variables")), list_names, True),
         Builtin(as_tool(_named(describe_tool, "describe")), describe_name, True),
+        Builtin(as_tool(_named(insert_cell_tool, "insert_cell")), inserted, False, main_thread=False),
     ]
 
 
@@ -129,9 +158,9 @@ def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 def shown_text(call: ToolCall) -> tuple[str, bool]:
     """What the user is shown and approves for ``call`` (its sha256 is taken of this), and whether it is Python
-    code: run_python's ``code``; for any other tool the arguments as indented JSON."""
+    code: the ``code`` of run_python and insert_cell; for any other tool the arguments as indented JSON."""
     parsed = call.parsed
-    if call.name == "run_python" and parsed is not None and isinstance(parsed.get("code"), str):
+    if call.name in CODE_TOOLS and parsed is not None and isinstance(parsed.get("code"), str):
         return parsed["code"], True
     if parsed is None:
         return call.arguments, False
@@ -158,6 +187,8 @@ class ChatExecutor:
         builtin = self._builtin(tool)
         if builtin is None:
             return self._when_free(lambda: self._kernel.run(tool, arguments, timeout), stopped)
+        if not builtin.main_thread:
+            return builtin.run(arguments, timeout)
         wait = NO_LIMIT_WAIT if not timeout or timeout <= 0 else timeout + WAIT_MARGIN
         return self._when_free(lambda: self._runner.call(lambda: builtin.run(arguments, timeout), timeout=wait),
                                stopped)

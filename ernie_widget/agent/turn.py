@@ -35,7 +35,15 @@ from ..main_thread import MainThreadRunner
 from ..protocol import StoredMessage, ToolStepStatus
 from ..turns import Turn, chat_pair
 from .approvals import Approvals, sha256_of
-from .chat_tools import BUILTIN_NAMES, Builtin, ChatExecutor, ToolText, builtin_tools, shown_text
+from .chat_tools import (
+    BUILTIN_NAMES,
+    NO_EXTENSION,
+    Builtin,
+    ChatExecutor,
+    ToolText,
+    builtin_tools,
+    shown_text,
+)
 
 if TYPE_CHECKING:
     from .mcp_tools import McpTools
@@ -43,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_TOOL_ROUNDS", "NOT_RUN", "TOOL_TIMEOUT", "ChatTools"]
 
 MAX_TOOL_ROUNDS = 8
+INSERT_CELL = "insert_cell"
 TOOL_TIMEOUT = 60.0
 #: the tool message of a call the turn ended before running
 NOT_RUN = "未运行：回答已停止 / not run: the answer was stopped"
@@ -96,6 +105,10 @@ class ChatTools:
 
     def decide(self, call_id: str | None, choice: str, code: str | None = None, sha256: str | None = None) -> None:
         """From Python (``chat.approve()``/``chat.deny()``): release the waiting call, or raise why not."""
+        pending = self.approvals.pending
+        if choice != "skip" and pending is not None and pending.name == INSERT_CELL and call_id in (None, pending.call_id):
+            raise ErnieError("insert_cell 需要在聊天中点击“插入” / insert_cell needs the Insert click in the chat (the "
+                             "JupyterLab extension inserts the cell); chat.deny() skips it")
         problem = self.approvals.decide(call_id, choice, sha256=sha256, code=code, require_hash=False)
         if problem:
             raise ErnieError(problem)
@@ -106,12 +119,21 @@ class ChatTools:
         code = content.get("code")
         if not isinstance(call_id, str) or not isinstance(sha, str) or (code is not None and not isinstance(code, str)):
             return "无效的批准 / an approval names the call_id and the sha256 of the code shown: nothing was run"
-        return self.approvals.decide(call_id, str(content.get("decision", "")), sha256=sha, code=code)
+        decision = str(content.get("decision", ""))
+        pending = self.approvals.pending
+        if decision == "edit" and pending is not None and pending.name == INSERT_CELL:
+            return "insert_cell 不能编辑 / insert_cell is inserted as shown: edit the cell once it is in the notebook"
+        reason = content.get("reason")
+        return self.approvals.decide(call_id, decision, sha256=sha, code=code,
+                                     reason=reason if isinstance(reason, str) else None)
 
     def asks(self, name: str) -> bool:
         """Whether a call to ``name`` waits for the user: read-only built-ins and the names Python listed in
         ``auto_approve_tools`` never do; MCP tools always do otherwise (their annotations are the server's word, and
-        ``auto_approve`` does not cover them); any other tool unless ``auto_approve``."""
+        ``auto_approve`` does not cover them); insert_cell always does (only a click inserts); any other tool unless
+        ``auto_approve``."""
+        if name == INSERT_CELL and any(b.tool.name == INSERT_CELL for b in self._builtins):
+            return True  # only the user's click on Insert inserts a cell: auto-approval cannot
         if name in self._read_only or name in self._auto_tools():
             return False
         if self.mcp is not None and self.mcp.owns(name):
@@ -174,6 +196,7 @@ class _Run:
         self._round_results = 0
         self._round_images: list[str] = []
         self._edited: dict[str, str] = {}  # step id → the code the user ran instead
+        self._outcome: dict[str, str] = {}  # step id → what the model reads instead of the denial (insert_cell)
         self._rounds: list[tuple[StoredMessage, int]] = []  # each round's assistant message and number
 
     # -- rounds -----------------------------------------------------------------------------------------------
@@ -218,6 +241,8 @@ class _Run:
         decision = await self.tools.approvals.wait(self.key(call.id), call.name, code, code_is_python=is_python,
                                                    announce=lambda: self._step(call, "waiting", code))
         if decision.choice == "skip":
+            if decision.reason == "no_extension":
+                self._outcome[self.key(call.id)] = NO_EXTENSION
             return False
         if decision.choice == "edit" and decision.code is not None:
             self._edited[self.key(call.id)] = decision.code
@@ -231,7 +256,7 @@ class _Run:
         self._begin_round()
         call = result.call
         edited = self._edited.get(self.key(call.id))
-        text = redact(result.content)
+        text = redact(self._outcome.get(self.key(call.id), result.content))
         if edited is not None:
             text = f"[用户修改了代码后运行 / the user edited the code before running it:]\n{edited}\n[输出 / output:]\n{text}"
         if self.messages and self.messages[-1].get("tool_call_id") == call.id:
