@@ -29,6 +29,7 @@ TOKEN = "completion-test-token"
 #: the server's key: no response may ever carry it
 CANARY = "bce-v3/ALTAK-canary0000completion/canarysecret9999"
 PATH = "/ernie-widget/completion"
+_OTHER_EXTENSIONS = ("jupyterlab", "notebook", "notebook_shim", "jupyter_lsp", "jupyter_server_terminals")
 
 
 def _free_port() -> int:
@@ -48,7 +49,10 @@ class Server:
         self.log_path = root / "server.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115
         args = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={self.port}",
-                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}"]
+                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+                # the other installed server extensions only slow the start (JupyterLab, language servers); the
+                # command line merges with the config files, so ours stays enabled by the shipped file alone
+                "--ServerApp.jpserver_extensions=" + repr(dict.fromkeys(_OTHER_EXTENSIONS, False))]
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -183,6 +187,26 @@ def test_closing_the_request_closes_upstream_at_once(server: Server, sim: ErnieS
     took = upstream.finished - closed  # type: ignore[operator]
     print(f"upstream closed {took * 1000:.1f} ms after the browser")
     assert took < 0.15, f"upstream closed {took * 1000:.0f} ms after the browser"
+
+
+def test_closing_before_the_first_token_closes_upstream_too(server: Server, sim: ErnieSimulator) -> None:
+    # the usual case: the next keystroke comes while the model is still thinking about the first token
+    sim.latency = 2.0
+    try:
+        conn = server.connection()
+        conn.request("POST", PATH, body=body(), headers={"Authorization": f"token {TOKEN}"})
+        assert ErnieSimulator.wait_for(lambda: bool(sim.chat_requests))
+        upstream = sim.chat_requests[-1]
+        closed = time.monotonic()
+        assert conn.sock is not None
+        conn.sock.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        assert ErnieSimulator.wait_for(lambda: upstream.finished is not None, timeout=5)
+        assert upstream.disconnected and upstream.chunks_sent == 0
+        took = upstream.finished - closed  # type: ignore[operator]
+        assert took < 0.15, f"upstream closed {took * 1000:.0f} ms after the browser"
+    finally:
+        sim.latency = 0.0
 
 
 @pytest.mark.parametrize("extra", [{"base_url": "http://evil.example/v2"}, {"model": "ernie-4.0-8k"},
