@@ -4,7 +4,10 @@ the protocol simulator. One cluster for the module (it starts in ~2 s); every te
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import signal
+import uuid
 
 import pandas as pd
 import pytest
@@ -16,7 +19,8 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 from ernie_widget.batch.cluster import ClusterSpec, run_partition  # noqa: E402
 from ernie_widget.client import Ernie  # noqa: E402
-from ernie_widget.testing import ErnieSimulator, echo_answer  # noqa: E402
+from ernie_widget.gateway.testing import redis_server  # noqa: E402
+from ernie_widget.testing import ErnieSimulator, Fault, echo_answer  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,6 +40,15 @@ def dask_client(sim: ErnieSimulator):  # type: ignore[no-untyped-def]
                                    dashboard_address=None, env=sim.env("qianfan", api_key=KEY)) as cluster,
           distributed.Client(cluster) as client):
         yield client
+
+
+@pytest.fixture(scope="module")
+def redis_url():  # type: ignore[no-untyped-def]
+    try:
+        with redis_server() as url:
+            yield url
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
@@ -140,3 +153,115 @@ def test_a_worker_without_configuration_says_how_to_give_it(sim):
     spec = ClusterSpec(template="{city}", surface="qianfan", model=None, options={"progress": False})
     with pytest.raises(RuntimeError, match=r"workers' environment"):
         run_partition(cities(1), spec)
+
+
+# -- one budget for the cluster, and resume -------------------------------------------------------------------------
+
+
+def busiest_window(sim: ErnieSimulator, window: float) -> int:
+    """The most chat requests that arrived within any ``window`` seconds."""
+    starts = sorted(r.started for r in sim.chat_requests)
+    return max((sum(1 for t in starts[i:] if t < s + window) for i, s in enumerate(starts)), default=0)
+
+
+def prompts_of(sim: ErnieSimulator) -> list[str]:
+    return [r.messages[-1]["content"] for r in sim.chat_requests]
+
+
+RPM, WINDOW = 6, 0.5  # 6 requests per half second: demand (2 workers × 4 in flight) is far above it
+
+
+def warm_up(client, sim, redis_url):  # type: ignore[no-untyped-def]
+    """Both workers make their client, pool and limiter first: a cold worker's first requests reach the
+    simulator long after their grant, which would blur the windows measured at the simulator."""
+    ddf = dd.from_pandas(cities(8), npartitions=8, sort=False)
+    client.map("{city} warm", ddf, concurrency=4, rpm=1000, rate_limit_backend=redis_url, rate_window=WINDOW,
+               limiter_name="warm-up", progress=False).compute()
+    sim.clear()
+
+
+def test_the_redis_budget_holds_across_workers(client, sim, redis_url):
+    warm_up(client, sim, redis_url)
+    sim.latency = 0.01
+    ddf = dd.from_pandas(cities(24), npartitions=4, sort=False)
+    out = client.map("{city}", ddf, concurrency=4, rpm=RPM, rate_window=WINDOW, rate_limit_backend=redis_url,
+                     limiter_name=uuid.uuid4().hex, progress=False).compute()
+    assert out["ernie_error"].isna().all()
+    # arrivals trail the grants by a few ms: a slightly shorter window still sees every grant of one window
+    assert busiest_window(sim, WINDOW - 0.1) <= RPM
+
+
+def test_per_worker_limiters_exceed_the_budget(client, sim, redis_url):
+    # the control: the same budget held by each worker process alone lets the cluster send about twice it
+    warm_up(client, sim, redis_url)
+    sim.latency = 0.01
+    ddf = dd.from_pandas(cities(24), npartitions=4, sort=False)
+    with pytest.warns(UserWarning, match="per worker process"):
+        out = client.map("{city}", ddf, concurrency=4, rpm=RPM, rate_window=WINDOW, progress=False)
+    assert out.compute()["ernie_error"].isna().all()
+    assert busiest_window(sim, WINDOW - 0.1) > RPM
+
+
+def test_a_rerun_sends_only_the_rows_that_are_missing(client, sim, redis_url):
+    df = cities(16)
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    job = "resume-" + uuid.uuid4().hex[:8]
+    sim.push(*[Fault.status(400) for _ in range(5)])  # five rows fail for good in the first run
+    first = client.map("{city}", ddf, job=job, rate_limit_backend=redis_url, row_retries=0,
+                       progress=False).compute()
+    failed = first.loc[first["ernie_error"].notna(), "city"].tolist()
+    assert len(failed) == 5
+    sim.clear()
+
+    again = client.map("{city}", ddf, job=job, rate_limit_backend=redis_url, progress=False).compute()
+    assert sorted(prompts_of(sim)) == sorted(failed)  # only the missing rows went out
+    assert again["ernie_text"].tolist() == [echo_answer(c) for c in df["city"]]
+    assert again["ernie_error"].isna().all()
+
+    # the default job id is the same for the same input, template and options: a re-run resumes by itself
+    sim.clear()
+    client.map("{city}", ddf, rate_limit_backend=redis_url, progress=False).compute()
+    assert len(prompts_of(sim)) == 16
+    sim.clear()
+    client.map("{city}", ddf, rate_limit_backend=redis_url, progress=False).compute()
+    assert prompts_of(sim) == []
+
+
+def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(client, sim, redis_url, dask_client):
+    import redis
+
+    n, parts, concurrency = 80, 4, 2
+    sim.latency = 0.05
+    df = cities(n)
+    ddf = dd.from_pandas(df, npartitions=parts, sort=False)
+    offsets = [0, *ddf.map_partitions(len).compute().cumsum().tolist()]
+    job = "kill-" + uuid.uuid4().hex[:8]
+    out = client.map("{city}", ddf, job=job, concurrency=concurrency, rate_limit_backend=redis_url,
+                     progress=False)
+    future = dask_client.compute(out)
+    store = redis.Redis.from_url(redis_url)
+    rows_key = f"{{ernie_widget:map:{job}}}:rows"
+    assert sim.wait_for(lambda: store.hlen(rows_key) >= 10, timeout=20)
+
+    busy: list[str] = []
+    assert sim.wait_for(lambda: busy.extend(a for a, tasks in dask_client.processing().items() if tasks) or busy)
+    victim = busy[0]
+    pid = dask_client.run(os.getpid, workers=[victim])[victim]
+    recorded = {key.decode() for key in store.hkeys(rows_key)}
+    os.kill(pid, signal.SIGKILL)
+
+    got = future.result(timeout=60)
+    assert got["ernie_text"].tolist() == [echo_answer(c) for c in df["city"]]  # every row, once, in order
+    assert list(got.index) == list(df.index) and got["ernie_error"].isna().all()
+
+    def prompt(key: str) -> str:
+        part, index, _ = key.split(":")
+        return str(df["city"].iloc[offsets[int(part)] + int(index)])
+
+    sent = prompts_of(sim)
+    assert set(sent) == set(df["city"])
+    assert all(sent.count(prompt(key)) == 1 for key in recorded)  # recorded rows were not sent again
+    # only rows in flight on the dead worker (one thread × concurrency) may have gone out twice
+    assert len(sent) - n <= concurrency
+    dask_client.wait_for_workers(2, timeout=30)
+    store.close()
