@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,29 @@ def test_nothing_configured_says_where_to_set_it(monkeypatch: pytest.MonkeyPatch
 def test_no_key_means_the_offline_model(tmp_path: Path) -> None:
     s = completion_settings(tmp_path)
     assert s.provider == "local" and s.ready and s.source.startswith("offline model")
+
+
+def test_a_server_without_a_model_has_no_client_and_says_why(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    from ernie_widget.completion.service import CompletionService
+
+    monkeypatch.setenv("ERNIE_PROVIDER", "aistudio")  # chosen, but its token is missing
+    monkeypatch.chdir(tmp_path)
+    service = CompletionService()
+    assert service.client is None and not service.settings.ready
+    assert "AISTUDIO_ACCESS_TOKEN" in service.settings.message
+
+
+def test_the_service_names_the_model_its_client_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ernie_widget.completion.service import CompletionService
+
+    monkeypatch.setenv("QIANFAN_API_KEY", KEY)
+    monkeypatch.setenv("ERNIE_COMPLETION_MODEL", "ernie-lite-8k")
+    monkeypatch.chdir(tmp_path)
+    service = CompletionService()
+    try:
+        assert service.client is not None and service.client.model == "ernie-lite-8k"
+        assert service.settings.public()["model"] == "ernie-lite-8k" and KEY not in str(service.settings.public())
+        assert KEY not in service.redact(f"the key is {KEY}")  # what error lines and completions pass through
+    finally:
+        asyncio.run(service.aclose())

@@ -23,6 +23,10 @@ logger = logging.getLogger("ernie_widget.completion")
 MAX_TOKENS = 128
 #: low, so the same context gives much the same suggestion; ERNIE takes temperature in (0, 1]
 TEMPERATURE = 0.2
+#: ghost text is wanted now or not at all: one retry (a stale pooled connection), never a long backoff chain
+MAX_RETRIES = 1
+#: seconds to the first byte; JupyterLab's own provider `timeout` setting usually gives up sooner
+TIMEOUT = 30.0
 
 
 class CompletionRequest(BaseModel):
@@ -46,7 +50,8 @@ class CompletionService:
         self.client: AsyncErnie | None = None
         if self.settings.ready:
             try:
-                self.client = AsyncErnie(self.settings.provider, model=self.settings.model)
+                self.client = AsyncErnie(self.settings.provider, model=self.settings.model, timeout=TIMEOUT,
+                                         max_retries=MAX_RETRIES)
             except ErnieError as err:
                 self.settings = replace(self.settings, ready=False, message=self.redact(err.message))
             else:
