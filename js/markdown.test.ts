@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 // jsdom, not happy-dom: its HTML parser puts <math> in the MathML namespace as browsers do.
 import { describe, expect, it } from "vitest";
-import { IncrementalRenderer, renderFull } from "./markdown";
+import { IncrementalRenderer, markdown, renderFull } from "./markdown";
 
 function dom(html: string): HTMLElement {
   const div = document.createElement("div");
@@ -267,6 +267,30 @@ describe("hostile answers cannot hide text, break the chat or reach the Jupyter 
       const el = render(text + " END");
       expect(el.textContent?.trim().endsWith("END")).toBe(true);
       expect(el.querySelector("math")).toBeNull();
+    }
+  });
+
+  it("searching for closers stays linear when the same answer is parsed again (a restored transcript)", () => {
+    // The closer memo once compared the text with `===`: equal strings from another render (streamed, then
+    // restored) cost the whole text per delimiter, "$1" × 30,000 took 150–300 ms. For 16n quadratic is ×256 (measured
+    // ×130–170) and linear ×16–30: the bound is a ratio of the best of five runs, not a time.
+    const md = markdown();
+    const cost = (text: string): number => {
+      md.parse(text, {});
+      const again = (" " + text).slice(1); // equal, another string
+      let best = Infinity;
+      for (let i = 0; i < 5; i++) {
+        const start = performance.now();
+        md.parse(again, {});
+        best = Math.min(best, performance.now() - start);
+      }
+      return best;
+    };
+    for (const unit of ["$1", "\\("]) {
+      cost(unit.repeat(2_500)); // warm up
+      const small = cost(unit.repeat(2_500));
+      const large = cost(unit.repeat(40_000));
+      expect(large, `${unit}: ${small.toFixed(1)} ms → ${large.toFixed(1)} ms`).toBeLessThan(64 * small + 2);
     }
   });
 

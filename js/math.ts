@@ -67,14 +67,18 @@ export const MATH_SEARCH_LIMIT = 5_000;
  * `\(` of a paragraph in order, and a plain search from each of them to the end made text such as "$1" × 30,000
  * quadratic (seconds of a frozen tab). The next closing position only moves forward as the search start does,
  * so each answer is kept until the start passes it: every paragraph is scanned about once per delimiter kind.
+ * Keyed by the parser state, not by the text: `===` on two equal strings compares their characters, and a memo left
+ * by another render of the same answer (a restored transcript after streaming) cost the whole text per delimiter.
  */
-const nextClose = new Map<string, { src: string; from: number; at: number }>();
+const nextClose = new WeakMap<object, Map<string, { from: number; at: number }>>();
 
-function memoised(kind: string, src: string, from: number, search: (from: number) => number): number {
-  const hit = nextClose.get(kind);
-  if (hit && hit.src === src && hit.from <= from && (hit.at === -1 || hit.at >= from)) return hit.at;
+function memoised(state: StateInline, kind: string, from: number, search: (from: number) => number): number {
+  let memo = nextClose.get(state);
+  if (!memo) nextClose.set(state, (memo = new Map()));
+  const hit = memo.get(kind);
+  if (hit && hit.from <= from && (hit.at === -1 || hit.at >= from)) return hit.at;
   const at = search(from);
-  nextClose.set(kind, { src, from, at });
+  memo.set(kind, { from, at });
   return at;
 }
 
@@ -89,8 +93,9 @@ function isDollarClose(src: string, pos: number, max: number): boolean {
 }
 
 /** Position of the closing `$` of an inline `$…$` opened at `start`, or -1 (also when it is too far). */
-function findDollarClose(src: string, start: number, max: number): number {
-  const at = memoised("$", src, start + 1, (from) => {
+function findDollarClose(state: StateInline, start: number, max: number): number {
+  const src = state.src;
+  const at = memoised(state, "$", start + 1, (from) => {
     for (let pos = src.indexOf("$", from); pos !== -1 && pos < max; pos = src.indexOf("$", pos + 1)) {
       if (isDollarClose(src, pos, max)) return pos;
     }
@@ -100,8 +105,8 @@ function findDollarClose(src: string, start: number, max: number): number {
 }
 
 /** Position of `close` after `from`, or -1 (also when it is beyond the search limit). */
-function findClose(src: string, close: string, from: number, max: number): number {
-  const at = memoised(close, src, from, (f) => src.indexOf(close, f));
+function findClose(state: StateInline, close: string, from: number, max: number): number {
+  const at = memoised(state, close, from, (f) => state.src.indexOf(close, f));
   return at !== -1 && at < max && at - from <= MATH_SEARCH_LIMIT ? at : -1;
 }
 
@@ -117,12 +122,12 @@ function mathInline(state: StateInline, silent: boolean): boolean {
     if (display) {
       open = 2;
       close = "$$";
-      end = findClose(src, "$$", start + 2, max);
+      end = findClose(state, "$$", start + 2, max);
     } else {
       open = 1;
       close = "$";
       if (start + 1 >= max || isSpace(src.charCodeAt(start + 1))) return false;
-      end = findDollarClose(src, start, max);
+      end = findDollarClose(state, start, max);
     }
   } else if (first === BACKSLASH) {
     const next = src.charCodeAt(start + 1);
@@ -130,7 +135,21 @@ function mathInline(state: StateInline, silent: boolean): boolean {
     display = next === 0x5b;
     open = 2;
     close = display ? "\\]" : "\\)";
-    end = findClose(src, close, start + 2, max);
+    end = findClose(state, close, start + 2, max);
+    const anyClose = memoised(state, close, start + 2, (f) => src.indexOf(close, f));
+    if (anyClose === -1 || anyClose >= max) {
+      // No closer at all: the run of such openers is one escaped-text token, not one each ("\\(" × 40,000)
+      let pos = start;
+      while (pos + 1 < max && src.charCodeAt(pos) === BACKSLASH && src.charCodeAt(pos + 1) === next) pos += 2;
+      if (!silent) {
+        const token = state.push("text_special", "", 0);
+        token.content = String.fromCharCode(next).repeat((pos - start) / 2);
+        token.markup = src.slice(start, pos);
+        token.info = "escape";
+      }
+      state.pos = pos;
+      return true;
+    }
   } else {
     return false;
   }
