@@ -209,6 +209,14 @@ def test_closing_before_the_first_token_closes_upstream_too(server: Server, sim:
         sim.latency = 0.0
 
 
+def test_an_endless_answer_is_cut_and_closed(server: Server, sim: ErnieSimulator) -> None:
+    sim.set_answer(text="z" * 20000, chunk_size=50, delay=0.005)  # a server that ignores max_tokens
+    reply = server.request("POST", PATH, body())
+    assert reply.lines()[-1] == {"done": True, "text": "z" * 2000}
+    upstream = sim.chat_requests[-1]
+    assert ErnieSimulator.wait_for(lambda: upstream.finished is not None) and upstream.disconnected
+
+
 @pytest.mark.parametrize("extra", [{"base_url": "http://evil.example/v2"}, {"model": "ernie-4.0-8k"},
                                    {"provider": "openai"}, {"url": "http://evil.example"}, {"api_key": "x"},
                                    {"anything": 1}])
@@ -230,9 +238,13 @@ def test_malformed_bodies_are_refused(server: Server, raw: bytes) -> None:
 
 
 def test_huge_body_is_refused_with_413(server: Server, sim: ErnieSimulator) -> None:
-    reply = server.request("POST", PATH, body(prefix="a" * (300 * 1024)))
-    assert reply.status == 413 and reply.json()["error"]["code"] == "too_large"
-    assert not sim.chat_requests
+    sim.set_answer(text="ok")  # not the echo of the prompt
+    for size in (256 * 1024 + 1, 8 * 1024 * 1024):  # just over the limit, and far over it (read, not kept)
+        raw = body(prefix="a" * size)
+        reply = server.request("POST", PATH, raw)
+        assert reply.status == 413 and reply.json()["error"]["code"] == "too_large"
+    assert server.request("POST", PATH, body(prefix="a" * (200 * 1024))).status == 200  # under it: fine
+    assert len(sim.chat_requests) == 1
 
 
 def test_long_text_is_trimmed_keeping_what_is_nearest_the_cursor(server: Server, sim: ErnieSimulator) -> None:

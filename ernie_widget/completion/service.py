@@ -23,6 +23,8 @@ logger = logging.getLogger("ernie_widget.completion")
 MAX_TOKENS = 128
 #: low, so the same context gives much the same suggestion; ERNIE takes temperature in (0, 1]
 TEMPERATURE = 0.2
+#: the longest completion kept, whatever the server sends (each update re-cleans the whole text)
+MAX_CHARS = 2000
 #: ghost text is wanted now or not at all: one retry (a stale pooled connection), never a long backoff chain
 MAX_RETRIES = 1
 #: seconds to the first byte; JupyterLab's own provider `timeout` setting usually gives up sooner
@@ -78,6 +80,9 @@ class CompletionService:
                 if event.type != "text" or not event.text:
                     continue  # a thinking model's reasoning is not ghost text
                 raw += event.text
+                if len(raw) > MAX_CHARS:  # a server that ignores max_tokens: stop reading (and paying for) it
+                    raw = raw[:MAX_CHARS]
+                    break
                 text = self.redact(clean_completion(raw, request.prefix, request.suffix))
                 if text != shown:
                     shown = text
