@@ -651,3 +651,30 @@ def test_insert_cell_waits_for_the_views_insert_click_or_its_report_that_no_exte
     assert last_messages(sim)[-1]["content"] == NO_EXTENSION
     assert steps(sent)[-1]["status"] == "skipped" and steps(sent)[-1]["result"] == NO_EXTENSION
     assert chat.messages[-2]["content"] == NO_EXTENSION  # stored as the step's result
+
+
+def test_the_kernels_own_interrupt_ends_the_tool_and_the_turn_like_stop(make, sim, sent: Sent, ip) -> None:
+    import os
+    import signal
+
+    from ernie_widget.agent import tool_running
+
+    chat = make(auto_approve=True)
+    sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "import time\ntime.sleep(30)"}}]),
+             Answer(text="never asked"))
+    sent_at: list[float] = []
+
+    def kernel_interrupt() -> None:  # what JupyterLab's ■ does: the server sends SIGINT to the kernel process
+        wait_for(tool_running)  # only while the tool runs: its handler is installed (pytest's would end the run)
+        time.sleep(0.3)
+        sent_at.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=kernel_interrupt, daemon=True).start()
+    answer = chat.ask("睡一会").wait(15)  # the main thread runs the tool meanwhile
+    assert answer["status"] == "stopped" and time.monotonic() - sent_at[0] < 2
+    assert len(sim.chat_requests) == 1  # the model was not asked again
+    assert steps(sent)[-1]["status"] == "failed"
+    sim.clear()
+    sim.push(Answer(text="好了"))
+    assert chat.ask("还在吗").wait(10)["content"] == "好了"  # the next turn works

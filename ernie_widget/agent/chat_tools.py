@@ -28,7 +28,7 @@ from typing import Any
 from ..client.events import ToolCall
 from ..client.tools import Tool, as_tool
 from ..main_thread import KernelBusy, MainThreadRunner
-from .executor import NO_LIMIT_WAIT, WAIT_MARGIN, KernelExecutor
+from .executor import NO_LIMIT_WAIT, WAIT_MARGIN, KernelExecutor, ToolInterrupted
 from .guard import interrupt
 from .run_python import run_python
 
@@ -56,16 +56,19 @@ _REFUSED_AT_ONCE = 0.5
 
 
 class ToolText(str):
-    """A tool's text for the model, with what it does not carry as text: images (data URLs) and whether the code
-    it ran failed (an ``ok`` result of run_python may report a traceback)."""
+    """A tool's text for the model, with what it does not carry as text: images (data URLs), whether the code
+    it ran failed (an ``ok`` result of run_python may report a traceback), and whether it was interrupted."""
 
     images: list[str]
     failed: bool
+    interrupted: bool
 
-    def __new__(cls, text: str, images: list[str] | None = None, failed: bool = False) -> ToolText:
+    def __new__(cls, text: str, images: list[str] | None = None, failed: bool = False,
+                interrupted: bool = False) -> ToolText:
         made = super().__new__(cls, text)
         made.images = list(images or [])
         made.failed = failed
+        made.interrupted = interrupted
         return made
 
 
@@ -125,7 +128,8 @@ def builtin_tools(shell: Any, vision: Callable[[], bool]) -> list[Builtin]:
 
     def run_code(arguments: Mapping[str, Any], timeout: float | None) -> ToolText:
         result = run_python(str(arguments["code"]), shell=shell, timeout=timeout)
-        return ToolText(result.text, result.images, failed=result.status != "ok")
+        return ToolText(result.text, result.images, failed=result.status != "ok",
+                        interrupted=result.status == "interrupted")
 
     def list_names(arguments: Mapping[str, Any], _timeout: float | None) -> ToolText:
         from ..context import list_variables
@@ -170,13 +174,16 @@ def shown_text(call: ToolCall) -> tuple[str, bool]:
 class ChatExecutor:
     """Runs the chat's tools: built-ins on the main thread through the runner (they guard themselves: run_python
     with `run_guarded`, the renderers with their own time limit), user tools through `KernelExecutor`.
-    ``running`` says whether one of this chat's tools runs now (Stop then interrupts it)."""
+    ``running`` says whether one of this chat's tools runs now (Stop then interrupts it); ``interrupted`` that a
+    tool of the current turn was interrupted — by Stop, or by the kernel's own interrupt (■), which ends the turn
+    the same way."""
 
     def __init__(self, runner: MainThreadRunner, builtins: list[Builtin]) -> None:
         self._runner = runner
         self._kernel = KernelExecutor(runner=runner)
         self._builtins = {b.tool.name: b for b in builtins}
         self.running = 0
+        self.interrupted = False
 
     def _builtin(self, tool: Tool) -> Builtin | None:
         found = self._builtins.get(tool.name)
@@ -200,11 +207,17 @@ class ChatExecutor:
             if tool.is_async:
                 return await self._kernel.arun(tool, arguments, timeout)
             try:
-                return await asyncio.to_thread(self.run, tool, arguments, timeout, stopped)
+                value = await asyncio.to_thread(self.run, tool, arguments, timeout, stopped)
             except asyncio.CancelledError:
                 stopped.set()  # a call still waiting for the main thread never starts
                 interrupt()  # Stop: the code it was waiting for ends too
                 raise
+            except ToolInterrupted:
+                self.interrupted = True
+                raise
+            if isinstance(value, ToolText) and value.interrupted:
+                self.interrupted = True
+            return value
         finally:
             self.running -= 1
 

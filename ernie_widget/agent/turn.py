@@ -14,9 +14,10 @@ the same ``(kind, value)`` pairs as a plain answer (text, reasoning, safety, sou
 - records what the turn stored (``Turn.transcript``: each round's assistant ``tool_calls`` message and one ``tool``
   message per call, with the step's status, code and hash), and where the final answer's own text starts.
 
-Stop cancels the turn's task: a waiting approval is cancelled, a running tool interrupted (`ChatExecutor`), and
-the steps that did not finish are stored as skipped or failed, each with a ``tool`` message, so the history the
-next turn sends stays a valid tool history.
+Stop cancels the turn's task: a waiting approval is cancelled, a running tool interrupted (`ChatExecutor`; a tool
+interrupted by the kernel's own interrupt ends the turn the same way), and the steps that did not finish are
+stored as skipped or failed, each with a ``tool`` message, so the history the next turn sends stays a valid tool
+history.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class ChatTools:
                      ) -> AsyncIterator[tuple[str, Any]]:
         """The turn's ``(kind, value)`` pairs (module docstring); ``params`` go to every request."""
         run = _Run(self, turn)
+        self.executor.interrupted = False
         tools = list(self._tools)
         if self.mcp is not None:  # started by the first turn; a server that failed is tried again next turn
             for notice in await self.mcp.start(self.names):
@@ -274,6 +276,8 @@ class _Run:
             extra["edited"] = True
         self._step(call, status, code, **extra)
         self._store(call, text, status, code, images, edited is not None)
+        if self.tools.executor.interrupted:  # the kernel's interrupt (■) ends the turn as Stop does
+            self.turn.request_stop()
         self._round_results += 1
         self._round_images.extend(images)
         if self._round_results >= len(self._round_calls) and self._round_images and self.tools._vision():
