@@ -166,7 +166,7 @@ def test_lines_arrive_as_they_are_generated(server: Server, sim: ErnieSimulator)
     resp = conn.getresponse()
     start = time.monotonic()
     first = json.loads(resp.readline())
-    assert time.monotonic() - start < 0.5 and first["text"]  # not held until the answer ends
+    assert time.monotonic() - start < 0.7 and first["text"]  # not held until the answer ends (1 s)
     conn.close()
 
 
@@ -182,6 +182,8 @@ def test_closing_the_request_closes_upstream_at_once(server: Server, sim: ErnieS
     conn.sock.shutdown(socket.SHUT_RDWR)
     conn.close()
     upstream = sim.chat_requests[-1]
+    # the simulator watches its socket while it streams: `finished` is stamped when it sees the close (EOF),
+    # `disconnected` says the answer was not complete then
     assert ErnieSimulator.wait_for(lambda: upstream.finished is not None, timeout=5)
     assert upstream.disconnected  # the server closed it: the answer had seconds left
     took = upstream.finished - closed  # type: ignore[operator]
