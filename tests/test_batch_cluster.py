@@ -227,6 +227,27 @@ def test_a_rerun_sends_only_the_rows_that_are_missing(client, sim, redis_url):
     assert prompts_of(sim) == []
 
 
+
+# -- progress -------------------------------------------------------------------------------------------------------
+
+
+def test_compute_true_draws_one_bar_for_the_whole_job_from_the_record(client, sim, redis_url, capsys):
+    df = cities(12)
+    ddf = dd.from_pandas(df, npartitions=3, sort=False)
+    job = "bar-" + uuid.uuid4().hex[:8]
+    got = client.map("{city}", ddf, job=job, rate_limit_backend=redis_url, compute=True)
+    assert isinstance(got, pd.DataFrame)
+    assert got["ernie_text"].tolist() == [echo_answer(c) for c in df["city"]]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "12/12" in err.rsplit("\r", 1)[-1]  # one bar, complete at the end
+    assert f"tokens={int(got['ernie_tokens'].sum())}" in err and "row/s" in err
+
+    # a re-run: the bar starts from what the record already holds, and nothing is sent
+    sim.clear()
+    client.map("{city}", ddf, job=job, rate_limit_backend=redis_url, compute=True)
+    assert sim.chat_requests == []
+    assert "12/12" in capsys.readouterr().err
+
 def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(client, sim, redis_url, dask_client):
     import redis
 

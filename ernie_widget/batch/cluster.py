@@ -407,30 +407,37 @@ def map_dask(client: Any, prompts_or_template: Any, rows: Any = None, **options:
     return compute_with_progress(out, frame, spec, progress=bool(o["progress"]))
 
 
-def job_progress(store_url: str, job: str) -> tuple[int, int, int]:
-    """(rows recorded, tokens, failed rows) of a job, from the shared record."""
-    import redis
+def job_progress(store: Any, job: str) -> tuple[int, int, int]:
+    """(rows recorded, tokens, failed rows) of a job from the shared record; ``store`` is a Redis URL or client."""
+    if isinstance(store, str):
+        import redis
 
+        client = redis.Redis.from_url(store, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            return job_progress(client, job)
+        finally:
+            client.close()
     rows_key, stats_key = _record_keys(job)
-    client = redis.Redis.from_url(store_url, socket_timeout=5, socket_connect_timeout=5)
-    try:
-        pipe = client.pipeline(transaction=False)
-        pipe.hlen(rows_key)
-        pipe.hmget(stats_key, ["tokens", "failed"])
-        rows, (tokens, failed) = pipe.execute()
-        return int(rows), int(tokens or 0), int(failed or 0)
-    finally:
-        client.close()
+    pipe = store.pipeline(transaction=False)
+    pipe.hlen(rows_key)
+    pipe.hmget(stats_key, ["tokens", "failed"])
+    rows, (tokens, failed) = pipe.execute()
+    return int(rows), int(tokens or 0), int(failed or 0)
 
 
 def compute_with_progress(out: Any, frame: Any, spec: ClusterSpec, *, progress: bool = True) -> Any:
     """Compute ``out`` (on the distributed client when there is one) and draw one bar for the whole job."""
-    store, job = spec.store_url, spec.job
+    job = spec.job
     bar: Progress | None = None
-    if progress and store and job:
+    store: Any = None
+    if progress and spec.store_url and job:
+        import redis
+
+        store = redis.Redis.from_url(spec.store_url, socket_timeout=5, socket_connect_timeout=5)
+        # the total costs one pass over the input's partitions (cheap next to the rows' requests)
         total = int(frame.map_partitions(len).compute().sum())
         done0, _, _ = job_progress(store, job)
-        bar = Progress(total, min(done0, total), True)
+        bar = Progress(total, min(done0, total), True)  # rows already recorded: rows/s counts only new ones
     future: Any = None
     result: list[Any] = []
     error: list[BaseException] = []
@@ -469,10 +476,12 @@ def compute_with_progress(out: Any, frame: Any, spec: ClusterSpec, *, progress: 
     finally:
         if bar is not None:
             bar.close()
+        if store is not None:
+            store.close()
 
 
-def _show(bar: Progress, store: str | None, job: str | None) -> None:
-    assert store and job
+def _show(bar: Progress, store: Any, job: str | None) -> None:
+    assert job
     rows, tokens, failed = job_progress(store, job)
     bar.done, bar.tokens, bar.failed = rows + failed, tokens, failed
     bar.refresh()
