@@ -135,6 +135,7 @@ export class ErnieInlineProvider implements IInlineCompletionProvider {
     if (!pending) return;
     this._pending.delete(token);
     let text = "";
+    let complete = false;
     try {
       for await (const line of pending.lines) {
         if (line.error) {
@@ -147,14 +148,16 @@ export class ErnieInlineProvider implements IInlineCompletionProvider {
           text = line.text;
           yield { response: { insertText: text, isIncomplete: !line.done } };
         }
-        if (line.done) break;
+        if (line.done) complete = true;
       }
+      complete = true; // the server ended the body
       this._setState({ kind: "idle" });
     } catch (error) {
       this._failedUnlessAborted(pending.controller, error);
     } finally {
-      // ended early or not: nothing more is read, so the connection may go
-      pending.controller.abort();
+      // ended early (JupyterLab stopped reading, an error line, a failure): close the connection, so the server
+      // closes the upstream request; a body read to its end needs nothing
+      if (!complete) pending.controller.abort();
       pending.release();
       if (this._current === pending) this._current = null;
     }

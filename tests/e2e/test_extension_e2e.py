@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 
-from .conftest import KERNEL, JupyterServer, open_notebook, run_cell, server_env, wait_idle, write_notebook
+from .conftest import (
+    FAKE_KEY,
+    KERNEL,
+    JupyterServer,
+    open_notebook,
+    run_cell,
+    server_env,
+    wait_idle,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +40,7 @@ CHAT_CELL = "from ernie_widget import ErnieChat\nchat = ErnieChat()\nchat"
 # exact-text probe: braces, quotes, markup, CJK, indentation, a blank line
 CODE = 'def greet(name):\n    return f"你好, {name}! <b>&amp;</b> \'q\'"\n\n\nprint(greet("ernie"))'
 RUN_CODE = 'print("ran-" + str(6 * 7))'
+COMPLETION_MODEL = "ernie-speed-128k"
 KNOWN_NB7_ERROR = "Cannot read properties of undefined (reading 'schema')"
 
 
@@ -63,6 +73,7 @@ def _share_dir(root: Path) -> Path:
 def _env(sim: Any, root: Path) -> dict[str, str]:
     env = server_env(sim, root)
     env["ERNIE_SIDEBAR_STORE"] = str(root / "sidebar-chats.sqlite3")  # not the user's ~/.local/share
+    env["ERNIE_COMPLETION_MODEL"] = COMPLETION_MODEL  # the server extension's model: tells its requests apart
     if INSTALLED:
         _installed_extension()  # found by the server in sys.prefix, where the wheel put it
     else:
@@ -665,3 +676,204 @@ def test_built_extension_declares_its_contract() -> None:
     assert shared["@jupyterlab/notebook"]["requiredVersion"] == "^4.5.0"
     static = os.listdir(built / "static")
     assert any(name.startswith("remoteEntry.") for name in static)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inline completion (ghost text) through the server extension, in the same JupyterLab server
+
+INLINE_CELLS = ["import pandas as pd", "import time"]
+GHOST = ".jp-GhostText"
+INLINE_STATUS = '[data-testid="ernie-inline-status"]'
+TOGGLE_INLINE = "ernie-widget:toggle-inline-completion"
+CANARY = "canary-9f1c2e7d"
+
+
+class Traffic:
+    """Every request the page sends (URL, headers, body) and every finished response body, as text."""
+
+    def __init__(self, page: Any) -> None:
+        self.sent: list[str] = []
+        self.received: list[str] = []
+        page.on("request", self._request)
+        page.on("requestfinished", self._finished)
+
+    def _request(self, req: Any) -> None:
+        self.sent.append(f"{req.method} {req.url}\n{json.dumps(req.headers)}\n{req.post_data or ''}")
+
+    def _finished(self, req: Any) -> None:
+        try:
+            resp = req.response()
+            body = resp.body() if resp is not None else b""
+        except Exception:  # a body that is gone (an aborted stream, a redirect) holds nothing to search
+            return
+        self.received.append(f"{req.url}\n{json.dumps(resp.headers if resp else {})}\n"
+                             f"{body.decode('utf-8', 'replace')}")
+
+    def contains(self, needle: str) -> bool:
+        return any(needle in text for text in self.sent + self.received)
+
+
+def _completion_requests(sim: Any) -> list[Any]:
+    """The simulator's requests from the server extension (the chats in this module use the default model)."""
+    return [r for r in sim.chat_requests if isinstance(r.json, dict) and r.json.get("model") == COMPLETION_MODEL]
+
+
+@pytest.fixture(scope="module")
+def inline_page(browser: Any, ext_lab: JupyterServer) -> Iterator[tuple[Page, Traffic]]:
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = Page(context.new_page())
+    traffic = Traffic(page.page)
+    write_notebook(ext_lab.root / "inline.ipynb", INLINE_CELLS)
+    open_notebook(page.page, ext_lab, "inline.ipynb", "inline")
+    yield page, traffic
+    assert page.errors == []
+    context.close()
+
+
+def _inline_enabled(page: Any) -> bool:
+    return bool(page.evaluate(f"() => window.jupyterapp.commands.isToggled('{TOGGLE_INLINE}')"))
+
+
+def _new_cell(page: Page, kind: str = "code") -> int:
+    """A new empty cell at the end of the notebook; its index."""
+    n = len(page.cells())
+    page.page.evaluate(f"() => {NB}.model.sharedModel.insertCell({n}, {{cell_type: '{kind}', source: ''}})")
+    page.wait_cells(n + 1)
+    return n
+
+
+def _type_in_cell(page: Page, index: int, text: str) -> None:
+    page.activate(index)
+    editor = page.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".cm-content")
+    editor.click()
+    page.page.keyboard.press("Control+End")
+    page.page.keyboard.type(text, delay=20)
+
+
+def test_inline_completion_is_off_until_one_click_turns_it_on(inline_page: tuple[Page, Traffic],
+                                                              e2e_sim: Any) -> None:
+    page, _ = inline_page
+    status = page.page.locator(INLINE_STATUS)
+    status.wait_for(state="visible", timeout=30_000)
+    assert not _inline_enabled(page.page)
+    e2e_sim.clear()
+    _type_in_cell(page, 0, "\ndf = pd.")
+    page.page.wait_for_timeout(1500)  # past the debounce delay: an enabled provider would have asked by now
+    assert _completion_requests(e2e_sim) == []
+    assert page.page.locator(GHOST).count() == 0
+    # a synthetic click from page script does not switch it on
+    page.page.evaluate(f"() => document.querySelector('{INLINE_STATUS}').click()")
+    page.page.wait_for_timeout(300)
+    assert not _inline_enabled(page.page)
+    status.click()
+    page.page.wait_for_function(f"() => window.jupyterapp.commands.isToggled('{TOGGLE_INLINE}')", timeout=10_000)
+    assert status.get_attribute("data-state") == "on"
+
+
+def test_typing_shows_streamed_ghost_text_and_tab_accepts_it(inline_page: tuple[Page, Traffic], e2e_sim: Any) -> None:
+    page, _ = inline_page
+    assert _inline_enabled(page.page)
+    e2e_sim.set_answer(text="pd.read_csv('sales.csv')", chunk_size=3, delay=0.03)
+    _type_in_cell(page, 0, "read")  # the click on the status item took the focus: back into the cell, at its end
+    ghost = page.page.locator(GHOST)
+    ghost.wait_for(state="visible", timeout=20_000)
+    page.page.wait_for_function(f"() => document.querySelector('{GHOST}')?.textContent.includes('sales.csv')",
+                                timeout=20_000)
+    # the model restarted the word being typed ("pd.read" → "pd.read_csv…"): the ghost is only what follows
+    assert page.page.evaluate(f"() => document.querySelector('{GHOST}').textContent") == "_csv('sales.csv')"
+    page.page.keyboard.press("Tab")
+    page.page.wait_for_function(
+        f"() => {NB}.model.cells.get(0).sharedModel.getSource().includes(\"df = pd.read_csv('sales.csv')\")",
+        timeout=10_000)
+    source = page.sources()[0]
+    assert source == "import pandas as pd\ndf = pd.read_csv('sales.csv')", source
+    request = _completion_requests(e2e_sim)[-1]
+    text = json.dumps(request.json, ensure_ascii=False)
+    assert "df = pd.read" in text
+
+
+def test_typing_on_cancels_the_request_in_flight(inline_page: tuple[Page, Traffic], e2e_sim: Any) -> None:
+    page, _ = inline_page
+    e2e_sim.set_answer(text="x" * 400, chunk_size=1, delay=0.05)  # 20 s of streaming unless cancelled
+    e2e_sim.clear()
+    _type_in_cell(page, 1, "\nfor i in range(3):")
+    assert e2e_sim.wait_for(lambda: any(r.chunks_sent > 2 for r in _completion_requests(e2e_sim)), timeout=20)
+    first = next(r for r in _completion_requests(e2e_sim) if r.chunks_sent > 2)
+    page.page.keyboard.type("\n", delay=0)
+    assert e2e_sim.wait_for(lambda: first.disconnected or first.finished is not None, timeout=5)
+    assert first.disconnected, "the upstream request was not closed when the user typed on"
+    assert first.chunks_sent < 400
+
+
+def test_completions_arrive_while_the_kernel_is_busy(inline_page: tuple[Page, Traffic], e2e_sim: Any) -> None:
+    page, _ = inline_page
+    # the kernel runs time.sleep(30), as a long cell would; completions do not go through the kernel
+    page.page.evaluate(f"() => {{ {KERNEL}.requestExecute({{code: 'import time; time.sleep(30)'}}); }}")
+    page.page.wait_for_function(f"{KERNEL}?.status === 'busy'", timeout=20_000)
+    try:
+        e2e_sim.set_answer(text="print('still here')", chunk_size=4, delay=0.0)
+        _type_in_cell(page, _new_cell(page), "# say hello\nprint(")
+        page.page.wait_for_function(f"() => document.querySelector('{GHOST}')?.textContent.includes('still here')",
+                                    timeout=20_000)
+        assert page.page.evaluate(f"() => {KERNEL}.status") == "busy"
+    finally:
+        page.page.evaluate(f"() => {KERNEL}.interrupt()")
+        wait_idle(page.page)
+    page.page.keyboard.press("Escape")
+
+
+def test_markdown_cells_complete_as_markdown(inline_page: tuple[Page, Traffic], e2e_sim: Any) -> None:
+    page, _ = inline_page
+    e2e_sim.set_answer(text="按地区汇总销售额。", chunk_size=2, delay=0.0)
+    e2e_sim.clear()
+    _type_in_cell(page, _new_cell(page, "markdown"), "## 销售分析\n本节")
+    page.page.wait_for_function(f"() => document.querySelector('{GHOST}')?.textContent.includes('汇总')",
+                                timeout=20_000)
+    request = _completion_requests(e2e_sim)[-1]
+    assert "markdown" in json.dumps(request.json, ensure_ascii=False).lower()
+    page.page.keyboard.press("Escape")
+
+
+def test_the_key_never_reaches_the_browser(inline_page: tuple[Page, Traffic], e2e_sim: Any) -> None:
+    page, traffic = inline_page
+    # the capture would catch a key: a canary sent back the way a leaked key would come (in the completion) is seen
+    e2e_sim.set_answer(text=f"'{CANARY}'", chunk_size=5, delay=0.0)
+    _type_in_cell(page, _new_cell(page), "token = ")
+    page.page.wait_for_function(f"() => document.querySelector('{GHOST}')?.textContent.includes('{CANARY}')",
+                                timeout=20_000)
+    page.page.keyboard.press("Escape")
+    page.page.wait_for_timeout(500)
+    assert traffic.contains(CANARY)
+    assert any("ernie-widget/completion" in s for s in traffic.sent)
+    for secret in (FAKE_KEY, FAKE_KEY.split("/")[-1]):
+        assert not traffic.contains(secret)
+
+
+def test_the_endpoint_refuses_hosts_models_and_strangers(inline_page: tuple[Page, Traffic], ext_lab: JupyterServer,
+                                                         e2e_sim: Any) -> None:
+    page, _ = inline_page
+    e2e_sim.clear()
+    base = {"prefix": "x = ", "suffix": "", "language": "python", "cell_type": "code", "context": []}
+    for extra in ({"base_url": "http://evil.example"}, {"model": "ernie-4.5-turbo-128k"}, {"provider": "openai"}):
+        status = page.page.evaluate("""async (body) => {
+            const r = await fetch('/ernie-widget/completion', {method: 'POST', body: JSON.stringify(body),
+                                  headers: {'Content-Type': 'application/json'}});
+            return r.status;
+        }""", {**base, **extra})
+        assert status == 400, (extra, status)
+    import httpx
+
+    r = httpx.post(f"http://127.0.0.1:{ext_lab.port}/ernie-widget/completion", json=base, timeout=10)
+    assert r.status_code in (401, 403), r.status_code
+    assert _completion_requests(e2e_sim) == []
+
+
+def test_turning_it_off_stops_completions(inline_page: tuple[Page, Traffic], e2e_sim: Any) -> None:
+    page, _ = inline_page
+    page.page.locator(INLINE_STATUS).click()
+    page.page.wait_for_function(f"() => !window.jupyterapp.commands.isToggled('{TOGGLE_INLINE}')", timeout=10_000)
+    e2e_sim.clear()
+    _type_in_cell(page, _new_cell(page), "print(")
+    page.page.wait_for_timeout(1500)
+    assert _completion_requests(e2e_sim) == []
+    assert page.page.locator(GHOST).count() == 0
