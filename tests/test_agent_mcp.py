@@ -256,6 +256,41 @@ def test_a_server_that_cannot_start_is_a_notice_with_its_stderr(make, sim, sent:
         "run_python", "list_variables", "describe", "insert_cell"]
 
 
+def _hung_server(tmp_path: Path) -> tuple[McpServer, Path]:
+    """A process that never answers MCP (it only writes its pid and sleeps)."""
+    pid_file = tmp_path / "hung.pid"
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    return McpServer(command=[sys.executable, "-c", code], name="hung"), pid_file
+
+
+def test_a_server_that_never_answers_times_out_and_is_stopped(make, sim, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from ernie_widget.agent import mcp_tools
+
+    monkeypatch.setattr(mcp_tools, "START_TIMEOUT", 1.0)
+    server, pid_file = _hung_server(tmp_path)
+    chat = make(mcp=[server], agent=True)
+    sim.push(Answer(text="照常回答。"))
+    started = time.monotonic()
+    answer = chat.ask("hi").wait(20)
+    assert answer["content"] == "照常回答。" and time.monotonic() - started < 4
+    assert "hung" in answer["notice"] and "timed out" in answer["notice"]
+    wait_for(lambda: gone(int(pid_file.read_text())), 10)  # reaped in the background (stdin closed, then SIGTERM)
+
+
+def test_stop_while_a_server_starts(make, sim, sent: Sent, tmp_path: Path) -> None:
+    server, pid_file = _hung_server(tmp_path)
+    chat = make(mcp=[server])
+    handle = chat.ask("hi")
+    wait_for(pid_file.exists, 10)
+    time.sleep(0.2)
+    stopped = time.monotonic()
+    chat.stop()
+    assert handle.wait(10)["status"] == "stopped" and time.monotonic() - stopped < 1.5
+    assert sim.chat_requests == []  # the model was never asked
+    wait_for(lambda: gone(int(pid_file.read_text())), 10)
+
+
 def test_server_specs() -> None:
     assert as_server("https://example.com/mcp") == McpServer(url="https://example.com/mcp")
     assert as_server("uvx mcp-server-time --local-timezone 'Asia/Shanghai'").command == [

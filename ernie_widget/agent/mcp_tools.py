@@ -23,7 +23,10 @@ URL when it starts with ``http://`` or ``https://``, else as a command line (spl
   never the kernel's whole ``os.environ``, which holds the ERNIE key. Its stderr goes to a temporary file, quoted
   (redacted) when it fails to start.
 - Stopped with the chat (`McpTools.close`, from ``ErnieChat.close()``): each session task leaves its context, which
-  closes the server's stdin, waits for it to exit and kills it otherwise (the SDK's shutdown sequence).
+  closes the server's stdin, waits for it to exit and kills it otherwise (the SDK's shutdown sequence). The SDK
+  starts a stdio server in a session of its own, so the kernel's interrupt (a SIGINT to the kernel's process group)
+  does not reach it; a kernel that exits without ``close()`` closes the server's stdin, which ends a well-behaved
+  server.
 """
 
 from __future__ import annotations
@@ -247,7 +250,11 @@ class _Session:
         task, closing = self._task, self._closing
         if closing is not None:
             closing.set()
-        if task is not None and not task.done():
+        if task is not None and not task.done() and self.client is None:
+            # still starting (a timeout, Stop): it would never reach `closing`. Not awaited: the SDK's shielded
+            # shutdown (stdin closed, 2 s, then SIGTERM) reaps the process in the background, and Stop is not held up
+            task.cancel()
+        elif task is not None and not task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(task), STOP_WAIT)
             except (TimeoutError, asyncio.CancelledError):
@@ -261,7 +268,7 @@ class _Session:
 class McpTools:
     """The MCP servers of one chat and the tools they provide (see the module docstring)."""
 
-    def __init__(self, servers: Sequence[Any], *, start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(self, servers: Sequence[Any], *, start_timeout: float | None = None) -> None:
         require_sdk()
         self.servers = [as_server(s) for s in servers]
         self._sessions = [_Session(s) for s in self.servers]
@@ -291,7 +298,8 @@ class McpTools:
             todo = [s for s in self._sessions if not s.open]
             if not todo:
                 return []
-            outcomes = await asyncio.gather(*(s.start(self._start_timeout) for s in todo), return_exceptions=True)
+            timeout = self._start_timeout if self._start_timeout is not None else START_TIMEOUT
+            outcomes = await asyncio.gather(*(s.start(timeout) for s in todo), return_exceptions=True)
             notices = []
             for session, outcome in zip(todo, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
