@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "ERNIE_PROVIDER": "force a provider: qianfan, qianfan-v1, aistudio, openai, local, replay",
     "ERNIE_MODEL": "default model name (or a GGUF path for local)",
     "ERNIE_LOCAL_MODEL": "GGUF file for the embedded local model",
+    "ERNIE_COMPLETION_MODEL": "model for ghost-text completion, read by the Jupyter server (default ernie-speed-128k)",
     "ERNIE_LOCAL_THREADS": "threads for the local model (default: usable CPUs)",
     "ERNIE_LOCAL_CTX": "context length for the local model (default 2048)",
     "ERNIE_CASSETTE": "record/replay cassette file (.jsonl)",
