@@ -3,6 +3,7 @@ the protocol simulator. One cluster for the module (it starts in ~2 s); every te
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import pickle
@@ -18,7 +19,7 @@ distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 from ernie_widget.batch.cluster import ClusterSpec, run_partition  # noqa: E402
-from ernie_widget.client import Ernie  # noqa: E402
+from ernie_widget.client import AsyncErnie, Ernie  # noqa: E402
 from ernie_widget.gateway.testing import redis_server  # noqa: E402
 from ernie_widget.testing import ErnieSimulator, Fault, echo_answer  # noqa: E402
 
@@ -37,7 +38,8 @@ def sim():  # type: ignore[no-untyped-def]
 def dask_client(sim: ErnieSimulator):  # type: ignore[no-untyped-def]
     # the key reaches the workers only through their environment, never through the graph
     with (distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-                                   dashboard_address=None, env=sim.env("qianfan", api_key=KEY)) as cluster,
+                                   dashboard_address=None,
+                                   env=sim.env("qianfan", api_key=KEY) | {"ERNIE_API_KEY": KEY}) as cluster,
           distributed.Client(cluster) as client):
         yield client
 
@@ -118,6 +120,29 @@ def test_the_workers_send_the_key_from_their_environment(client, sim):
     assert {r.headers["authorization"] for r in sim.chat_requests} == {f"Bearer {KEY}"}
 
 
+def test_gateway_sends_to_its_url_with_the_per_user_key_of_the_worker_environment(client, sim):
+    sim.openai_api_key = KEY  # the gateway stand-in: /v1 wants the user's key
+    try:
+        out = client.map("{city}", dd.from_pandas(cities(4), npartitions=2, sort=False),
+                         gateway=sim.base_url("openai"), progress=False).compute()
+    finally:
+        sim.openai_api_key = None
+    assert out["ernie_error"].isna().all()
+    assert {r.surface for r in sim.chat_requests} == {"openai"}
+    assert {r.headers["authorization"] for r in sim.chat_requests} == {f"Bearer {KEY}"}
+
+
+def test_the_async_client_returns_the_same_lazy_frame(sim, dask_client):
+    sim.clear()
+
+    async def lazy() -> object:
+        async with AsyncErnie("qianfan", api_key=KEY, base_url=sim.base_url("qianfan")) as aclient:
+            return await aclient.map("{city}", dd.from_pandas(cities(3), npartitions=1, sort=False))
+
+    out = asyncio.run(lazy())
+    assert isinstance(out, dd.DataFrame) and sim.chat_requests == []
+    assert out.compute()["ernie_text"].tolist() == [echo_answer(f"城市{i}") for i in range(3)]
+
 def test_the_key_is_nowhere_in_the_pickled_task_graph(client):
     df = cities(8)
     ddf = dd.from_pandas(df, npartitions=2, sort=False)
@@ -184,8 +209,11 @@ def test_the_redis_budget_holds_across_workers(client, sim, redis_url):
     warm_up(client, sim, redis_url)
     sim.latency = 0.01
     ddf = dd.from_pandas(cities(24), npartitions=4, sort=False)
-    out = client.map("{city}", ddf, concurrency=4, rpm=RPM, rate_window=WINDOW, rate_limit_backend=redis_url,
-                     limiter_name=uuid.uuid4().hex, progress=False).compute()
+    # the budget as the client already has it: Ernie(rpm=…, rate_limit_backend="redis://…")
+    with Ernie("qianfan", api_key=KEY, base_url=sim.base_url("qianfan"), rpm=RPM,
+               rate_limit_backend=redis_url) as limited:
+        out = limited.map("{city}", ddf, concurrency=4, rate_window=WINDOW, limiter_name=uuid.uuid4().hex,
+                          progress=False).compute()
     assert out["ernie_error"].isna().all()
     # arrivals trail the grants by a few ms: a slightly shorter window still sees every grant of one window
     assert busiest_window(sim, WINDOW - 0.1) <= RPM

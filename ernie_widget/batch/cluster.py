@@ -314,7 +314,11 @@ def _delayed_frame(part: Any) -> Any:
 def map_dask(client: Any, prompts_or_template: Any, rows: Any = None, **options: Any) -> Any:
     """`client.map` over a Dask DataFrame or a Dask Bag of prompts: a lazy Dask DataFrame (see the module doc).
 
-    ``client`` is an `Ernie` or `AsyncErnie`: only its surface and model are used; its key stays here.
+    ``client`` is an `Ernie` or `AsyncErnie`: only its surface, model and limits are used; its key stays here.
+    Besides the `MapOptions` (``cache=`` excepted): ``rate_limit_backend`` (a ``redis://`` URL: one rpm/tpm
+    budget and the record of finished rows), ``rate_window`` (seconds, 60), ``limiter_name`` (which budget),
+    ``store`` (another Redis URL for the record), ``job`` (the record's id), ``gateway`` (a gateway's URL for the
+    workers, which then send their ``ERNIE_API_KEY``) and ``compute`` (compute now, with one progress bar).
     """
     try:
         import dask.dataframe as dd  # noqa: F401
@@ -365,7 +369,8 @@ def map_dask(client: Any, prompts_or_template: Any, rows: Any = None, **options:
     if url is None and isinstance(limiter, RedisRateLimiter):  # the client's own shared limiter
         url = limiter.url
     rpm, tpm = o.pop("rpm"), o.pop("tpm")
-    if isinstance(limiter, RedisRateLimiter) and url == limiter.url:
+    # the client's own limits (Ernie(rpm=…, rate_limit_backend=…)) hold on the workers too
+    if (isinstance(limiter, RedisRateLimiter) and url == limiter.url) or isinstance(limiter, MemoryRateLimiter):
         rpm, tpm = rpm or limiter.rpm, tpm or limiter.tpm
     if url is not None and not str(url).startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"rate_limit_backend 应为 redis:// URL / must be a redis:// URL, not {url!r}")
