@@ -7,6 +7,7 @@ JupyterLab's MathJax (run with its SafeHandler) typesets it; other front ends sh
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -71,6 +72,34 @@ def math_inline(state: StateInline, silent: bool) -> bool:
     return True
 
 
+def _ends_with(closer: str) -> Callable[[StateBlock, int], bool]:
+    def test(state: StateBlock, line: int) -> bool:
+        return state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]].rstrip().endswith(closer)
+
+    return test
+
+
+def _dedented(state: StateBlock, line: int) -> bool:
+    return state.sCount[line] < state.blkIndent and state.bMarks[line] + state.tShift[line] < state.eMarks[line]
+
+
+def _next_line(state: StateBlock, kind: str, start: int, test: Callable[[StateBlock, int], bool]) -> int:
+    """The first line from `start` on that passes `test` (or a line past the end), remembered per parse while the start
+    only moves forward (as in `_find`): every "$$" or "\\[" line searched to the end of the text for its closer, and the
+    paragraph rule asks again at each line, so "\\[" × 30,000 lines took minutes. The start and end lines of a block
+    nested in a list or quote are the same as the document's: markdown-it adjusts only where a line's text starts."""
+    memo: dict[str, tuple[str, int, int, int]] = state.__dict__.setdefault("_ernie_math_lines", {})
+    key = f"{kind}:{state.lineMax}"
+    hit = memo.get(key)
+    if hit is not None and hit[0] is state.src and hit[1] <= start <= hit[2]:
+        return hit[2]
+    line, stop = start, state.lineMax
+    while line < stop and not test(state, line):
+        line += 1
+    memo[key] = (state.src, start, line, stop)
+    return line
+
+
 def math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
     """A ``$$`` or ``\\[`` block; it may contain blank lines. Unclosed blocks are left to the paragraph rule."""
     if state.sCount[start_line] - state.blkIndent >= 4:
@@ -90,21 +119,19 @@ def math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) 
             return False
         lines, last = [body], start_line
     else:
-        lines, last = [rest], -1
-        for line in range(start_line + 1, end_line):
-            if (
-                state.sCount[line] < state.blkIndent
-                and state.bMarks[line] + state.tShift[line] < state.eMarks[line]
-            ):
-                break  # dedented out of the enclosing list/blockquote
-            text = state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]
-            if text.rstrip().endswith(closer):
-                lines.append(text.rstrip()[: -len(closer)])
-                last = line
-                break
-            lines.append(state.src[state.bMarks[line] : state.eMarks[line]])
-        if last < 0:
+        # the closing line, unless the block is dedented out of its list/blockquote before it
+        last = _next_line(state, closer, start_line + 1, _ends_with(closer))
+        if last >= end_line or (
+            state.blkIndent and _next_line(state, f"dedent{state.blkIndent}", start_line + 1, _dedented) <= last
+        ):
             return False
+        if silent:
+            return True
+        lines = [rest]
+        for line in range(start_line + 1, last):
+            lines.append(state.src[state.bMarks[line] : state.eMarks[line]])
+        text = state.src[state.bMarks[last] + state.tShift[last] : state.eMarks[last]]
+        lines.append(text.rstrip()[: -len(closer)])
     if silent:
         return True
     token = state.push("math_block", "div", 0)

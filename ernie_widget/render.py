@@ -35,7 +35,7 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_cjk_friendly import cjk_friendly
 
-from .markdown_guards import guard_links
+from .markdown_guards import guard_links, linear_joins
 from .markdown_math import math_html, math_plugin
 
 __all__ = [
@@ -243,6 +243,7 @@ def _markdown() -> MarkdownIt:
     md.disable("reference")
     md.use(math_plugin)
     md.use(guard_links)  # linear on text made of brackets (markdown_guards.py)
+    md.use(linear_joins)  # and on text made of emphasis delimiters or escapes
     md.core.ruler.push("ernie_citations", _citations)
     md.add_render_rule("ernie_cite", _render_cite)
     md.add_render_rule("image", _render_image)

@@ -28,6 +28,14 @@ HOSTILE = {
     "unclosed $": lambda n: "$1" * (n // 2),
     "link openers": lambda n: "[a](" * (n // 4),
     "nesting bomb lines": lambda n: ("- " * 50 + "x\n") * (n // 101),
+    # every delimiter its own text token: joining them appended to a growing string (8 s at 100 k)
+    "emphasis runs * a": lambda n: "*a " * (n // 3),
+    "emphasis runs a**": lambda n: "a** " * (n // 4),
+    "escapes": lambda n: "\\*" * (n // 2),
+    # each opener line searched every later line for its closer (minutes at 100 k)
+    "unclosed \\[ lines": lambda n: "\\[\n" * (n // 3),
+    "unclosed $$ lines": lambda n: "$$a\n" * (n // 4),
+    "unclosed $$ in a list": lambda n: "- x\n" + "  $$a\n" * (n // 6) + "y\n$$\n",
 }
 
 
