@@ -622,6 +622,33 @@ def test_notebook7_buttons_commands_and_synthetic_clicks(browser: Any, nb7: Jupy
         context.close()
 
 
+def test_notebook7_inline_completion(browser: Any, nb7: JupyterServer, e2e_sim: Any) -> None:
+    """Notebook 7 has the same inline completer (and no status bar): the palette command turns it on."""
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = Page(context.new_page())
+    try:
+        write_notebook(nb7.root / "nb7-inline.ipynb", ["import json"])
+        page.page.goto(nb7.url("notebooks/nb7-inline.ipynb"))
+        page.page.wait_for_function(f"{KERNEL}?.status === 'idle'", timeout=120_000)
+        page.palette("ERNIE 行内补全（开/关）/ ERNIE: Inline completion on/off")
+        page.page.wait_for_function(f"() => window.jupyterapp.commands.isToggled('{TOGGLE_INLINE}')", timeout=10_000)
+        e2e_sim.set_answer(text="json.dumps(data, ensure_ascii=False)", chunk_size=4, delay=0.0)
+        _type_in_cell(page, 0, "\ntext = json.dumps")
+        page.page.wait_for_function(f"() => document.querySelector('{GHOST}')?.textContent.includes('ensure_ascii')",
+                                    timeout=20_000)
+        page.page.keyboard.press("Tab")
+        page.page.wait_for_function(
+            f"() => {NB}.model.cells.get(0).sharedModel.getSource().endsWith('ensure_ascii=False)')", timeout=10_000)
+        assert page.sources()[0] == "import json\ntext = json.dumps(data, ensure_ascii=False)"
+        # the setting is the server's user setting: turn it off again for the other tests on this server
+        page.palette("ERNIE 行内补全（开/关）/ ERNIE: Inline completion on/off")
+        page.page.wait_for_function(f"() => !window.jupyterapp.commands.isToggled('{TOGGLE_INLINE}')",
+                                    timeout=10_000)
+        assert page.errors == []
+    finally:
+        context.close()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Extension disabled
 
