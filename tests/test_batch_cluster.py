@@ -18,7 +18,7 @@ db = pytest.importorskip("dask.bag")
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
-from ernie_widget.batch.cluster import ClusterSpec, run_partition  # noqa: E402
+from ernie_widget.batch.cluster import ClusterSpec, forget_job, job_progress, run_partition  # noqa: E402
 from ernie_widget.client import AsyncErnie, Ernie  # noqa: E402
 from ernie_widget.gateway.testing import redis_server  # noqa: E402
 from ernie_widget.testing import ErnieSimulator, Fault, echo_answer  # noqa: E402
@@ -245,6 +245,12 @@ def test_a_rerun_sends_only_the_rows_that_are_missing(client, sim, redis_url):
     assert sorted(prompts_of(sim)) == sorted(failed)  # only the missing rows went out
     assert again["ernie_text"].tolist() == [echo_answer(c) for c in df["city"]]
     assert again["ernie_error"].isna().all()
+    assert job_progress(redis_url, job)[0] == 16
+
+    forget_job(redis_url, job)  # the record is gone: every row is sent again
+    sim.clear()
+    client.map("{city}", ddf, job=job, rate_limit_backend=redis_url, progress=False).compute()
+    assert len(prompts_of(sim)) == 16
 
     # the default job id is the same for the same input, template and options: a re-run resumes by itself
     sim.clear()

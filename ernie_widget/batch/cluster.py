@@ -53,17 +53,20 @@ from .results import ERROR_COLUMN, FIELD_PREFIX, TEXT_COLUMN, TOKENS_COLUMN
 if TYPE_CHECKING:
     from ..client import AsyncErnie
 
-__all__ = ["ClusterSpec", "RedisRowStore", "is_dask_collection", "map_dask", "run_partition"]
+__all__ = ["ClusterSpec", "RedisRowStore", "forget_job", "is_dask_collection", "job_progress", "map_dask",
+           "run_partition"]
 
 #: Redis keys of a job's record: ``{ernie_widget:map:<job>}:rows`` (hash row key → JSON) and ``…:stats``
 RECORD_PREFIX = "ernie_widget:map"
-#: a job's record expires this long after its last row (seconds): long enough to resume after a weekend
-RECORD_TTL = 7 * 24 * 3600
+#: a job's record expires this long after its last row (seconds, ``record_ttl=``): long enough to resume after
+#: a weekend; the record holds every answer, so Redis needs room for them meanwhile (or `forget_job` them)
+RECORD_TTL = 3 * 24 * 3600
 #: the column a Bag of prompts becomes
 PROMPT_COLUMN = "prompt"
 
 # options only the cluster path knows; every other keyword goes to each partition's batch
-_CLUSTER_OPTIONS = ("rate_limit_backend", "rate_window", "limiter_name", "store", "job", "compute", "gateway")
+_CLUSTER_OPTIONS = ("rate_limit_backend", "rate_window", "limiter_name", "store", "job", "record_ttl", "compute",
+                    "gateway")
 
 
 def is_dask_collection(obj: Any) -> bool:
@@ -88,6 +91,7 @@ class ClusterSpec:
     window: float = 60.0
     store_url: str | None = None  # redis://… : where finished rows are recorded
     job: str | None = None
+    record_ttl: int = RECORD_TTL
 
 
 # -- on the workers ---------------------------------------------------------------------------------------------
@@ -125,7 +129,8 @@ def worker_client(spec: ClusterSpec) -> AsyncErnie:
     """This process's client for ``spec`` (its pool sized for the partitions it may run at once)."""
     concurrency = int(spec.options.get("concurrency", MAP_DEFAULTS["concurrency"]))
     transport = spec.options.get("transport", "auto")
-    key = (spec.surface, spec.model, spec.base_url, transport)
+    size = _pool_size(concurrency)
+    key = (spec.surface, spec.model, spec.base_url, transport, size)
     with _lock:
         _per_process()
         client = _clients.get(key)
@@ -141,7 +146,7 @@ def worker_client(spec: ClusterSpec) -> AsyncErnie:
                     "the dask-worker's environment), or pass gateway='http://gateway:8000/v1' with ERNIE_API_KEY "
                     "in the workers' environment"
                 ) from err
-            client = base.for_concurrency(_pool_size(concurrency), transport=transport)
+            client = base.for_concurrency(size, transport=transport)
             if not _clients:
                 atexit.register(_close_clients)
             _clients[key] = client
@@ -227,6 +232,8 @@ class RedisRowStore:
     def put(self, key: str, text: str, usage: Usage | None, prompt: str) -> None:
         # the prompt is not kept: the record holds answers only, and the rows already carry their prompts
         record = json.dumps({"text": text, "usage": usage.to_dict() if usage else None}, ensure_ascii=False)
+        # one round trip on the loop's thread (~0.1 ms near the workers): cheaper than a hop to a thread, and
+        # the row is recorded before the batch counts it done
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(self.rows_key, key, record)
         pipe.hincrby(self.stats_key, "tokens", usage.total_tokens if usage else 0)
@@ -254,7 +261,7 @@ def run_partition(part: Any, spec: ClusterSpec, partition_info: Mapping[str, Any
     if spec.store_url and spec.job:
         with _lock:
             _per_process()
-            store = RedisRowStore(_redis_client(spec.store_url), spec.job, number)
+            store = RedisRowStore(_redis_client(spec.store_url), spec.job, number, ttl=spec.record_ttl)
     options = {k: v for k, v in spec.options.items() if k not in ("rpm", "tpm")}
     options |= {"progress": False, "cache": store, "namespace": dict(spec.namespace)}
     if spec.template is None:
@@ -317,7 +324,8 @@ def map_dask(client: Any, prompts_or_template: Any, rows: Any = None, **options:
     ``client`` is an `Ernie` or `AsyncErnie`: only its surface, model and limits are used; its key stays here.
     Besides the `MapOptions` (``cache=`` excepted): ``rate_limit_backend`` (a ``redis://`` URL: one rpm/tpm
     budget and the record of finished rows), ``rate_window`` (seconds, 60), ``limiter_name`` (which budget),
-    ``store`` (another Redis URL for the record), ``job`` (the record's id), ``gateway`` (a gateway's URL for the
+    ``store`` (another Redis URL for the record), ``job`` (the record's id), ``record_ttl`` (seconds the record
+    is kept after its last row, 3 days), ``gateway`` (a gateway's URL for the
     workers, which then send their ``ERNIE_API_KEY``) and ``compute`` (compute now, with one progress bar).
     """
     try:
@@ -402,6 +410,7 @@ def map_dask(client: Any, prompts_or_template: Any, rows: Any = None, **options:
         window=float(cluster.get("rate_window") or 60.0),
         store_url=store_url,
         job=None if job is None else str(job),
+        record_ttl=int(cluster.get("record_ttl") or RECORD_TTL),
     )
     out = frame.map_partitions(run_partition, spec, meta=_meta(frame._meta, schema_fields),
                                enforce_metadata=False, align_dataframes=False)
@@ -410,6 +419,17 @@ def map_dask(client: Any, prompts_or_template: Any, rows: Any = None, **options:
     if in_background_loop():
         raise RuntimeError("compute=True blocks; from async code use `await dask_client.compute(ddf)`")
     return compute_with_progress(out, frame, spec, progress=bool(o["progress"]))
+
+
+def forget_job(store_url: str, job: str) -> None:
+    """Delete a job's record of finished rows (its answers) from Redis: the next run sends every row again."""
+    import redis
+
+    client = redis.Redis.from_url(store_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client.delete(*_record_keys(job))
+    finally:
+        client.close()
 
 
 def job_progress(store: Any, job: str) -> tuple[int, int, int]:
