@@ -56,6 +56,11 @@ SERVER = textwrap.dedent('''
         return "slept"
 
     @server.tool()
+    def crash() -> str:
+        """Ends the server process."""
+        os._exit(3)
+
+    @server.tool()
     def fails() -> str:
         """Always fails."""
         raise ValueError("the server says no")
@@ -147,7 +152,7 @@ def test_an_mcp_server_tool_is_called_through_the_widget_after_approval(make, si
     assert waiting["name"] == "weather" and not waiting["read_only"] and len(sim.chat_requests) == 1
     assert json.loads(waiting["code_or_arguments"]) == {"city": "北京"}
     tools_sent = {t["function"]["name"]: t["function"] for t in sim.chat_requests[0].json["tools"]}
-    assert set(tools_sent) == {"weather", "environment", "slow", "fails"}  # agent=False: no built-ins
+    assert set(tools_sent) == {"weather", "environment", "slow", "crash", "fails"}  # agent=False: no built-ins
     assert tools_sent["weather"]["description"].startswith("[MCP: weather_server]")
     assert tools_sent["weather"]["parameters"]["required"] == ["city"]
     errors = in_thread(lambda step: chat.approve(step["call_id"]), sent=sent)
@@ -206,6 +211,18 @@ def test_stop_ends_a_running_mcp_call_and_the_server_still_answers(make, sim, se
     sim.push(Answer(tool_calls=[{"name": "weather", "arguments": {"city": "西安"}}]), Answer(text="西安晴。"))
     assert chat.ask("西安？").wait(20)["content"] == "西安晴。"
     assert "西安: 晴" in last_messages(sim)[-1]["content"]
+
+
+def test_a_server_that_dies_fails_its_call_and_is_started_again_next_turn(make, sim, sent: Sent) -> None:
+    chat = make(auto_approve_tools=["crash", "environment"])
+    first = server_environment(chat, sim)["pid"]
+    sim.push(Answer(tool_calls=[{"name": "crash", "arguments": {}}]), Answer(text="它崩溃了。"))
+    started = time.monotonic()
+    assert chat.ask("crash").wait(20)["content"] == "它崩溃了。" and time.monotonic() - started < 5
+    assert steps(sent)[-1]["status"] == "failed"
+    wait_for(lambda: gone(first), 10)
+    second = server_environment(chat, sim)["pid"]
+    assert second != first and not gone(second)
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc/<pid>/environ")

@@ -183,6 +183,7 @@ class _Session:
     async def _hold(self, ready: asyncio.Future[list[Any]], closing: asyncio.Event) -> None:
         from mcp import Client
 
+        client: Any = None
         try:
             async with contextlib.AsyncExitStack() as stack:
                 target = await self._target(stack)
@@ -198,7 +199,8 @@ class _Session:
             elif not isinstance(exc, asyncio.CancelledError):
                 logger.debug("MCP server %s ended", self.server.label, exc_info=True)
         finally:
-            self.client = None  # stderr stays readable for the failure notice; closed by the next start or aclose
+            if self.client is client:  # not a newer session's (a dead server's task may end after its restart)
+                self.client = None  # stderr stays readable for the failure notice; closed by the next start or aclose
 
     async def _target(self, stack: contextlib.AsyncExitStack) -> Any:
         server = self.server
@@ -240,7 +242,14 @@ class _Session:
         if client is None:
             raise McpToolError(f"MCP 服务器 {self.server.label} 已停止 / the MCP server {self.server.label} is not "
                                "running")
-        result = await client.call_tool(name, arguments)
+        try:
+            result = await client.call_tool(name, arguments)
+        except Exception as exc:
+            if _connection_closed(exc):  # the server died: end the session, the next turn starts it again
+                self.client = None
+                if self._closing is not None:
+                    self._closing.set()
+            raise
         text, images = _result_text(result)
         if getattr(result, "is_error", False):
             raise McpToolError(text)
@@ -419,6 +428,15 @@ def _result_text(result: Any) -> tuple[str, list[str]]:
     if not parts and structured is not None:
         parts.append(json.dumps(structured, ensure_ascii=False, default=str))
     return "\n".join(parts), images
+
+
+def _connection_closed(exc: BaseException) -> bool:
+    """Whether ``exc`` says the session's connection is gone (the SDK's ``CONNECTION_CLOSED`` error)."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import CONNECTION_CLOSED
+
+    error = getattr(exc, "error", None)
+    return isinstance(exc, MCPError) and getattr(error, "code", None) == CONNECTION_CLOSED
 
 
 def _is_base64(data: str) -> bool:
