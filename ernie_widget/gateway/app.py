@@ -56,6 +56,7 @@ def create_app(settings: GatewaySettings | None = None, *, client: AsyncErnie | 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gw.refresh_jwks()  # the first JWT must not wait for the sweeper
         sweeper = asyncio.create_task(gw.sweep_forever())
         try:
             yield

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from .keys import KEY_PREFIX, KeyStore
 from .settings import GatewaySettings
 
-__all__ = ["AuthError", "Authenticator", "Principal", "bearer_token"]
+__all__ = ["AuthError", "Authenticator", "JwksKeys", "Principal", "bearer_token"]
+
+#: signature algorithms a JWKS key may use: asymmetric only (a symmetric "oct" key in a published set is ignored,
+#: or anyone who read the set could sign tokens)
+_JWKS_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                              "EdDSA"})
+_JWKS_MAX_BYTES = 1 << 20
+#: an unknown key id asks for a fetch, but not more often than this: tokens with made-up key ids must not make
+#: the gateway hammer the identity provider
+_JWKS_MIN_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,59 @@ def bearer_token(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+class JwksKeys:
+    """The signing keys published at a JWKS URL, by key id.
+
+    Fetched off the event loop (`Gateway.sweep_forever` calls `fetch` in a thread when `due`): at start, every
+    ``refresh`` seconds, and soon after a token names a key id the set lacks (at most every 10 s) — so an
+    identity provider's key rotation takes effect without a restart, and the request path never waits for the
+    network. A failed fetch keeps the keys it had."""
+
+    def __init__(self, url: str, refresh: float = 300.0) -> None:
+        self.url = url
+        self.refresh = refresh
+        self._keys: dict[str, Any] = {}
+        self._fetched = 0.0  # monotonic time of the last attempt (0: never)
+        self._wanted = False
+        self._lock = threading.Lock()
+        self.min_interval = _JWKS_MIN_INTERVAL
+
+    def due(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if not self._fetched:
+            return True
+        return now - self._fetched >= self.refresh or (self._wanted and now - self._fetched >= self.min_interval)
+
+    def fetch(self) -> None:
+        """Fetch the set (blocking; call it in a thread). Raises on failure, keeping the previous keys."""
+        import jwt
+
+        self._fetched = time.monotonic()
+        self._wanted = False
+        request = urllib.request.Request(self.url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            raw = response.read(_JWKS_MAX_BYTES + 1)
+        if len(raw) > _JWKS_MAX_BYTES:
+            raise ValueError("the JWKS is larger than 1 MiB")
+        keys: dict[str, Any] = {}
+        for entry in json.loads(raw).get("keys", []):
+            try:
+                key = jwt.PyJWK(entry)
+            except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
+                continue  # a key of a kind this gateway cannot use (or will not: symmetric)
+            if key.key_id and key.algorithm_name in _JWKS_ALGORITHMS:
+                keys[key.key_id] = key
+        with self._lock:
+            self._keys = keys
+
+    def key(self, kid: str) -> Any | None:
+        with self._lock:
+            found = self._keys.get(kid)
+        if found is None:
+            self._wanted = True  # the sweeper fetches again soon (rotation), but not on every such token
+        return found
+
+
 class Authenticator:
     """Turns a bearer token into a `Principal`, or raises `AuthError`. Never logs or echoes the token."""
 
@@ -56,6 +122,7 @@ class Authenticator:
         self.keys = keys
         self._jwt_key: str | None = settings.jwt_secret or settings.jwt_public_key
         self._jwt_algorithms = ["HS256"] if settings.jwt_secret else ["RS256"]
+        self.jwks = JwksKeys(settings.jwks_url, settings.jwks_refresh) if settings.jwks_url else None
 
     @property
     def required(self) -> bool:
@@ -78,7 +145,7 @@ class Authenticator:
             raise AuthError("缺少 API key / missing API key: send 'Authorization: Bearer ewk_…'", "missing_api_key")
         if token.startswith(KEY_PREFIX):
             return self._from_key(token)
-        if self._jwt_key:
+        if self._jwt_key or self.jwks is not None:
             return self._from_jwt(token)
         raise AuthError("API key 无效 / invalid API key", "invalid_api_key")
 
@@ -100,13 +167,33 @@ class Authenticator:
             models=record.models,
         )
 
+    def _signing_key(self, token: str) -> tuple[Any, list[str]]:
+        """The key and algorithms to verify ``token`` with: the configured secret or public key, or the JWKS
+        key its header names."""
+        import jwt
+
+        if self.jwks is None:
+            assert self._jwt_key is not None
+            return self._jwt_key, self._jwt_algorithms
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            raise AuthError("令牌无效 / invalid token (malformed header)", "invalid_token") from None
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("令牌无效 / invalid token (no key id, kid)", "invalid_token")
+        key = self.jwks.key(kid)
+        if key is None:
+            raise AuthError("未知的签名密钥 / the token's signing key is not (yet) in the gateway's JWKS; it is "
+                            "fetched again within seconds — retry shortly", "unknown_key_id")
+        return key.key, [key.algorithm_name]
+
     def _from_jwt(self, token: str) -> Principal:
         import jwt
 
-        assert self._jwt_key is not None
+        key, algorithms = self._signing_key(token)
         try:
             claims = jwt.decode(
-                token, self._jwt_key, algorithms=self._jwt_algorithms,
+                token, key, algorithms=algorithms,
                 audience=self.settings.jwt_audience, issuer=self.settings.jwt_issuer,
                 options={"require": ["exp", "sub"]}, leeway=5,
             )

@@ -58,6 +58,9 @@ def serve_parser() -> argparse.ArgumentParser:
     g.add_argument("--jwt-secret", default=os.environ.get("ERNIE_GATEWAY_JWT_SECRET"),
                    help="accept HS256 JWTs signed with this secret (or $ERNIE_GATEWAY_JWT_SECRET)")
     g.add_argument("--jwt-public-key", type=Path, help="accept RS256 JWTs verified with this PEM public key")
+    g.add_argument("--jwks-url", default=os.environ.get("ERNIE_GATEWAY_JWKS_URL"),
+                   help="accept JWTs signed by a key of this JWKS (https; keys rotate without a restart)")
+    g.add_argument("--jwks-refresh", type=float, default=300.0, help="seconds between JWKS fetches (300)")
     g.add_argument("--jwt-audience")
     g.add_argument("--jwt-issuer")
     g.add_argument("--no-auth", action="store_true", help="no authentication (only with --host 127.0.0.1)")
@@ -84,6 +87,8 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="seconds a connection may take to send a request's headers (default 10)")
     g.add_argument("--ws-max-size", type=int, default=64 << 10,
                    help="largest WebSocket message in bytes (default 65536)")
+    g.add_argument("--ssl-certfile", type=Path, help="serve HTTPS/WSS with this certificate chain (PEM)")
+    g.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key (PEM)")
     g.add_argument("--shutdown-grace", type=float, default=10.0,
                    help="on SIGTERM: seconds answers in flight get to finish before they end with a "
                         "server_shutdown error (default 10)")
@@ -111,6 +116,8 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         replay_ttl=args.replay_ttl, resume_grace=args.resume_grace, content_filter=args.filter,
         log_prompts=args.log_prompts, max_connections=args.max_connections, header_timeout=args.header_timeout,
         ws_max_size=args.ws_max_size, shutdown_grace=args.shutdown_grace, metrics_users=args.metrics_users,
+        jwks_url=args.jwks_url, jwks_refresh=args.jwks_refresh, ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
         admin_token=(args.admin_token_file.read_text(encoding="utf-8").strip() if args.admin_token_file
                      else os.environ.get("ERNIE_GATEWAY_ADMIN_TOKEN") or None),
     )
@@ -149,15 +156,18 @@ def serve(argv: Sequence[str]) -> int:
         print(f"ernie-widget serve: {exc}", file=sys.stderr)
         return 2
     auth = "none (loopback only)" if settings.no_auth else "API keys" + (" + JWT" if (
-        settings.jwt_secret or settings.jwt_public_key) else "")
+        settings.jwt_secret or settings.jwt_public_key or settings.jwks_url) else "")
     gw = app.state.gateway
-    print(f"ernie-widget gateway on http://{settings.host}:{settings.port}/v1 — upstream {gw.client.provider} "
+    scheme = "https" if settings.ssl_certfile else "http"
+    print(f"ernie-widget gateway on {scheme}://{settings.host}:{settings.port}/v1 — upstream {gw.client.provider} "
           f"({gw.client.model}), auth: {auth}" + (", limits shared via Redis" if settings.redis_url else ""),
           file=sys.stderr, flush=True)
     max_connections, backlog = _connection_cap(settings.max_connections, settings.max_concurrency)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
                             access_log=False, timeout_graceful_shutdown=3, ws_max_size=settings.ws_max_size,
-                            backlog=backlog, http=guarded_protocol(max_connections, settings.header_timeout))
+                            backlog=backlog, http=guarded_protocol(max_connections, settings.header_timeout),
+                            ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+                            ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None)
     server = draining_server(config, gw, settings.shutdown_grace)
     server.run()
     return 0

@@ -21,6 +21,18 @@ def default_keys_path() -> Path:
     return Path(base) / "ernie-widget" / "gateway-keys.sqlite3"
 
 
+def _check_jwks_url(url: str) -> None:
+    """https, or http only to this machine (a JWKS fetched in clear text from elsewhere could be swapped)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return
+    raise ValueError(f"--jwks-url must be an https:// URL (http only on 127.0.0.1): {url!r}")
+
+
 @dataclass
 class GatewaySettings:
     """How the gateway authenticates, limits, streams and logs. Defaults are the safe ones."""
@@ -46,6 +58,9 @@ class GatewaySettings:
     jwt_public_key: str | None = None  # PEM text
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # a JWKS URL (the identity provider's published keys): keys rotate without a restart (see auth.JwksKeys)
+    jwks_url: str | None = None
+    jwks_refresh: float = 300.0  # seconds between JWKS fetches (an unknown key id also asks for one, at most every 10 s)
     # the admin API (/admin/…) answers only this bearer token; None turns it off (404)
     admin_token: str | None = field(default=None, repr=False)
     # -- limits applied to users without their own (JWT users, keys added without limits, --no-auth)
@@ -72,6 +87,9 @@ class GatewaySettings:
     content_filter: str | None = None  # a blocklist file, or module:function
     filter_notice: str = "[内容已撤回 / content withdrawn by the gateway's content filter]"
     log_prompts: bool = False
+    # -- TLS (`ernie-widget serve`): both files, or neither (then put a TLS-terminating proxy in front)
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
     # opt-in per-user Prometheus series: at most this many distinct users get their own label, the rest "other"
     metrics_users: int = 0
 
@@ -79,8 +97,17 @@ class GatewaySettings:
         """Refuse unsafe combinations before anything listens."""
         if self.no_auth and self.host not in LOOPBACK_HOSTS:
             raise ValueError("--no-auth is only allowed with --host 127.0.0.1 (or ::1)")
-        if self.jwt_secret and self.jwt_public_key:
-            raise ValueError("choose one of --jwt-secret (HS256) and --jwt-public-key (RS256)")
+        if sum(bool(x) for x in (self.jwt_secret, self.jwt_public_key, self.jwks_url)) > 1:
+            raise ValueError("choose one of --jwt-secret (HS256), --jwt-public-key (RS256) and --jwks-url")
+        if self.jwks_url is not None:
+            _check_jwks_url(self.jwks_url)
+            if not 10 <= self.jwks_refresh <= 86400:
+                raise ValueError("--jwks-refresh must be between 10 and 86400 seconds")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile")
+        for path in (self.ssl_certfile, self.ssl_keyfile):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"证书文件不存在 / TLS file not found: {path}")
         if self.upstream_transport not in ("auto", "aiohttp", "httpx2"):
             raise ValueError("--upstream-transport must be auto, aiohttp or httpx2")
         if self.stream_buffer_bytes < 1024:

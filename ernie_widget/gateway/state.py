@@ -46,7 +46,8 @@ class Gateway:
         self.client = client or upstream_client(settings)
         if keys is None and settings.keys_path is not None and not settings.no_auth:
             keys = KeyStore(settings.keys_path)
-        if not settings.no_auth and keys is None and not (settings.jwt_secret or settings.jwt_public_key):
+        if not settings.no_auth and keys is None and not (settings.jwt_secret or settings.jwt_public_key
+                                                          or settings.jwks_url):
             raise ValueError("no way to authenticate: give a keys database, --jwt-secret/--jwt-public-key, "
                              "or --no-auth on 127.0.0.1")
         self.keys = keys
@@ -82,12 +83,23 @@ class Gateway:
             await asyncio.sleep(interval)
             self.replay.sweep()
             now = time.monotonic()
+            await self.refresh_jwks(now)
             if now - self._usage_flushed >= 1.0:
                 self._usage_flushed = now
                 try:
                     await asyncio.to_thread(self.usage.flush)
                 except Exception as exc:  # a locked or full disk must not stop the sweeper
                     logger.warning("usage flush failed: %s", type(exc).__name__)
+
+    async def refresh_jwks(self, now: float | None = None) -> None:
+        """Fetch the JWKS in a thread when it is due (start, every --jwks-refresh, soon after an unknown key id)."""
+        jwks = self.auth.jwks
+        if jwks is None or not jwks.due(now):
+            return
+        try:
+            await asyncio.to_thread(jwks.fetch)
+        except Exception as exc:  # the identity provider is down: keep the keys we have, try again later
+            logger.warning("JWKS fetch from %s failed: %s", jwks.url, type(exc).__name__)
 
     async def drain(self, grace: float) -> None:
         """The shutdown: refuse new work at once, let answers in flight finish for up to ``grace`` seconds,

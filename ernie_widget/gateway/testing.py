@@ -53,7 +53,7 @@ def gateway_for(sim: Any, provider: str = "qianfan", *, max_retries: int = 0, ke
 
     env = sim.env(provider)
     api_key = env.get("QIANFAN_API_KEY") or env.get("AISTUDIO_ACCESS_TOKEN") or env.get("ERNIE_API_KEY")
-    if keys is None and not settings.get("jwt_secret") and not settings.get("jwt_public_key"):
+    if keys is None and not any(settings.get(k) for k in ("jwt_secret", "jwt_public_key", "jwks_url")):
         settings.setdefault("no_auth", True)
     settings.setdefault("max_concurrency", 64)
     gateway_settings = GatewaySettings(provider=provider, base_url=sim.base_url(provider), api_key=api_key,
