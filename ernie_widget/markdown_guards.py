@@ -17,14 +17,21 @@ markdown-it: a link whose text holds a code span or math with an *unbalanced* br
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from markdown_it import MarkdownIt, rules_inline
+from markdown_it import MarkdownIt, rules_block, rules_inline
+from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_block import StateBlock
 from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 
-__all__ = ["LINK_TEXT_LIMIT", "SCAN_BUDGET", "guard_links", "linear_joins"]
+__all__ = [
+    "INLINE_BUDGET", "LINE_BUDGET", "LINK_TEXT_LIMIT", "SCAN_BUDGET", "guard_links", "inline_budget", "line_budget",
+    "linear_joins",
+]  # fmt: skip
 
 #: a link's text longer than this stays text (CommonMark bounds reference labels at 999 characters)
 LINK_TEXT_LIMIT = 1_000
@@ -141,3 +148,127 @@ def linear_joins(md: MarkdownIt) -> None:
     """Replace markdown-it's text-joining rules with linear ones (``md.use(linear_joins)``)."""
     md.inline.ruler2.at("fragments_join", _fragments_join)
     md.core.ruler.at("text_join", _text_join)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inline budget
+
+#: the inline markup one render may parse, in :func:`inline_cost` units (about one per markup character). A 100 KB
+#: real answer (benchmarks/browser_render.py's) costs ~9,500; hostile text (``*_`` or ``[`` × 100,000, ``[a](`` ×
+#: 25,000) cost 100,000–500,000 and took 0.4–1.7 s. Past the budget a paragraph is shown as its text, escaped.
+INLINE_BUDGET = 16_000
+# the characters where markdown-it's text rule stops and every inline rule is tried (~4 µs each)
+_MARKUP_CHARS = "\n!#$%&*+-:<=>@[\\]^_`{}~"
+
+
+def inline_cost(text: str) -> int:
+    """What parsing `text` inline costs: its markup characters, and 16 more per ``](`` (a link destination's scan,
+    up to 32 nested parentheses)."""
+    return sum(map(text.count, _MARKUP_CHARS)) + 16 * text.count("](")
+
+
+def _inline(state: StateCore) -> None:
+    """markdown-it's core ``inline`` rule within :data:`INLINE_BUDGET` per render: a block that would overdraw it is
+    one text token (escaped by the renderer: nothing is lost, nothing formatted); later, cheaper blocks still parse.
+    ``env["ernie_inline_spent"]`` carries what earlier blocks spent (`render_stream` renders a tail on its own)."""
+    env = state.env if isinstance(state.env, dict) else {}
+    spent = int(env.get("ernie_inline_spent", 0))
+    for token in state.tokens:
+        if token.type != "inline":
+            continue
+        if token.children is None:
+            token.children = []
+        cost = inline_cost(token.content)
+        token.meta["ernie_cost"] = cost
+        if spent + cost > INLINE_BUDGET:
+            token.meta["ernie_cost"] = 0
+            token.children.append(Token("text", "", 0, content=token.content))
+            continue
+        spent += cost
+        state.md.inline.parse(token.content, state.md, state.env, token.children)
+    env["ernie_inline_spent"] = spent
+
+
+def inline_budget(md: MarkdownIt) -> None:
+    """Bound the inline parsing of one render (``md.use(inline_budget)``), see :data:`INLINE_BUDGET`."""
+    md.core.ruler.at("inline", _inline)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Line budget
+
+#: the lines one render may look at with the block rules (each line a block starts or a paragraph goes on at costs
+#: ~10 µs: every block rule is tried). A 100 KB real answer looks at ~2,500; ``# h`` or ``a  `` × 25,000 lines took
+#: 0.2–0.5 s. Past the budget the rest of the container (the answer, at the top) is one paragraph of its text, escaped.
+LINE_BUDGET = 4_000
+
+
+def _line_budget(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """First block rule, and a paragraph's, list's and quote's terminator: counts the lines looked at in
+    ``env["ernie_lines_spent"]``; once over :data:`LINE_BUDGET` it ends the open paragraph and takes the remaining lines
+    as one ``ernie_plain`` token. ``env["ernie_line_marks"]`` records the count where each top-level block starts
+    (`render_stream` carries it over to a tail it renders on its own)."""
+    env = state.env if isinstance(state.env, dict) else {}
+    spent = int(env.get("ernie_lines_spent", 0)) + 1
+    env["ernie_lines_spent"] = spent
+    if not silent and state.level == 0:
+        env.setdefault("ernie_line_marks", {})[start_line] = spent - 1
+    if spent <= LINE_BUDGET:
+        return False
+    if silent:
+        return True
+    token = state.push("ernie_plain", "p", 0)
+    token.content = state.getLines(start_line, end_line, state.blkIndent, False)
+    token.map = [start_line, end_line]
+    token.block = True
+    state.line = end_line
+    return True
+
+
+def _render_plain(self: object, tokens: list[Token], idx: int, options: object, env: object) -> str:
+    return "<p>" + escapeHtml(tokens[idx].content).replace("\n", "<br>\n") + "</p>\n"
+
+
+def _render(self: Any, tokens: Sequence[Token], options: Any, env: Any) -> str:
+    """markdown-it's ``Renderer.render`` joining the parts once (it appended each to a growing string)."""
+    rules, parts = self.rules, []
+    for i, token in enumerate(tokens):
+        if token.type == "inline":
+            if token.children:
+                parts.append(self.renderInline(token.children, options, env))
+        elif token.type in rules:
+            parts.append(rules[token.type](tokens, i, options, env))
+        else:
+            parts.append(self.renderToken(tokens, i, options, env))
+    return "".join(parts)
+
+
+_ROW_COST = 4  # a table row costs about four lines (its cells are parsed and rendered one by one)
+
+
+def _budgeted_table(rule: Callable[[StateBlock, int, int, bool], bool]) -> Callable[[StateBlock, int, int, bool], bool]:
+    """A table's rows are read by the table rule itself (no other rule sees those lines): they end where the line
+    budget does, and count against it (:data:`_ROW_COST` each); the rows after that are text."""
+
+    def table(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+        env = state.env if isinstance(state.env, dict) else {}
+        spent = int(env.get("ernie_lines_spent", 0))
+        rows = max(2, (LINE_BUDGET - spent) // _ROW_COST)
+        if not rule(state, start_line, min(end_line, start_line + rows), silent):
+            return False
+        if not silent:
+            env["ernie_lines_spent"] = spent + _ROW_COST * (state.line - start_line)
+        return True
+
+    return table
+
+
+def line_budget(md: MarkdownIt) -> None:
+    """Bound the block parsing of one render (``md.use(line_budget)``), see :data:`LINE_BUDGET`."""
+    md.block.ruler.before(
+        md.block.ruler.get_all_rules()[0], "ernie_line_budget", _line_budget,
+        {"alt": ["paragraph", "reference", "blockquote", "list"]},
+    )
+    md.block.ruler.at("table", _budgeted_table(rules_block.table), {"alt": ["paragraph", "reference"]})
+    md.add_render_rule("ernie_plain", _render_plain)
+    md.renderer.render = types.MethodType(_render, md.renderer)  # type: ignore[method-assign]

@@ -35,7 +35,7 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_cjk_friendly import cjk_friendly
 
-from .markdown_guards import guard_links, linear_joins
+from .markdown_guards import guard_links, inline_budget, line_budget, linear_joins
 from .markdown_math import math_html, math_plugin
 
 __all__ = [
@@ -244,6 +244,8 @@ def _markdown() -> MarkdownIt:
     md.use(math_plugin)
     md.use(guard_links)  # linear on text made of brackets (markdown_guards.py)
     md.use(linear_joins)  # and on text made of emphasis delimiters or escapes
+    md.use(inline_budget)  # past a budget of inline markup per render, paragraphs are their text
+    md.use(line_budget)  # past a budget of lines, the rest is
     md.core.ruler.push("ernie_citations", _citations)
     md.add_render_rule("ernie_cite", _render_cite)
     md.add_render_rule("image", _render_image)

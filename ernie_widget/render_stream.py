@@ -49,6 +49,8 @@ class StreamRenderer:
         self._frozen: list[str] = []
         self._frozen_src = ""
         self._key = ""
+        self._spent = 0  # the inline budget the frozen blocks used (markdown_guards.INLINE_BUDGET)
+        self._lines = 0  # and the line budget (markdown_guards.LINE_BUDGET)
 
     def render(self, text: str, sources: list[dict[str, Any]] | None = None) -> str:
         from .render import _markdown, limit_nesting, sanitize
@@ -58,10 +60,11 @@ class StreamRenderer:
             sources or [], sort_keys=True, default=str
         )  # citations in frozen blocks link to sources
         if key != self._key or not src.startswith(self._frozen_src):
-            self._frozen, self._frozen_src, self._key = [], "", key
+            self._frozen, self._frozen_src, self._key, self._spent, self._lines = [], "", key, 0, 0
         tail = src[len(self._frozen_src) :]
         md = _markdown()
-        env = {"ernie_highlight": False, "ernie_sources": {s["index"]: s for s in sources or ()}}
+        env = {"ernie_highlight": False, "ernie_sources": {s["index"]: s for s in sources or ()},
+               "ernie_inline_spent": self._spent, "ernie_lines_spent": self._lines}
         tokens = md.parse(limit_nesting(tail), env)
         blocks = _blocks(tokens)
         starts = [0] + [m.end() for m in re.finditer("\n", tail)]
@@ -81,5 +84,9 @@ class StreamRenderer:
         html = [sanitize(md.renderer.render(tokens[a:b], md.options, env)) for a, b in blocks]
         if frozen:
             self._frozen.extend(html[:frozen])
+            self._spent += sum(int(t.meta.get("ernie_cost", 0)) for t in tokens[: blocks[frozen - 1][1]])
+            marks = env.get("ernie_line_marks")  # the line budget spent where the first open block starts
+            if isinstance(marks, dict):
+                self._lines = marks.get(first_line(frozen), self._lines)
             self._frozen_src += tail[: starts[first_line(frozen)]]
         return "".join(self._frozen) + "".join(html[frozen:])

@@ -160,3 +160,45 @@ def test_a_line_past_the_nesting_limit_is_text_and_one_within_it_nests() -> None
     html = render_markdown(("- " * 50 + "x\n") * 3 + "\nAFTER")
     assert "<ul>" not in html and "- - - x" in html and "AFTER" in html
     assert render_markdown("- - - deep").count("<ul>") == 3
+
+
+def _text_of(html: str) -> str:
+    import html as html_lib
+    import re
+
+    return html_lib.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda i: f"# heading {i}\n",  # a block per line: past the line budget
+        lambda i: f"*a{i} _b ",  # emphasis delimiters: past the inline budget
+        lambda i: f"[a{i}](",  # link openers
+    ],
+)
+def test_text_past_the_budgets_is_all_shown_escaped(make: object) -> None:
+    assert callable(make)
+    text = "".join(make(i) for i in range(20_000)) + "\n\n<b>END</b> & **x**"
+    html = render_markdown(text, highlight=False)
+    shown = _text_of(html)
+    for i in (0, 9_999, 19_999):
+        assert f"{i}" in shown
+    assert "<b>END</b>" in shown  # as text: escaped, never markup
+    assert "<b>" not in html
+
+
+@pytest.mark.parametrize(("inline", "lines"), [(60, 10_000), (100_000, 30)])
+def test_streaming_equals_a_whole_render_past_the_budgets(monkeypatch: pytest.MonkeyPatch, inline: int,
+                                                          lines: int) -> None:
+    from ernie_widget import markdown_guards
+
+    monkeypatch.setattr(markdown_guards, "INLINE_BUDGET", inline)
+    monkeypatch.setattr(markdown_guards, "LINE_BUDGET", lines)
+    doc = DOCS[0] + "\n\n" + "para *a* _b_ [l](https://e.example) **c**\n\n" * 6 + "# h\nline\n" * 8
+    for seed in range(3):
+        rnd, renderer, i = random.Random(seed), StreamRenderer(), 0
+        while i < len(doc):
+            i = min(len(doc), i + rnd.randint(1, 12))
+            assert renderer.render(doc[:i]) == render_markdown(doc[:i], highlight=False), (seed, i)
+    assert "<em>" not in render_markdown(doc).rsplit("para", 1)[1]  # the budgets were reached
