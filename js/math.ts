@@ -96,8 +96,9 @@ function isDollarClose(src: string, pos: number, max: number): boolean {
 function findDollarClose(state: StateInline, start: number, max: number): number {
   const src = state.src;
   const at = memoised(state, "$", start + 1, (from) => {
-    for (let pos = src.indexOf("$", from); pos !== -1 && pos < max; pos = src.indexOf("$", pos + 1)) {
-      if (isDollarClose(src, pos, max)) return pos;
+    // to the end of the text, not to `max`: the memo outlives a link label's narrower `max`
+    for (let pos = src.indexOf("$", from); pos !== -1; pos = src.indexOf("$", pos + 1)) {
+      if (isDollarClose(src, pos, src.length)) return pos;
     }
     return -1;
   });
