@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..client.errors import ErnieError
+from ..client.errors import APIConnectionError, ErnieError, ServerError
 from ..client.events import Usage
 from .errors import GatewayError, from_ernie_error, internal_error, shutdown_error
 from .items import Item
@@ -21,7 +21,7 @@ from .openai_wire import ChatRequest
 if TYPE_CHECKING:
     from .auth import Principal
     from .quotas import Charge
-    from .state import Gateway
+    from .state import Gateway, Upstream
 
 __all__ = ["AnswerRun", "Item", "Sink"]
 
@@ -64,6 +64,8 @@ class AnswerRun:
         self.model: str | None = req.model or gw.client.model
         self.upstream_id: str | None = None
         self.content_started = False
+        self.upstream: str | None = None  # the name of the upstream that answered (or failed last)
+        self._sent = False  # an item reached the sink: from then on, no other upstream may answer
         self._text: list[str] = []
         self._text_len = 0
         self._sink: Sink | None = None
@@ -100,30 +102,53 @@ class AnswerRun:
 
     async def _run(self, sink: Sink) -> None:
         req = self.req
+        upstreams = self.gw.route(req.model)  # never empty: the default upstream serves every model
+        for i, upstream in enumerate(upstreams):
+            self.upstream = upstream.name
+            if req.model is None:
+                self.model = upstream.client.model
+            outcome = await self._run_on(upstream, sink, last=i == len(upstreams) - 1)
+            if outcome == "stopped":  # failed, withdrawn or too slow a reader: the sink has its last item
+                return
+            if outcome == "done":
+                break
+            # nothing reached the caller yet: the next upstream that serves the model answers instead
+            self.gw.metrics.fallbacks.labels(upstream.name).inc()
+            self.gw.log_internal("upstream %s failed before any content (%s): trying %s", upstream.name,
+                                 type(outcome).__name__, upstreams[i + 1].name)
+        self.finish_reason = self.finish_reason or "stop"
+        sink.put(Item("end", usage=self.usage, finish_reason=self.finish_reason, model=self.model))
+
+    async def _run_on(self, upstream: Upstream, sink: Sink, *, last: bool) -> str | ErnieError:
+        """Stream from ``upstream`` into ``sink``: "done", "stopped" (the sink got an error or withdrawal), or the
+        error to fall back on — a connection error or 5xx before anything reached the sink, another upstream left."""
+        req = self.req
         try:
-            stream = self.gw.client.stream(req.messages, model=req.model, **req.params)
+            stream = upstream.client.stream(req.messages, model=req.model, **req.params)
         except ErnieError as err:  # a request the upstream surface cannot take (checked before sending)
             self._fail(sink, from_ernie_error(err))
-            return
+            return "stopped"
         async with stream:  # leaving it closes the upstream response at once
             try:
                 async for ev in stream:
                     item = self._item(ev)
                     if item is None:
                         continue
+                    self._sent = True
                     if not sink.put(item) and not await self._put_when_room(sink, item):
                         self._slow(sink)
-                        return
+                        return "stopped"
                     if item.kind in ("text", "reasoning") and self._blocked(item):
                         self._withdraw(sink)
-                        return
+                        return "stopped"
             except ErnieError as err:
+                if not last and not self._sent and isinstance(err, APIConnectionError | ServerError):
+                    return err
                 self._fail(sink, from_ernie_error(err))
-                return
+                return "stopped"
             st = stream.state
             self.upstream_id = st.request_id
-        self.finish_reason = self.finish_reason or "stop"
-        sink.put(Item("end", usage=self.usage, finish_reason=self.finish_reason, model=self.model))
+        return "done"
 
     def _item(self, ev: Any) -> Item | None:
         if ev.model:
@@ -214,5 +239,5 @@ class AnswerRun:
             ttft_ms=None if self.first_at is None else round((self.first_at - self.started) * 1000, 1),
             duration_ms=round(duration * 1000, 1),
             tokens_in=usage.prompt_tokens if usage else None, tokens_out=usage.completion_tokens if usage else None,
-            finish_reason=self.finish_reason, id=self.req.id, upstream_id=self.upstream_id,
+            finish_reason=self.finish_reason, id=self.req.id, upstream_id=self.upstream_id, upstream=self.upstream,
         )

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .accesslog import ACCESS_LOGGER
-from .settings import GatewaySettings, default_keys_path
+from .settings import GatewaySettings, UpstreamSpec, default_keys_path
 
 __all__ = ["main", "serve_parser"]
 
@@ -51,6 +51,12 @@ def serve_parser() -> argparse.ArgumentParser:
     g.add_argument("--upstream-rpm", type=int, help="requests/min for the gateway's own key (shared via --redis)")
     g.add_argument("--upstream-tpm", type=int, help="tokens/min for the gateway's own key (shared via --redis)")
     g.add_argument("--max-concurrency", type=int, default=64, help="upstream requests at once")
+    g.add_argument("--upstream", action="append", default=[], metavar="NAME=PROVIDER,URL[,models=a*|b]",
+                   help="one more upstream, tried before the default one for the models it serves (repeatable): "
+                        "NAME=PROVIDER,BASE_URL[,models=PATTERN|PATTERN][,model=DEFAULT][,key-env=VAR]; on a "
+                        "connection error or 5xx before any content the next upstream answers")
+    g.add_argument("--upstream-retries", type=int, default=2,
+                   help="retries on one upstream before the next one answers (default 2)")
     g.add_argument("--upstream-transport", choices=("auto", "aiohttp", "httpx2"), default="auto",
                    help="HTTP stack for upstream requests: aiohttp when installed (auto), or httpx2")
     g = p.add_argument_group("auth")
@@ -107,7 +113,8 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         host=args.host, port=args.port, provider=args.provider, model=args.model, base_url=args.base_url,
         api_key=args.api_key, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
         upstream_rpm=args.upstream_rpm, upstream_tpm=args.upstream_tpm, max_concurrency=args.max_concurrency,
-        upstream_transport=args.upstream_transport,
+        upstream_transport=args.upstream_transport, upstream_retries=args.upstream_retries,
+        upstreams=tuple(UpstreamSpec.parse(u) for u in args.upstream),
         no_auth=args.no_auth, keys_path=args.keys or default_keys_path(), jwt_secret=args.jwt_secret,
         jwt_public_key=args.jwt_public_key.read_text() if args.jwt_public_key else None,
         jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, default_rpm=args.rpm, default_tpm=args.tpm,

@@ -36,6 +36,9 @@ class GatewayMetrics:
                                   buckets=_DURATION_BUCKETS, registry=r)
         self.tokens = Counter("ernie_gateway_tokens", "Tokens reported by the upstream service",
                               ["direction"], registry=r)
+        self.fallbacks = Counter("ernie_gateway_upstream_fallbacks", "Answers moved to the next upstream after a "
+                                 "connection error or 5xx before any content, by the upstream that failed",
+                                 ["upstream"], registry=r)
         self.inflight = Gauge("ernie_gateway_inflight_streams", "Answers being streamed now", registry=r)
 
     def count_user(self, user: str, prompt_tokens: int, completion_tokens: int) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["LOOPBACK_HOSTS", "GatewaySettings", "default_keys_path"]
+__all__ = ["LOOPBACK_HOSTS", "GatewaySettings", "UpstreamSpec", "default_keys_path"]
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -33,6 +35,60 @@ def _check_jwks_url(url: str) -> None:
     raise ValueError(f"--jwks-url must be an https:// URL (http only on 127.0.0.1): {url!r}")
 
 
+_UPSTREAM_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_PROVIDERS = ("qianfan", "qianfan-v1", "aistudio", "openai")
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """One more upstream besides the default one: which models it serves (fnmatch patterns, ``*`` for all),
+    where it is, and the environment variable holding its key (never the key itself: argv is visible in ps)."""
+
+    name: str
+    provider: str
+    base_url: str
+    models: tuple[str, ...] = ("*",)
+    key_env: str | None = None
+    model: str | None = None  # its default model, for requests that name none
+
+    @classmethod
+    def parse(cls, text: str) -> UpstreamSpec:
+        """``NAME=PROVIDER,BASE_URL[,models=PAT|PAT][,model=NAME][,key-env=VAR]`` (the ``--upstream`` flag)."""
+        name, sep, rest = text.partition("=")
+        parts = [p.strip() for p in rest.split(",")] if sep else []
+        if len(parts) < 2:
+            raise ValueError(f"--upstream {text!r}: expected NAME=PROVIDER,BASE_URL[,models=a*|b][,model=M]"
+                             "[,key-env=VAR]")
+        options: dict[str, str] = {}
+        for part in parts[2:]:
+            key, eq, value = part.partition("=")
+            if not eq or key not in ("models", "model", "key-env"):
+                raise ValueError(f"--upstream {text!r}: unknown option {part!r} (models=, model=, key-env=)")
+            options[key] = value
+        models = tuple(m for m in options.get("models", "*").split("|") if m)
+        spec = cls(name.strip(), parts[0], parts[1], models or ("*",), options.get("key-env") or None,
+                   options.get("model") or None)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        if not _UPSTREAM_NAME.fullmatch(self.name) or self.name == "default":
+            raise ValueError(f"upstream name {self.name!r}: lower-case letters, digits, - and _ (not 'default')")
+        if self.provider not in _PROVIDERS:
+            raise ValueError(f"upstream {self.name}: provider must be one of {', '.join(_PROVIDERS)}")
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", self.base_url):
+            raise ValueError(f"upstream {self.name}: base URL must be http(s)://host[/path], not {self.base_url!r}")
+        if self.key_env is not None and not os.environ.get(self.key_env):
+            raise ValueError(f"upstream {self.name}: ${self.key_env} is not set (key-env names the variable "
+                             "that holds its key)")
+
+    def serves(self, model: str | None) -> bool:
+        """Whether a request for ``model`` may go here (one naming no model: only an upstream serving ``*``)."""
+        if model is None:
+            return "*" in self.models
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+
 @dataclass
 class GatewaySettings:
     """How the gateway authenticates, limits, streams and logs. Defaults are the safe ones."""
@@ -51,6 +107,10 @@ class GatewaySettings:
     # "auto": aiohttp when installed (the gateway extra brings it), which reads an upstream stream for a
     # third of httpx2's CPU per chunk; "httpx2" keeps the client's default stack
     upstream_transport: Literal["auto", "httpx2", "aiohttp"] = "auto"
+    # more upstreams (e.g. a self-hosted FastDeploy serving ERNIE-4.5 weights), tried in this order for the models
+    # they serve, the default upstream last; on a connection error or 5xx before any content, the next one answers
+    upstreams: tuple[UpstreamSpec, ...] = ()
+    upstream_retries: int = 2  # retries on one upstream (connection errors, 429, 5xx) before the next one
     # -- auth
     no_auth: bool = False
     keys_path: Path | None = None
@@ -108,6 +168,12 @@ class GatewaySettings:
         for path in (self.ssl_certfile, self.ssl_keyfile):
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"证书文件不存在 / TLS file not found: {path}")
+        for spec in self.upstreams:
+            spec.validate()
+        if len({spec.name for spec in self.upstreams}) != len(self.upstreams):
+            raise ValueError("two --upstream flags have the same name")
+        if not 0 <= self.upstream_retries <= 10:
+            raise ValueError("--upstream-retries must be between 0 and 10")
         if self.upstream_transport not in ("auto", "aiohttp", "httpx2"):
             raise ValueError("--upstream-transport must be auto, aiohttp or httpx2")
         if self.stream_buffer_bytes < 1024:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..client import AsyncErnie
@@ -16,18 +18,35 @@ from .keys import KeyStore
 from .metrics import GatewayMetrics
 from .quotas import Quotas
 from .resume import ReplayStore
-from .settings import GatewaySettings
+from .settings import GatewaySettings, UpstreamSpec
 from .usage import UsageStore
 
-__all__ = ["Gateway", "upstream_client"]
+__all__ = ["Gateway", "Upstream", "upstream_client"]
 
 logger = logging.getLogger("ernie_widget.gateway")
 
 
-def upstream_client(settings: GatewaySettings, *, max_retries: int = 2) -> AsyncErnie:
-    """The client a gateway with ``settings`` sends upstream with."""
+@dataclass(frozen=True)
+class Upstream:
+    """An upstream the gateway can send to: its name (for logs and metrics), client and the models it serves."""
+
+    name: str
+    client: AsyncErnie
+    spec: UpstreamSpec | None  # None: the default upstream, which serves every model
+
+    def serves(self, model: str | None) -> bool:
+        return self.spec is None or self.spec.serves(model)
+
+
+def upstream_client(settings: GatewaySettings, *, max_retries: int = 2, spec: UpstreamSpec | None = None
+                    ) -> AsyncErnie:
+    """The client a gateway with ``settings`` sends upstream with (to ``spec``'s upstream when given)."""
+    provider: str | None = spec.provider if spec else settings.provider
+    model = spec.model if spec else settings.model
+    base_url = spec.base_url if spec else settings.base_url
+    api_key = (os.environ.get(spec.key_env) if spec.key_env else None) if spec else settings.api_key
     client = AsyncErnie(
-        settings.provider, model=settings.model, base_url=settings.base_url, api_key=settings.api_key,
+        provider, model=model, base_url=base_url, api_key=api_key,
         max_concurrency=settings.max_concurrency, rpm=settings.upstream_rpm, tpm=settings.upstream_tpm,
         rate_limit_backend=settings.redis_url, max_retries=max_retries,
     )
@@ -43,7 +62,11 @@ class Gateway:
                  keys: KeyStore | None = None) -> None:
         settings.validate()
         self.settings = settings
-        self.client = client or upstream_client(settings)
+        self.client = client or upstream_client(settings, max_retries=settings.upstream_retries)
+        # the extra upstreams in their order, then the default one
+        self.upstreams = [Upstream(spec.name, upstream_client(settings, max_retries=settings.upstream_retries,
+                                                              spec=spec), spec)
+                          for spec in settings.upstreams] + [Upstream("default", self.client, None)]
         if keys is None and settings.keys_path is not None and not settings.no_auth:
             keys = KeyStore(settings.keys_path)
         if not settings.no_auth and keys is None and not (settings.jwt_secret or settings.jwt_public_key
@@ -66,6 +89,10 @@ class Gateway:
         self.connections: set[Any] = set()  # open WSConnections
         self.open_streams = 0  # SSE responses still writing
         self._usage_flushed = time.monotonic()
+
+    def route(self, model: str | None) -> list[Upstream]:
+        """The upstreams that serve ``model``, in the order to try them."""
+        return [u for u in self.upstreams if u.serves(model)]
 
     def reject(self, transport: str, err: GatewayError, started: float, principal: Principal | None) -> None:
         """Count and log a request refused before it reached upstream."""
@@ -123,7 +150,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         self.replay.cancel_all()
-        await self.client.aclose()
+        for upstream in self.upstreams:
+            await upstream.client.aclose()
         self.quotas.close()
         self.usage.close()
         if self.keys is not None:
