@@ -33,7 +33,7 @@ from .bodies import read_json
 from .errors import GatewayError, error_response
 
 if TYPE_CHECKING:
-    from .keys import KeyStore
+    from .keys import KeyStorage
     from .state import Gateway
 
 __all__ = ["admin_routes", "own_usage"]
@@ -67,7 +67,7 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def _admin(request: Request) -> tuple[Gateway, KeyStore, str]:
+def _admin(request: Request) -> tuple[Gateway, KeyStorage, str]:
     """The gateway, its key store and the actor to audit — or the GatewayError that refuses the caller."""
     gw: Gateway = request.app.state.gateway
     expected = gw.settings.admin_token

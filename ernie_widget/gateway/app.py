@@ -17,7 +17,7 @@ from .admission import authenticate
 from .auth import bearer_token
 from .errors import GatewayError, error_response
 from .http_chat import chat_completions
-from .keys import KeyStore
+from .keys import KeyStorage
 from .metrics import CONTENT_TYPE_LATEST
 from .settings import GatewaySettings
 from .state import Gateway, upstream_client
@@ -50,7 +50,7 @@ async def models(request: Request) -> Response:
 
 
 def create_app(settings: GatewaySettings | None = None, *, client: AsyncErnie | None = None,
-               keys: KeyStore | None = None) -> Starlette:
+               keys: KeyStorage | None = None) -> Starlette:
     """The gateway as an ASGI app. ``client`` overrides the upstream client built from ``settings``."""
     gw = Gateway(settings or GatewaySettings(), client, keys)
 

@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from .keys import KEY_PREFIX, KeyStore
+from .keys import KEY_PREFIX, KeyStorage
 from .settings import GatewaySettings
 
 __all__ = ["AuthError", "Authenticator", "JwksKeys", "Principal", "bearer_token"]
@@ -117,7 +117,7 @@ class JwksKeys:
 class Authenticator:
     """Turns a bearer token into a `Principal`, or raises `AuthError`. Never logs or echoes the token."""
 
-    def __init__(self, settings: GatewaySettings, keys: KeyStore | None) -> None:
+    def __init__(self, settings: GatewaySettings, keys: KeyStorage | None) -> None:
         self.settings = settings
         self.keys = keys
         self._jwt_key: str | None = settings.jwt_secret or settings.jwt_public_key

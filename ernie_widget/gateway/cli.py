@@ -61,6 +61,9 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="HTTP stack for upstream requests: aiohttp when installed (auto), or httpx2")
     g = p.add_argument_group("auth")
     g.add_argument("--keys", type=Path, help=f"API keys database (default {default_keys_path()})")
+    g.add_argument("--database-url", default=os.environ.get("ERNIE_GATEWAY_DATABASE_URL"),
+                   help="postgresql://… for keys, audit and usage shared by replicas, instead of --keys "
+                        "(or $ERNIE_GATEWAY_DATABASE_URL; needs $ERNIE_GATEWAY_KEY_SECRET)")
     g.add_argument("--jwt-secret", default=os.environ.get("ERNIE_GATEWAY_JWT_SECRET"),
                    help="accept HS256 JWTs signed with this secret (or $ERNIE_GATEWAY_JWT_SECRET)")
     g.add_argument("--jwt-public-key", type=Path, help="accept RS256 JWTs verified with this PEM public key")
@@ -115,7 +118,8 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         upstream_rpm=args.upstream_rpm, upstream_tpm=args.upstream_tpm, max_concurrency=args.max_concurrency,
         upstream_transport=args.upstream_transport, upstream_retries=args.upstream_retries,
         upstreams=tuple(UpstreamSpec.parse(u) for u in args.upstream),
-        no_auth=args.no_auth, keys_path=args.keys or default_keys_path(), jwt_secret=args.jwt_secret,
+        no_auth=args.no_auth, keys_path=args.keys or default_keys_path(), database_url=args.database_url or None,
+        jwt_secret=args.jwt_secret,
         jwt_public_key=args.jwt_public_key.read_text() if args.jwt_public_key else None,
         jwt_audience=args.jwt_audience, jwt_issuer=args.jwt_issuer, default_rpm=args.rpm, default_tpm=args.tpm,
         default_daily_tokens=args.daily_tokens, redis_url=args.redis, heartbeat=args.heartbeat,
@@ -159,7 +163,7 @@ def serve(argv: Sequence[str]) -> int:
     _configure_logging()
     try:
         app = create_app(settings)
-    except (ValueError, ImportError, ConfigurationError) as exc:
+    except (ValueError, ImportError, ConfigurationError, ConnectionError) as exc:
         print(f"ernie-widget serve: {exc}", file=sys.stderr)
         return 2
     auth = "none (loopback only)" if settings.no_auth else "API keys" + (" + JWT" if (
@@ -167,7 +171,8 @@ def serve(argv: Sequence[str]) -> int:
     gw = app.state.gateway
     scheme = "https" if settings.ssl_certfile else "http"
     print(f"ernie-widget gateway on {scheme}://{settings.host}:{settings.port}/v1 — upstream {gw.client.provider} "
-          f"({gw.client.model}), auth: {auth}" + (", limits shared via Redis" if settings.redis_url else ""),
+          f"({gw.client.model}), auth: {auth}" + (", limits and resume shared via Redis" if settings.redis_url else "")
+          + (", keys and usage in PostgreSQL" if settings.database_url else ""),
           file=sys.stderr, flush=True)
     max_connections, backlog = _connection_cap(settings.max_connections, settings.max_concurrency)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
@@ -373,10 +378,17 @@ def keys_main(argv: Sequence[str]) -> int:
     rv.add_argument("name")
     for sp in (add, rot, ls, rv):
         sp.add_argument("--keys", type=Path, dest="keys_sub")
+        sp.add_argument("--database-url", dest="database_url_sub")
+    _database_flag(p)
     args = p.parse_args(argv)
-    from .keys import KeyStore
+    from .keys import open_keys
 
-    store = KeyStore(args.keys_sub or args.keys or default_keys_path())
+    try:
+        store = open_keys(args.database_url_sub or args.database_url or args.keys_sub or args.keys
+                          or default_keys_path())
+    except (ValueError, ConnectionError) as exc:
+        print(f"ernie-widget serve keys: {exc}", file=sys.stderr)
+        return 2
     try:
         try:
             if args.cmd == "add":
@@ -428,10 +440,15 @@ def usage_main(argv: Sequence[str]) -> int:
     p.add_argument("--until", help="last day, YYYY-MM-DD")
     p.add_argument("--user", help="one user: key:NAME or jwt:SUBJECT")
     p.add_argument("--json", action="store_true")
+    _database_flag(p)
     args = p.parse_args(argv)
-    from .usage import UsageStore
+    from .usage import open_usage
 
-    store = UsageStore(args.keys or default_keys_path())
+    try:
+        store = open_usage(args.database_url or args.keys or default_keys_path())
+    except ConnectionError as exc:
+        print(f"ernie-widget serve usage: {exc}", file=sys.stderr)
+        return 2
     try:
         rows = store.report(since=args.since, until=args.until, user=args.user)
     finally:
@@ -451,10 +468,15 @@ def audit_main(argv: Sequence[str]) -> int:
     p.add_argument("--keys", type=Path, help=f"the gateway's database (default {default_keys_path()})")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
+    _database_flag(p)
     args = p.parse_args(argv)
-    from .keys import KeyStore
+    from .keys import open_keys
 
-    store = KeyStore(args.keys or default_keys_path())
+    try:
+        store = open_keys(args.database_url or args.keys or default_keys_path())
+    except (ValueError, ConnectionError) as exc:
+        print(f"ernie-widget serve audit: {exc}", file=sys.stderr)
+        return 2
     try:
         entries = store.audit(args.limit)
     finally:
@@ -466,6 +488,11 @@ def audit_main(argv: Sequence[str]) -> int:
         print(f"{_when(e.ts):<16}  {e.actor:<28} {e.action:<8} {e.target:<24} "
               f"{json.dumps(e.detail, ensure_ascii=False)}")
     return 0
+
+
+def _database_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", default=os.environ.get("ERNIE_GATEWAY_DATABASE_URL") or None,
+                   help="the replicas' postgresql://… database instead of --keys (or $ERNIE_GATEWAY_DATABASE_URL)")
 
 
 def _n(value: int | None) -> str:

@@ -8,6 +8,10 @@ secret is ``$ERNIE_GATEWAY_KEY_SECRET`` or, when unset, a random one kept beside
 A key may expire, may be limited to some models, and is rotated without a gap: `KeyStore.rotate` issues a new key
 with the same limits and lets the old one live for a grace period, so both work while clients move over. Every
 change made through the CLI or the admin API is one row of the ``audit`` table (who, what, on which name, when).
+
+`KeyStore` is SQLite, for one process (or several on one machine). Replicas behind a load balancer share a
+PostgreSQL database instead: `open_keys` picks `store_pg.PgKeyStore` for a ``postgresql://`` URL. Both implement
+`KeyStorage`; the SQL of each backend stays in its own module.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["KEY_PREFIX", "AuditEntry", "KeyRecord", "KeyStore", "new_key", "valid_name"]
+__all__ = ["KEY_PREFIX", "AuditEntry", "KeyRecord", "KeyStorage", "KeyStore", "is_database_url", "key_secret",
+           "new_key", "open_keys", "valid_name"]
 
 KEY_PREFIX = "ewk_"
 
@@ -155,6 +160,81 @@ def _check_limit(label: str, value: int | float | None, *, seconds: bool = False
         raise ValueError(f"无效的 {label} / invalid {label}: {value!r} (a positive number)")
 
 
+@runtime_checkable
+class KeyStorage(Protocol):
+    """What the gateway, the admin API and the CLI need of a keys backend (SQLite `KeyStore`, `PgKeyStore`)."""
+
+    def digest(self, key: str) -> str: ...
+
+    def add(self, name: str, *, rpm: int | None = None, tpm: int | None = None, daily_tokens: int | None = None,
+            models: tuple[str, ...] | list[str] | None = None, expires_in: float | None = None,
+            actor: str | None = None) -> str: ...
+
+    def rotate(self, name: str, *, grace: float = 86400.0, expires_in: float | None = None,
+               actor: str | None = None) -> str: ...
+
+    def lookup(self, key: str) -> KeyRecord | None: ...
+
+    def list(self) -> builtins.list[KeyRecord]: ...
+
+    def revoke(self, name: str, *, actor: str | None = None) -> bool: ...
+
+    def audit(self, limit: int = 100) -> builtins.list[AuditEntry]: ...
+
+    def close(self) -> None: ...
+
+
+def is_database_url(target: object) -> bool:
+    """True for a PostgreSQL URL (``postgresql://…``, ``postgres://…``), False for a SQLite file path."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def open_keys(target: str | os.PathLike[str], secret: bytes | None = None) -> KeyStorage:
+    """The keys backend for ``target``: `PgKeyStore` for a PostgreSQL URL, else a SQLite `KeyStore` file."""
+    if is_database_url(target):
+        from .store_pg import PgKeyStore
+
+        return PgKeyStore(str(target), secret)
+    return KeyStore(target, secret)
+
+
+def key_secret() -> bytes:
+    """The HMAC secret replicas on a shared database use: ``$ERNIE_GATEWAY_KEY_SECRET``, required (there is no
+    file beside a PostgreSQL database to keep a generated one in, and every replica must use the same)."""
+    env = os.environ.get("ERNIE_GATEWAY_KEY_SECRET")
+    if not env or len(env) < 16:
+        raise ValueError("缺少 ERNIE_GATEWAY_KEY_SECRET / set ERNIE_GATEWAY_KEY_SECRET (at least 16 characters, the "
+                         "same on every replica) to use a PostgreSQL keys database, e.g. "
+                         "export ERNIE_GATEWAY_KEY_SECRET=$(python -c 'import secrets; print(secrets.token_hex(32))')")
+    return env.encode("utf-8")
+
+
+def hmac_digest(secret: bytes, key: str) -> str:
+    return hmac.new(secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def check_add(name: str, rpm: int | None, tpm: int | None, daily_tokens: int | None,
+              models: tuple[str, ...] | builtins.list[str] | None, expires_in: float | None) -> str | None:
+    """Validate `KeyStorage.add`'s arguments (either backend); the models as the JSON stored."""
+    _check_name(name)
+    for label, value in (("rpm", rpm), ("tpm", tpm), ("daily_tokens", daily_tokens)):
+        _check_limit(label, value)
+    _check_limit("expires_in", expires_in, seconds=True)
+    return _check_models(models)
+
+
+def check_rotate(name: str, grace: float, expires_in: float | None) -> None:
+    """Validate `KeyStorage.rotate`'s arguments (either backend)."""
+    _check_name(name)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace <= 30 * 86400:
+        raise ValueError("无效的宽限期 / invalid grace: 0 to 30 days, in seconds")
+    _check_limit("expires_in", expires_in, seconds=True)
+
+
+def audit_detail(detail: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in detail.items() if v is not None}, ensure_ascii=False)
+
+
 class KeyStore:
     """Add, look up, list, rotate and revoke keys; record and read the audit log. Thread-safe; every call is one
     short SQLite transaction."""
@@ -186,18 +266,14 @@ class KeyStore:
             os.chmod(self.path, 0o600)
 
     def digest(self, key: str) -> str:
-        return hmac.new(self._secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac_digest(self._secret, key)
 
     def add(self, name: str, *, rpm: int | None = None, tpm: int | None = None, daily_tokens: int | None = None,
             models: tuple[str, ...] | list[str] | None = None, expires_in: float | None = None,
             actor: str | None = None) -> str:
         """Create a key for ``name`` and return it — the only time it is ever seen. A name whose keys were all
         revoked or expired may be reused; one with an active key must `rotate` instead."""
-        _check_name(name)
-        for label, value in (("rpm", rpm), ("tpm", tpm), ("daily_tokens", daily_tokens)):
-            _check_limit(label, value)
-        _check_limit("expires_in", expires_in, seconds=True)
-        models_json = _check_models(models)
+        models_json = check_add(name, rpm, tpm, daily_tokens, models, expires_in)
         key = new_key()
         now = time.time()
         with self._lock:
@@ -214,10 +290,7 @@ class KeyStore:
                actor: str | None = None) -> str:
         """A new key for ``name`` with the same limits and models; the old active keys stop working after
         ``grace`` seconds (sooner if they expire sooner), so clients move over without a gap. Returns the new key."""
-        _check_name(name)
-        if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace <= 30 * 86400:
-            raise ValueError("无效的宽限期 / invalid grace: 0 to 30 days, in seconds")
-        _check_limit("expires_in", expires_in, seconds=True)
+        check_rotate(name, grace, expires_in)
         key = new_key()
         now = time.time()
         with self._lock:
@@ -246,12 +319,12 @@ class KeyStore:
         with self._lock:
             row = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE digest = ?",
                                    (self.digest(key),)).fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     def list(self) -> list[KeyRecord]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name, id").fetchall()
-        return [_record(r) for r in rows]
+        return [record_from_row(r) for r in rows]
 
     def revoke(self, name: str, *, actor: str | None = None) -> bool:
         """Revoke every key of ``name`` at once; False when it has no active key."""
@@ -279,7 +352,7 @@ class KeyStore:
     def _active_rows(self, name: str, now: float) -> builtins.list[KeyRecord]:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE name = ? AND revoked IS NULL "
                                 "AND (expires IS NULL OR expires > ?) ORDER BY id", (name, now)).fetchall()
-        return [_record(r) for r in rows]
+        return [record_from_row(r) for r in rows]
 
     def _insert(self, name: str, key: str, rpm: int | None, tpm: int | None, daily_tokens: int | None,
                 models_json: str | None, now: float, expires: float | None) -> None:
@@ -290,11 +363,11 @@ class KeyStore:
 
     def _audit(self, actor: str | None, action: str, target: str, detail: dict[str, Any]) -> None:
         self._db.execute("INSERT INTO audit (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                         (time.time(), actor or "library", action, target,
-                          json.dumps({k: v for k, v in detail.items() if v is not None}, ensure_ascii=False)))
+                         (time.time(), actor or "library", action, target, audit_detail(detail)))
 
 
-def _record(row: tuple[Any, ...]) -> KeyRecord:
+def record_from_row(row: tuple[Any, ...]) -> KeyRecord:
+    """A `KeyRecord` from a row of ``_COLUMNS`` (the same columns in either backend)."""
     (id_, name, hint, rpm, tpm, daily, models, created, expires, revoked) = row
     return KeyRecord(id_, name, hint, rpm, tpm, daily, tuple(json.loads(models)) if models else None, created,
                      expires, revoked)

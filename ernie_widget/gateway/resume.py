@@ -3,6 +3,9 @@
 Per answer the buffer is bounded in bytes (oldest deltas drop first) and in time: a finished answer
 stays resumable for ``ttl`` seconds; a running one that has had no connection for ``grace`` seconds
 is cancelled, so an abandoned answer does not keep spending upstream tokens.
+
+`ReplayStore` keeps the window in this process. Replicas share it through Redis (`resume_redis.RedisReplayStore`):
+there a client may resume on any replica: `follow` relays an answer another replica is running.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from .errors import GatewayError
 from .items import Item
 
-__all__ = ["ReplayAnswer", "ReplayStore"]
+__all__ = ["ReplayAnswer", "ReplayStore", "resume_unavailable"]
 
 Subscriber = Callable[[dict[str, Any]], None]
 
@@ -125,8 +129,20 @@ class ReplayAnswer:
             self.task.cancel()
 
 
+def resume_unavailable() -> GatewayError:
+    return GatewayError(404, "没有可续传的回答 / no answer to resume for this mid (finished too long ago, or never "
+                        "started)", "resume_unavailable")
+
+
+def resume_gap(seq: int) -> GatewayError:
+    return GatewayError(410, f"续传窗口已过 / the replay window no longer holds seq {seq + 1}; ask again", "resume_gap")
+
+
 class ReplayStore:
     """Answers by (user, mid): a user can only resume their own."""
+
+    #: True when answers running on other replicas can be followed (`follow`), False for this process only
+    shared = False
 
     def __init__(self, max_bytes: int, ttl: float, grace: float, max_answers: int = 10_000) -> None:
         self.max_bytes = max_bytes
@@ -167,6 +183,20 @@ class ReplayStore:
     def cancel_all(self) -> None:
         for answer in self.answers.values():
             answer.cancel()
+
+    # -- answers of other replicas (`shared` stores) ----------------------------------------------------------
+
+    async def follow(self, user: str, mid: Any, seq: int) -> AsyncIterator[dict[str, Any]]:
+        """The messages after ``seq`` of an answer another replica runs, then its live ones up to the terminal
+        one; raises `GatewayError` (``resume_unavailable``, ``resume_gap``). Here: no other replicas."""
+        raise resume_unavailable()
+        yield {}  # pragma: no cover - makes this an async generator
+
+    async def stop_remote(self, user: str, mid: Any, reason: str) -> None:
+        """Ask the replica running ``mid`` to stop it (``reason``: its finish_reason)."""
+
+    async def aclose(self) -> None:
+        """Write out what is pending and close connections (after `cancel_all`)."""
 
 
 def _key(mid: Any) -> str:

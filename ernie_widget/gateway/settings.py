@@ -114,6 +114,8 @@ class GatewaySettings:
     # -- auth
     no_auth: bool = False
     keys_path: Path | None = None
+    # replicas: keys, audit and usage in this PostgreSQL database instead of the SQLite file (see store_pg)
+    database_url: str | None = field(default=None, repr=False)
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_public_key: str | None = None  # PEM text
     jwt_audience: str | None = None
@@ -174,6 +176,8 @@ class GatewaySettings:
             raise ValueError("two --upstream flags have the same name")
         if not 0 <= self.upstream_retries <= 10:
             raise ValueError("--upstream-retries must be between 0 and 10")
+        if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("--database-url must be a postgresql://user@host:port/db URL (SQLite: use --keys)")
         if self.upstream_transport not in ("auto", "aiohttp", "httpx2"):
             raise ValueError("--upstream-transport must be auto, aiohttp or httpx2")
         if self.stream_buffer_bytes < 1024:

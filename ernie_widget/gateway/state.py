@@ -14,12 +14,12 @@ from .accesslog import AccessLog
 from .auth import Authenticator, Principal
 from .errors import GatewayError
 from .filters import ContentFilter
-from .keys import KeyStore
+from .keys import KeyStorage, KeyStore, open_keys
 from .metrics import GatewayMetrics
 from .quotas import Quotas
 from .resume import ReplayStore
 from .settings import GatewaySettings, UpstreamSpec
-from .usage import UsageStore
+from .usage import open_usage
 
 __all__ = ["Gateway", "Upstream", "upstream_client"]
 
@@ -59,7 +59,7 @@ class Gateway:
     """Everything the routes share: the upstream client, auth, quotas, metrics, filter, logs, replay store."""
 
     def __init__(self, settings: GatewaySettings, client: AsyncErnie | None = None,
-                 keys: KeyStore | None = None) -> None:
+                 keys: KeyStorage | None = None) -> None:
         settings.validate()
         self.settings = settings
         self.client = client or upstream_client(settings, max_retries=settings.upstream_retries)
@@ -67,8 +67,8 @@ class Gateway:
         self.upstreams = [Upstream(spec.name, upstream_client(settings, max_retries=settings.upstream_retries,
                                                               spec=spec), spec)
                           for spec in settings.upstreams] + [Upstream("default", self.client, None)]
-        if keys is None and settings.keys_path is not None and not settings.no_auth:
-            keys = KeyStore(settings.keys_path)
+        if keys is None and not settings.no_auth and (settings.database_url or settings.keys_path) is not None:
+            keys = open_keys(settings.database_url or settings.keys_path)  # type: ignore[arg-type]
         if not settings.no_auth and keys is None and not (settings.jwt_secret or settings.jwt_public_key
                                                           or settings.jwks_url):
             raise ValueError("no way to authenticate: give a keys database, --jwt-secret/--jwt-public-key, "
@@ -76,12 +76,18 @@ class Gateway:
         self.keys = keys
         self.auth = Authenticator(settings, keys)
         self.quotas = Quotas(settings.redis_url)
-        # usage lives beside the keys (one file per deployment); a gateway without a keys file counts in memory
-        self.usage = UsageStore(keys.path if keys is not None else settings.keys_path)
+        # usage lives beside the keys (one file, or the replicas' database); without either it counts in memory
+        self.usage = open_usage(settings.database_url or getattr(keys, "url", None)
+                                or (keys.path if isinstance(keys, KeyStore) else settings.keys_path))
         self.metrics = GatewayMetrics(max_users=settings.metrics_users)
         self.filter = ContentFilter.load(settings.content_filter) if settings.content_filter else None
         self.access = AccessLog(settings.log_prompts)
         self.replay = ReplayStore(settings.replay_bytes, settings.replay_ttl, settings.resume_grace)
+        if settings.redis_url:  # replicas share the resume window: a client may resume on any of them
+            from .resume_redis import RedisReplayStore
+
+            self.replay = RedisReplayStore(settings.redis_url, settings.replay_bytes, settings.replay_ttl,
+                                           settings.resume_grace)
         # shutdown: `drain` turns /healthz to 503, refuses new answers, gives running ones a grace period,
         # then ends what is left explicitly (AnswerRun.shut_down, WSConnection.shut_down)
         self.draining = False
@@ -150,6 +156,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         self.replay.cancel_all()
+        await self.replay.aclose()
         for upstream in self.upstreams:
             await upstream.client.aclose()
         self.quotas.close()

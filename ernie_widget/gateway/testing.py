@@ -1,4 +1,4 @@
-"""Helpers for tests: a gateway in front of an `ErnieSimulator`, and a throwaway redis-server.
+"""Helpers for tests: a gateway in front of an `ErnieSimulator`, a throwaway redis-server and PostgreSQL cluster.
 
 `GatewayThread`, `GatewayProcess` and `free_port` live in `embedded` (re-exported here for existing imports).
 """
@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 
 from .embedded import GatewayProcess, GatewayThread, _wait_port, free_port
 
-__all__ = ["GatewayProcess", "GatewayThread", "free_port", "gateway_for", "redis_server"]
+__all__ = ["GatewayProcess", "GatewayThread", "free_port", "gateway_for", "postgres_server", "redis_server"]
 
 
 @contextlib.contextmanager
@@ -41,6 +42,50 @@ def redis_server(executable: str | None = None) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _pg_bin() -> str:
+    """Debian's PostgreSQL binaries (``/usr/lib/postgresql/<major>/bin``, the newest), or the ones on PATH."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    if found:
+        return os.path.dirname(found[-1])
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise FileNotFoundError("PostgreSQL is not installed (apt-get install postgresql)")
+    return os.path.dirname(initdb)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 and a free port (trust auth, no fsync); yields its
+    ``postgresql://`` URL and removes the cluster afterwards. initdb and postgres refuse to run as root, so as
+    root they run as the ``postgres`` user (``runuser``), as CI does."""
+    bindir = _pg_bin()
+    port = free_port()
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    with tempfile.TemporaryDirectory(prefix="ernie-pg-") as tmp:
+        data, sock = os.path.join(tmp, "data"), os.path.join(tmp, "sock")
+        os.mkdir(sock)
+        if as_root:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            for path in (tmp, sock):
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        run = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+        subprocess.run([*prefix, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                        "--no-sync"], **run)  # type: ignore[call-overload]
+        pg_ctl = [*prefix, f"{bindir}/pg_ctl", "-D", data]
+        subprocess.run([*pg_ctl, "-w", "-t", "30", "-l", os.path.join(tmp, "log"), "-o",
+                        f"-k {sock} -p {port} -h 127.0.0.1 -F -c full_page_writes=off", "start"],
+                       **run)  # type: ignore[call-overload]
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,9 @@
 Answers add to an in-memory tally (no disk write on the request path); the tally goes to SQLite once a second
 (the gateway's sweeper) and on shutdown, one transaction of upserts. Users are `Principal.id` values
 (``key:alice``, ``jwt:alice``), the same identities the limits count.
+
+`UsageTally` is the in-memory part; `UsageStore` writes it to SQLite, `store_pg.PgUsageStore` to the PostgreSQL
+database replicas share (upserts add up, so every replica's tally lands in one report). `open_usage` picks one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UsageRow", "UsageStore", "utc_day"]
+__all__ = ["UsageRow", "UsageStore", "UsageTally", "open_usage", "utc_day"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -63,19 +66,13 @@ class UsageRow:
                 "total_tokens": self.total_tokens}
 
 
-class UsageStore:
-    """Records answers' usage and reports it. ``path=None`` keeps it in memory (a gateway without a database)."""
+Tally = tuple[str, str, str, int, int, int]  # day, user, model, requests, prompt tokens, completion tokens
 
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
-        self.path = Path(path) if path is not None else None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", check_same_thread=False,
-                                   isolation_level=None, timeout=5)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        with contextlib.suppress(OSError, TypeError):
-            os.chmod(self.path, 0o600)  # type: ignore[arg-type]
+
+class UsageTally:
+    """Counts answers' usage in memory; a backend subclass writes a batch (`_write`) and reads reports (`_select`)."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: defaultdict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
 
@@ -89,22 +86,81 @@ class UsageStore:
             tally[2] += max(0, int(completion_tokens))
 
     def flush(self) -> None:
+        """Write what was counted since the last flush, as one transaction."""
         with self._lock:
             pending, self._pending = self._pending, defaultdict(lambda: [0, 0, 0])
-            if not pending:
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(_UPSERT, [(*k, *v) for k, v in pending.items()])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            if pending:
+                rows: list[Tally] = [(*k, *v) for k, v in pending.items()]  # type: ignore[misc]
+                try:
+                    self._write(rows)
+                except BaseException:
+                    # keep the counts for the next flush rather than lose them to a passing database error
+                    for (day, user, model, n, p, c) in rows:
+                        tally = self._pending[(day, user, model)]
+                        tally[0] += n
+                        tally[1] += p
+                        tally[2] += c
+                    raise
 
     def report(self, *, since: str | None = None, until: str | None = None, user: str | None = None,
                limit: int = 10_000) -> list[UsageRow]:
         """Rows by day (newest first), user and model; ``since``/``until`` are ``YYYY-MM-DD`` (inclusive)."""
         self.flush()
+        with self._lock:
+            return self._select(since, until, user, max(1, min(int(limit), 100_000)))
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            self._close()
+
+    # -- the backend, called inside the lock ---------------------------------------------------------------
+
+    def _write(self, rows: list[Tally]) -> None:
+        raise NotImplementedError
+
+    def _select(self, since: str | None, until: str | None, user: str | None, limit: int) -> list[UsageRow]:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+
+def open_usage(target: str | os.PathLike[str] | None) -> UsageTally:
+    """The usage backend for ``target``: PostgreSQL for a ``postgresql://`` URL, else SQLite (None: in memory)."""
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        from .store_pg import PgUsageStore
+
+        return PgUsageStore(target)
+    return UsageStore(target)
+
+
+class UsageStore(UsageTally):
+    """Records answers' usage in SQLite and reports it. ``path=None`` keeps it in memory (a gateway without a
+    database)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        super().__init__()
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", check_same_thread=False,
+                                   isolation_level=None, timeout=5)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        with contextlib.suppress(OSError, TypeError):
+            os.chmod(self.path, 0o600)  # type: ignore[arg-type]
+
+    def _write(self, rows: list[Tally]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(_UPSERT, rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _select(self, since: str | None, until: str | None, user: str | None, limit: int) -> list[UsageRow]:
         where, args = [], []
         for clause, value in (("day >= ?", since), ("day <= ?", until), ("user = ?", user)):
             if value is not None:
@@ -112,11 +168,7 @@ class UsageStore:
                 args.append(value)
         sql = ("SELECT day, user, model, requests, prompt_tokens, completion_tokens FROM usage"
                + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY day DESC, user, model LIMIT ?")
-        with self._lock:
-            rows = self._db.execute(sql, (*args, max(1, min(int(limit), 100_000)))).fetchall()
-        return [UsageRow(*r) for r in rows]
+        return [UsageRow(*r) for r in self._db.execute(sql, (*args, limit)).fetchall()]
 
-    def close(self) -> None:
-        self.flush()
-        with self._lock:
-            self._db.close()
+    def _close(self) -> None:
+        self._db.close()

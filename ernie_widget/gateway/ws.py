@@ -39,7 +39,7 @@ from .answer import AnswerRun
 from .auth import Principal
 from .errors import GatewayError, internal_error, shutdown_error
 from .openai_wire import dumps, loads_bounded
-from .resume import ReplayAnswer
+from .resume import ReplayAnswer, resume_gap, resume_unavailable
 
 if TYPE_CHECKING:
     from .state import Gateway
@@ -49,6 +49,8 @@ __all__ = ["websocket_endpoint"]
 CLOSE_POLICY = 1008
 CLOSE_RESTART = 1012  # service restart: reconnect (elsewhere) and resume
 CLOSE_SLOW = 4008
+
+_background: set[asyncio.Future[None]] = set()
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -69,6 +71,8 @@ class WSConnection:
         self.token: str | None = None
         self.principal: Principal | None = None
         self.answers: set[ReplayAnswer] = set()
+        # answers other replicas run, relayed from the shared replay window: mid key → [mid, last seq, task]
+        self._remote: dict[str, list[Any]] = {}
         self.closed = False
         self._out: deque[str] = deque()
         self._bytes = 0
@@ -137,6 +141,7 @@ class WSConnection:
         """The server is going away: say which answers to resume where (``resume``: mid and last seq each),
         then close with 1012 — the same token, when it fits, in the close reason."""
         token = [{"mid": a.mid, "seq": a.last_seq} for a in self.answers]
+        token += [{"mid": mid, "seq": seq} for mid, seq, _ in self._remote.values()]
         self.send({"type": "shutdown", "code": "server_shutdown", "resume": token,
                    "message": "网关正在关闭，请重连后续传 / the gateway is shutting down; reconnect and resume"})
         reason = "server_shutdown " + dumps({"resume": token})
@@ -188,6 +193,12 @@ class WSConnection:
                 if close_code == 1000 and answer.running:  # the client left on purpose: stop spending tokens
                     answer.stop_reason = "client_closed"
                     answer.cancel()
+            for mid, _, task in list(self._remote.values()):
+                task.cancel()
+                if close_code == 1000:
+                    stopping = asyncio.ensure_future(self._stop_remote(mid, "client_closed"))
+                    _background.add(stopping)  # held until done: the loop keeps only weak references
+                    stopping.add_done_callback(_background.discard)
 
     async def _authenticate(self) -> bool:
         try:
@@ -230,6 +241,8 @@ class WSConnection:
             if answer is not None:
                 answer.stop_reason = "stopped"
                 answer.cancel()
+            elif self.gw.replay.shared and _valid_mid(msg.get("mid")):
+                await self._stop_remote(msg.get("mid"), "stopped")
         elif kind == "ping":
             self.send({"type": "pong"})
         else:
@@ -284,23 +297,59 @@ class WSConnection:
 
     def _resume(self, msg: dict[str, Any]) -> None:
         mid = msg.get("mid")
-        answer = self._answer(msg)
-        if answer is None:
-            self._error(mid, GatewayError(404, "没有可续传的回答 / no answer to resume for this mid (finished too long "
-                                          "ago, or never started)", "resume_unavailable"))
-            return
         seq = msg.get("seq")
         seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else 0
+        answer = self._answer(msg)
+        if answer is None:
+            if self.gw.replay.shared and _valid_mid(mid):
+                # not running here: another replica may run it, and the shared window has its messages
+                self._follow(mid, seq)
+                return
+            self._error(mid, resume_unavailable())
+            return
         missed = answer.since(seq)
         if missed is None:
-            self._error(mid, GatewayError(410, "续传窗口已过 / the replay window no longer holds seq "
-                                          f"{seq + 1}; ask again", "resume_gap"))
+            self._error(mid, resume_gap(seq))
             return
         for m in missed:
             self.send(m)
         if answer.terminal is None:
             answer.attach(self.send)
             self.answers.add(answer)
+
+    def _follow(self, mid: Any, seq: int) -> None:
+        """Relay an answer running on another replica, from ``seq`` on, until its terminal message."""
+        assert self.principal is not None
+        key = _mid_key(mid)
+        previous = self._remote.pop(key, None)
+        if previous is not None:
+            previous[2].cancel()
+        entry: list[Any] = [mid, seq, None]
+
+        async def relay() -> None:
+            assert self.principal is not None
+            try:
+                async for m in self.gw.replay.follow(self.principal.id, mid, seq):
+                    if "seq" in m:
+                        entry[1] = m["seq"]
+                    self.send(m)
+            except GatewayError as err:
+                self._error(mid, err)
+            finally:
+                if self._remote.get(key) is entry:
+                    del self._remote[key]
+
+        entry[2] = asyncio.create_task(relay(), name=f"gateway-ws-follow-{key}")
+        self._remote[key] = entry
+
+    async def _stop_remote(self, mid: Any, reason: str) -> None:
+        assert self.principal is not None
+        with contextlib.suppress(Exception):  # best effort: the answer ends anyway after --resume-grace
+            await self.gw.replay.stop_remote(self.principal.id, mid, reason)
+
+
+def _mid_key(mid: Any) -> str:
+    return f"{type(mid).__name__}:{mid}"
 
 
 def _loads(raw: str) -> Any:
