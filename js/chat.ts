@@ -71,6 +71,7 @@ export class ChatView implements StreamSink {
   private readonly frameQueue = new Set<() => void>();
   private readonly ctx: ViewContext;
   private readonly steps: AnswerSteps;
+  private readonly runningTools = new Set<string>();
   private readonly autoBadge: HTMLElement;
 
   constructor(
@@ -291,6 +292,7 @@ export class ChatView implements StreamSink {
         this.setAwaitingStart(false);
       }
     } else if ((step = this.steps.live(m))) {
+      this.markInterrupt(step.call_id, step.status === "running");
       this.placeViews();
       this.afterRender();
       // screen readers hear that a tool call waits for the user's decision
@@ -450,6 +452,18 @@ export class ChatView implements StreamSink {
     return this.model.get("status") === "streaming" || this.inflight !== null;
   }
 
+  /**
+   * While tool code runs on the kernel's main thread, the kernel may not read the Stop message until the code
+   * returns; `data-ernie-interrupt` on Stop asks the companion extension (on a trusted click only) to interrupt the
+   * notebook's kernel, which ends the tool and the turn. Only then: at other times an interrupt could hit a cell.
+   */
+  private markInterrupt(callId: string | null, running: boolean): void {
+    if (callId === null) this.runningTools.clear();
+    else if (running) this.runningTools.add(callId);
+    else this.runningTools.delete(callId);
+    this.stopButton.toggleAttribute("data-ernie-interrupt", this.runningTools.size > 0);
+  }
+
   private updateControls(): void {
     const streaming = this.isStreaming();
     const busy = streaming || this.awaitingStart;
@@ -457,6 +471,7 @@ export class ChatView implements StreamSink {
     this.sendButton.disabled = busy || this.chips.waiting;
     this.stopButton.hidden = !streaming;
     this.stopButton.disabled = !streaming;
+    if (!streaming) this.markInterrupt(null, false);
     const hasUser = this.messages.some((m) => m.role === "user");
     const last = this.messages.at(-1);
     // a rejected key: the error says how to set one; sending the same request again cannot help

@@ -214,6 +214,21 @@ describe("delta protocol", () => {
     expect(roles).toEqual(["user", "assistant"]);
   });
 
+  it("marks Stop for the extension's kernel interrupt only while a tool step runs", async () => {
+    const { byId, model } = mount();
+    const step = (status: string) => model.custom({ type: "tool_step", mid: 1, call_id: "1.1.c1", name: "run_python",
+                                                    code_or_arguments: "import time; time.sleep(30)",
+                                                    sha256: "a".repeat(64), status, read_only: false });
+    await stream(model, 1, ["thinking"]);
+    const stop = byId("ernie-stop");
+    step("waiting");
+    expect(stop.hasAttribute("data-ernie-interrupt")).toBe(false); // nothing runs yet: an interrupt could hit a cell
+    step("running");
+    expect(stop.hasAttribute("data-ernie-interrupt")).toBe(true);
+    step("done");
+    expect(stop.hasAttribute("data-ernie-interrupt")).toBe(false);
+  });
+
   it("renders at most once per animation frame", async () => {
     const { el, model } = mount();
     model.custom({ type: "start", mid: 1 });

@@ -5,7 +5,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { EXTENSION_ACTIONS, syncCodeTools, wrapCodeBlocks } from "../../js/code-tools";
 import { translator } from "../../js/i18n";
-import { ACTIONS, actionFromEvent, codeOfBlock, parseAction, provenanceOf } from "./actions";
+import { ACTIONS, actionFromEvent, codeOfBlock, interruptFromEvent, parseAction, provenanceOf } from "./actions";
 
 const CODE = 'def f(x):\n    return {"a": x} < 3 && `tick`\n\nprint(f(1))\n';
 const NOW = new Date("2026-01-02T03:04:05.000Z");
@@ -170,5 +170,34 @@ describe("provenanceOf", () => {
     expect(provenanceOf(block, chat, "chat:replace-cell", NOW)).toEqual({
       model: null, request_id: null, time: NOW.toISOString(), source: "chat:replace-cell",
     });
+  });
+});
+
+describe("interruptFromEvent (Stop while tool code runs)", () => {
+  function stop(marked: boolean): { panel: HTMLElement; stop: HTMLButtonElement } {
+    const { panel, chat } = chatFixture();
+    const button = document.createElement("button");
+    button.setAttribute("data-testid", "ernie-stop");
+    button.innerHTML = "<svg><path></path></svg>";
+    if (marked) button.setAttribute("data-ernie-interrupt", "");
+    chat.append(button);
+    return { panel, stop: button };
+  }
+
+  it("a trusted click on a marked Stop (or its icon) interrupts", () => {
+    const fx = stop(true);
+    expect(interruptFromEvent(trustedClick(fx.stop), fx.panel)).toBe(true);
+    expect(interruptFromEvent(trustedClick(fx.stop.querySelector("path")!), fx.panel)).toBe(true);
+  });
+
+  it("an unmarked Stop (no tool running), a synthetic click, or a Stop outside the panel does not", () => {
+    const fx = stop(false);
+    expect(interruptFromEvent(trustedClick(fx.stop), fx.panel)).toBe(false);
+    const marked = stop(true);
+    expect(interruptFromEvent({ type: "click", isTrusted: false, target: marked.stop } as unknown as Event,
+                              marked.panel)).toBe(false);
+    expect(interruptFromEvent(trustedClick(marked.stop), document.createElement("div"))).toBe(false);
+    // an action click is not an interrupt
+    expect(interruptFromEvent(trustedClick(button(marked.panel, "insert-below")), marked.panel)).toBe(false);
   });
 });

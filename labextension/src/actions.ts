@@ -85,3 +85,16 @@ export function actionFromEvent(event: Event, root: Element, now: Date = new Dat
   if (code === null) return null;
   return { action, code, chat, provenance: provenanceOf(block, chat, `chat:${action}`, now) };
 }
+
+/**
+ * Whether ``event`` is a trusted click on a chat's Stop button while tool code runs in the kernel (the widget marks
+ * it `data-ernie-interrupt` only then): the extension interrupts the notebook's kernel, as JupyterLab's own
+ * interrupt button would. Synthetic clicks never qualify.
+ */
+export function interruptFromEvent(event: Event, root: Element): boolean {
+  if (event.type !== "click" || !event.isTrusted) return false;
+  const target = event.target;
+  if (!target || typeof (target as Element).closest !== "function") return false;
+  const button = (target as Element).closest("[data-ernie-interrupt]");
+  return !!button && root.contains(button) && !!button.closest(".ernie-chat");
+}

@@ -5,6 +5,7 @@
  *   `el.closest("[data-ernie-extension]")`) offers Insert below / Replace cell / Run in new cell on code blocks.
  * - Acts on trusted clicks on those buttons only (capture-phase listener on the panel; see actions.ts).
  * - Acts on the cell that holds the chat (see onClick); a chat in the sidebar acts on the active cell (sidebar.ts).
+ * - A trusted click on Stop while the agent's tool code runs interrupts the notebook's kernel (actions.ts).
  * - Adds three commands to the palette and the notebook context menu, with command-mode shortcuts (commands.ts).
  * - "ERNIE: Open chat beside notebook" (palette and notebook toolbar): the notebook's chat in the right sidebar,
  *   opened by silent kernel code, without a cell (sidebar.ts).
@@ -16,7 +17,7 @@
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from "@jupyterlab/application";
 import { ICommandPalette, ISessionContextDialogs } from "@jupyterlab/apputils";
 import { INotebookTracker, type NotebookPanel } from "@jupyterlab/notebook";
-import { actionFromEvent } from "./actions";
+import { actionFromEvent, interruptFromEvent } from "./actions";
 import { registerCommands } from "./commands";
 import { applyAction, cellHoldingOutput, PRESENCE_ATTRIBUTE } from "./notebook";
 import { inlineCompletionPlugin } from "./inline-plugin";
@@ -32,6 +33,11 @@ function attach(panel: NotebookPanel, dialogs: ISessionContextDialogs | null): v
   // The cell whose output holds the chat is the target: Insert below / Run in new cell put the code right under
   // it, Replace cell replaces its source (its outputs, the chat among them, stay until it runs again).
   const onClick = (event: Event) => {
+    if (interruptFromEvent(event, panel.node)) {
+      // Stop while the agent's tool code holds the kernel's main thread: the kernel's own interrupt ends it
+      void panel.sessionContext.session?.kernel?.interrupt();
+      return;
+    }
     const req = actionFromEvent(event, panel.node);
     if (!req) return;
     const host = cellHoldingOutput(notebook, req.chat);

@@ -23,7 +23,7 @@ import type { Kernel, KernelMessage } from "@jupyterlab/services";
 import { LabIcon, ToolbarButton } from "@jupyterlab/ui-components";
 import { Signal } from "@lumino/signaling";
 import { Panel, Widget } from "@lumino/widgets";
-import { actionFromEvent } from "./actions";
+import { actionFromEvent, interruptFromEvent } from "./actions";
 import { applyAction, PRESENCE_ATTRIBUTE } from "./notebook";
 import {
   decide, endsChat, isCurrent, type KernelStatus, magicHint, sidebarCode, type Target, threadName,
@@ -277,6 +277,11 @@ export class ErnieSidebar extends Panel {
   }
 
   private readonly onClick = (event: Event): void => {
+    if (interruptFromEvent(event, this.node)) {
+      // the sidebar chat runs on the notebook's kernel: Stop during a tool interrupts that kernel
+      void this.current?.panel?.sessionContext.session?.kernel?.interrupt();
+      return;
+    }
     const req = actionFromEvent(event, this.node);
     const panel = this.current?.panel;
     if (!req || !panel || panel.isDisposed) return;

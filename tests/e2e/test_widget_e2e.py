@@ -585,3 +585,99 @@ def test_agent_mode_asks_before_running_code_and_only_a_real_click_runs_it(brows
         assert status == "ok"
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def agent_page(browser: Any, lab: Any, lab_root: Path) -> Iterator[Any]:
+    """One agent chat for the tests below (a fresh kernel: the module's other notebook may be busy)."""
+    write_notebook(lab_root / "agent2.ipynb", ["from ernie_widget import ErnieChat\nagent = ErnieChat(agent=True)\nagent"])
+    context = browser.new_context(viewport={"width": 1100, "height": 1000})
+    page = context.new_page()
+    try:
+        open_notebook(page, lab, "agent2.ipynb", "agent2")
+        run_cell(page, 0)
+        page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+        wait_idle(page)
+        yield page
+    finally:
+        context.close()
+
+
+def _step(page: Any, n: int) -> Any:
+    return page.locator('[data-testid="ernie-tool-step"]').nth(n)
+
+
+def test_agent_stop_interrupts_tool_code_within_two_seconds_and_the_next_turn_works(agent_page: Any,
+                                                                                    e2e_sim: Any) -> None:
+    """While `time.sleep(30)` holds the kernel's main thread the kernel cannot read the Stop message; the Stop
+    click (a real one) has the companion extension interrupt the kernel, which ends the tool and the turn."""
+    from ernie_widget.testing import Answer
+
+    page = agent_page
+    before = page.locator('[data-testid="ernie-tool-step"]').count()
+    e2e_sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "import time\ntime.sleep(30)"}}]))
+    send(page, "sleep a while")
+    page.locator('[data-testid="ernie-tool-approve"]').wait_for(timeout=20_000)
+    page.locator('[data-testid="ernie-tool-approve"]').click()
+    step = _step(page, before)
+    page.wait_for_function("() => document.querySelector('[data-testid=\"ernie-stop\"]')"
+                           "?.hasAttribute('data-ernie-interrupt')", timeout=20_000)
+    assert step.get_attribute("data-status") == "running"
+    page.wait_for_timeout(500)  # well inside the sleep
+    started = page.evaluate("() => performance.now()")
+    page.locator('[data-testid="ernie-stop"]').click()
+    page.wait_for_function("() => document.querySelector('[data-testid=\"ernie-stop\"]').hidden", timeout=10_000)
+    took = (page.evaluate("() => performance.now()") - started) / 1000
+    assert took < 2.0, f"Stop took {took:.2f} s"
+    assert step.get_attribute("data-status") in ("failed", "skipped")
+    wait_idle(page, timeout=10_000)
+    e2e_sim.push(Answer(text="after the stop"))
+    send(page, "still there?")
+    page.locator(CHAT).last.locator("text=after the stop").wait_for(timeout=30_000)
+
+
+def test_agent_edit_skip_figures_html_as_text_and_a_reload_keeps_the_steps(agent_page: Any, e2e_sim: Any) -> None:
+    from ernie_widget.testing import Answer
+
+    page = agent_page
+    first = page.locator('[data-testid="ernie-tool-step"]').count()
+    html = "<b id=evil>bold</b><img src=x onerror=alert(1)>"
+    e2e_sim.push(
+        Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "print('unchanged')"}}]),
+        Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "skipped_ran = True"}}]),
+        Answer(text="all three done"),
+    )
+    send(page, "edit, skip, plot")
+    # 1. Edit: what runs is the code the user wrote, and its HTML-looking output is text
+    page.locator('[data-testid="ernie-tool-edit"]').wait_for(timeout=20_000)
+    page.locator('[data-testid="ernie-tool-edit"]').click()
+    editor = page.locator('[data-testid="ernie-tool-editor"]')
+    editor.fill("import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
+                f"plt.plot([1, 3, 2])\nprint({html!r})")
+    page.locator('[data-testid="ernie-tool-approve"]').click()
+    # 2. Skip: nothing runs; the model reads a denial
+    page.locator('[data-testid="ernie-tool-deny"]').wait_for(timeout=30_000)
+    page.locator('[data-testid="ernie-tool-deny"]').click()
+    page.locator(CHAT).last.locator("text=all three done").wait_for(timeout=30_000)
+    wait_idle(page)
+    edited, skipped = _step(page, first), _step(page, first + 1)
+    assert edited.get_attribute("data-status") == "done" and skipped.get_attribute("data-status") == "skipped"
+    if edited.get_attribute("open") is None:
+        edited.locator("summary").click()
+    result = edited.locator('[data-testid="ernie-tool-result"]').inner_text()
+    assert html in result and "unchanged" not in result
+    assert page.locator("#evil").count() == 0  # shown as text, never as HTML
+    assert edited.locator("img.ernie-tool-image").count() == 1  # the new figure, in the step
+    denial = json.dumps(e2e_sim.chat_requests[-1].json["messages"][-1], ensure_ascii=False)
+    assert "declin" in denial.lower() or "拒绝" in denial or "skip" in denial.lower(), denial
+    ran = page.evaluate(f"() => {KERNEL}.requestExecute({{code: 'assert \"skipped_ran\" not in globals()'}})"
+                        ".done.then(r => r.content.status)")
+    assert ran == "ok"
+    # 3. a reload shows the steps again, from the transcript the kernel holds
+    n = page.locator('[data-testid="ernie-tool-step"]').count()
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_timeout(1000)
+    page.reload()
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=\"ernie-tool-step\"]').length >= {n}",
+                           timeout=60_000)
+    assert page.locator("#evil").count() == 0
