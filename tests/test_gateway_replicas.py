@@ -100,6 +100,15 @@ def test_the_postgres_key_store_does_what_the_sqlite_one_does(keys: PgKeyStore) 
     assert key not in json.dumps([r.public() for r in keys.list()])
 
 
+def test_a_store_outlives_its_connection_being_cut(keys: PgKeyStore, services: tuple[str, str]) -> None:
+    key = keys.add("cut")
+    with psycopg.connect(services[0], autocommit=True) as admin:  # what a database restart does to a replica
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                      "AND backend_type = 'client backend'")
+    record = keys.lookup(key)
+    assert record is not None and record.name == "cut"
+
+
 def test_a_postgres_database_needs_the_shared_key_secret(services: tuple[str, str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ERNIE_GATEWAY_KEY_SECRET", raising=False)
@@ -268,11 +277,34 @@ def test_stop_sent_to_the_other_replica_stops_the_answer(
         _drop(ws)
     started = time.monotonic()
     with _session(b, key) as ws2:
+        # the mid is taken while the answer runs, on every replica
+        ws2.send(json.dumps({"type": "chat", "mid": "s", "messages": [{"role": "user", "content": "x"}]}))
+        assert json.loads(ws2.recv(timeout=5))["code"] == "duplicate_mid"
         ws2.send(json.dumps({"type": "resume", "mid": "s", "seq": 1}))
         ws2.send(json.dumps({"type": "stop", "mid": "s"}))
         end = _until_end(ws2, "s")[-1]
     assert end["type"] == "done" and end["finish_reason"] == "stopped"
     assert time.monotonic() - started < 4
+
+
+def test_a_follower_gives_up_on_an_answer_whose_replica_died(
+        replicas: tuple[GatewayProcess, GatewayProcess], keys: PgKeyStore, services: tuple[str, str]) -> None:
+    import redis
+
+    from ernie_widget.gateway.resume_redis import RedisReplayStore
+
+    b = replicas[1]
+    key = keys.add("orphan")
+    # what a replica killed mid-answer leaves: a stream with no terminal message, and no one keeping it alive
+    stream = RedisReplayStore.stream_key("key:orphan", 3)
+    r = redis.Redis.from_url(services[1])
+    r.xadd(stream, {"m": json.dumps({"type": "_start"})}, id="0-1")
+    r.xadd(stream, {"m": json.dumps({"type": "delta", "mid": 3, "seq": 1, "text": "half"})}, id="1-0")
+    r.expire(stream, 60)
+    with _session(b, key) as ws:
+        ws.send(json.dumps({"type": "resume", "mid": 3, "seq": 0}))
+        got = _until_end(ws, 3)
+    assert got[0]["text"] == "half" and got[-1]["code"] == "answer_lost" and got[-1]["status"] == 502
 
 
 def test_the_replicas_said_where_their_state_lives(replicas: tuple[GatewayProcess, GatewayProcess]) -> None:

@@ -192,6 +192,10 @@ class ReplayStore:
         raise resume_unavailable()
         yield {}  # pragma: no cover - makes this an async generator
 
+    async def running_elsewhere(self, user: str, mid: Any) -> bool:
+        """Whether another replica is running ``user``'s answer ``mid`` (a new chat must not reuse the mid)."""
+        return False
+
     async def stop_remote(self, user: str, mid: Any, reason: str) -> None:
         """Ask the replica running ``mid`` to stop it (``reason``: its finish_reason)."""
 

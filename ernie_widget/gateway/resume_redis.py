@@ -10,7 +10,10 @@ The bytes bound and withdrawals trim the stream as they trim the buffer (``XTRIM
 Another replica asked to resume reads the backlog and then follows the stream live (``XREAD BLOCK``), while
 keeping ``<stream>:watch`` alive so the running replica knows the answer is still watched (its ``resume_grace``
 counts from when no replica watches it). ``stop`` (or a normal close) on the following replica sets
-``<stream>:stop``, which the running replica polls.
+``<stream>:stop``, which the running replica polls. While an answer runs, its replica keeps ``<stream>:alive``
+fresh (a few seconds' TTL): a follower whose answer has no terminal message and no ``alive`` key (its replica was
+killed) ends with an ``answer_lost`` error instead of waiting, and a new chat reusing the ``mid`` of an answer
+running on another replica is refused (409 ``duplicate_mid``) as it is on one.
 
 Writes never block an answer: `put` queues them, and one writer task sends the queue in a pipeline; a Redis
 outage loses only the cross-replica window (logged), never the answer or the local resume.
@@ -27,6 +30,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .errors import GatewayError
 from .items import Item
 from .resume import ReplayAnswer, ReplayStore, _key, resume_gap, resume_unavailable
 
@@ -53,6 +57,7 @@ class RedisReplayAnswer(ReplayAnswer):
         if self.terminal is not None and not had_terminal:
             store.queue(("xadd", stream, f"{self.last_seq}-2", json.dumps(self.terminal)))
             store.queue(("expire", stream, store.ttl_ms))
+            store.queue(("del", stream + ":alive"))
         elif self.last_seq != last_seq:
             msg = self.entries[-1][1]
             store.queue(("xadd", stream, f"{self.last_seq}-0", json.dumps(msg)))
@@ -84,6 +89,8 @@ class RedisReplayStore(ReplayStore):
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._interval = max(0.05, min(1.0, grace / 4))
+        # how long a running answer's replica may go silent before its followers give up on it
+        self._alive_ms = max(5000, int(self._interval * 8000))
 
     @staticmethod
     def stream_key(user: str, mid: Any) -> str:
@@ -101,6 +108,7 @@ class RedisReplayStore(ReplayStore):
         self.queue(("del", stream, stream + ":stop"))
         self.queue(("xadd", stream, "0-1", _START))
         self.queue(("expire", stream, self._running_ms))
+        self.queue(("setpx", stream + ":alive", self._alive_ms))
         return answer
 
     # -- the writer and the monitor, one task each per store ----------------------------------------------------
@@ -141,6 +149,8 @@ class RedisReplayStore(ReplayStore):
                 pipe.pexpire(op[1], op[2])
             elif op[0] == "del":
                 pipe.delete(*op[1:])
+            elif op[0] == "setpx":
+                pipe.set(op[1], "1", px=op[2])
         for result in await pipe.execute(raise_on_error=False):
             if isinstance(result, Exception):
                 logger.warning("replay window: %s", result)
@@ -159,13 +169,14 @@ class RedisReplayStore(ReplayStore):
                     pipe.exists(a.stream + ":watch")
                     pipe.get(a.stream + ":stop")
                     pipe.pexpire(a.stream, self._running_ms)
+                    pipe.set(a.stream + ":alive", "1", px=self._alive_ms)
                 results = await pipe.execute()
             except Exception as exc:
                 logger.warning("replay window: Redis check failed: %s", type(exc).__name__)
                 continue
             now = time.monotonic()
             for i, answer in enumerate(running):
-                watched, stop = results[3 * i], results[3 * i + 1]
+                watched, stop = results[4 * i], results[4 * i + 1]
                 if stop:
                     answer.stop_reason = stop if stop in ("stopped", "client_closed") else "stopped"
                     answer.cancel()
@@ -193,8 +204,12 @@ class RedisReplayStore(ReplayStore):
             await self.redis.set(stream + ":watch", "1", px=watch_ms)
             found = await self.redis.xread({stream: last_id}, count=512, block=block_ms)
             if not found:
-                if not await self.redis.exists(stream):  # expired, or a newer answer replaced it
+                exists, alive = await self.redis.exists(stream), await self.redis.exists(stream + ":alive")
+                if not exists:  # expired, or a newer answer replaced it
                     raise resume_unavailable()
+                if not alive:  # no terminal message, and its replica stopped keeping it alive: it died
+                    raise GatewayError(502, "回答所在的副本已停止 / the replica running this answer stopped "
+                                       "before it finished; ask again", "answer_lost")
                 continue
             for entry_id, fields in found[0][1]:
                 last_id = entry_id
@@ -204,6 +219,13 @@ class RedisReplayStore(ReplayStore):
                 yield msg
                 if entry_id.endswith("-2"):  # the terminal message
                     return
+
+    async def running_elsewhere(self, user: str, mid: Any) -> bool:
+        try:
+            return bool(await self.redis.exists(self.stream_key(user, mid) + ":alive"))
+        except Exception as exc:  # Redis unreachable: the mid check falls back to this replica's own answers
+            logger.warning("replay window: Redis check failed: %s", type(exc).__name__)
+            return False
 
     async def stop_remote(self, user: str, mid: Any, reason: str) -> None:
         stream = self.stream_key(user, mid)

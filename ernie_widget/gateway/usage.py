@@ -73,7 +73,8 @@ class UsageTally:
     """Counts answers' usage in memory; a backend subclass writes a batch (`_write`) and reads reports (`_select`)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the tally: held only for a moment, `record` runs on the event loop
+        self._io = threading.Lock()  # the database: one flush, report or close at a time
         self._pending: defaultdict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
 
     def record(self, user: str, model: str | None, prompt_tokens: int, completion_tokens: int,
@@ -87,34 +88,37 @@ class UsageTally:
 
     def flush(self) -> None:
         """Write what was counted since the last flush, as one transaction."""
-        with self._lock:
-            pending, self._pending = self._pending, defaultdict(lambda: [0, 0, 0])
-            if pending:
-                rows: list[Tally] = [(*k, *v) for k, v in pending.items()]  # type: ignore[misc]
-                try:
-                    self._write(rows)
-                except BaseException:
-                    # keep the counts for the next flush rather than lose them to a passing database error
+        with self._io:
+            with self._lock:  # swap the tally; the write happens outside this lock, so `record` never waits for it
+                pending, self._pending = self._pending, defaultdict(lambda: [0, 0, 0])
+            if not pending:
+                return
+            rows: list[Tally] = [(*k, *v) for k, v in pending.items()]  # type: ignore[misc]
+            try:
+                self._write(rows)
+            except BaseException:
+                # keep the counts for the next flush rather than lose them to a passing database error
+                with self._lock:
                     for (day, user, model, n, p, c) in rows:
                         tally = self._pending[(day, user, model)]
                         tally[0] += n
                         tally[1] += p
                         tally[2] += c
-                    raise
+                raise
 
     def report(self, *, since: str | None = None, until: str | None = None, user: str | None = None,
                limit: int = 10_000) -> list[UsageRow]:
         """Rows by day (newest first), user and model; ``since``/``until`` are ``YYYY-MM-DD`` (inclusive)."""
         self.flush()
-        with self._lock:
+        with self._io:
             return self._select(since, until, user, max(1, min(int(limit), 100_000)))
 
     def close(self) -> None:
         self.flush()
-        with self._lock:
+        with self._io:
             self._close()
 
-    # -- the backend, called inside the lock ---------------------------------------------------------------
+    # -- the backend, called inside the database lock ---------------------------------------------------------------
 
     def _write(self, rows: list[Tally]) -> None:
         raise NotImplementedError

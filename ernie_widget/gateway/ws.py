@@ -276,7 +276,8 @@ class WSConnection:
             # re-checked per request: a key revoked or a token expired during a long connection stops here
             principal = authenticate(gw, self.token)
             existing = gw.replay.get(principal.id, mid)
-            if existing is not None and existing.running:
+            if (existing is not None and existing.running) or (
+                    existing is None and gw.replay.shared and await gw.replay.running_elsewhere(principal.id, mid)):
                 raise GatewayError(409, f"mid {mid!r} 正在进行 / an answer with this mid is running", "duplicate_mid")
             if sum(1 for a in self.answers if a.running) >= gw.settings.ws_max_inflight:
                 raise GatewayError(429, "同时进行的回答过多 / too many answers in flight on this connection",
