@@ -39,6 +39,23 @@ class MapOptions(TypedDict, total=False):
     #: a pydantic model class or a JSON Schema dict: each row's answer is validated into BatchRow.parsed, and a
     #: DataFrame gains one column per field, named ernie_<field>
     schema: Any
+    # -- a Dask DataFrame or Bag only (ernie_widget.batch.cluster) ----------------------------------------------
+    #: a redis:// URL: one rpm/tpm budget for every worker of the cluster
+    rate_limit_backend: str | None
+    #: the budget's window in seconds (default 60)
+    rate_window: float
+    #: which budget in Redis (default "default": jobs naming the same one share it)
+    limiter_name: str
+    #: a redis:// URL for the record of finished rows (default: rate_limit_backend), so a re-run sends only the rest
+    store: str | None
+    #: the record's id (default: a hash of the rows, template and options)
+    job: str | None
+    #: seconds the record is kept after its last row (default 3 days)
+    record_ttl: int
+    #: compute now and draw one progress bar for the whole job (default False: a lazy Dask DataFrame)
+    compute: bool
+    #: a team gateway's URL for the workers, which send the ERNIE_API_KEY of their own environment
+    gateway: str | None
 
 
 #: the batch options and their defaults (every other keyword of `map` is a request parameter)
