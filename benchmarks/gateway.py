@@ -9,6 +9,9 @@ answer for throughput), the gateway (`--no-auth` on 127.0.0.1, SSE), and optiona
 The client is our `AsyncErnie(provider="openai")` for every target, so only the hop in between differs.
 
 Goals: added TTFT p50 < 5 ms; chunks/s through the gateway ≥ 0.8 × direct; both better than LiteLLM's.
+At 200 concurrent streams (``--concurrent``): requests/s through the gateway ≥ 0.5 × direct and the p95 time to
+first token it adds ≤ 100 ms. Memory per idle WebSocket connection (``--idle``, authenticated and waiting) ≤ 2 ×
+that of a bare Starlette WebSocket endpoint on uvicorn, the named peer, measured in the same run.
 The gateway reads upstream over aiohttp (``--upstream-transport auto``) and writes the events that are
 already waiting in one piece, so a client can read it faster than it reads the simulator's one-event
 frames: a ratio above 1× is real, not an error.
@@ -100,6 +103,93 @@ async def stream_rate(base_url: str, streams: int, concurrency: int, api_key: st
         return sum(counts) / elapsed, counts[0]
 
 
+async def concurrent_round(base_url: str, n: int) -> tuple[float, list[float]]:
+    """``n`` streams started at once: requests/s for the round and each stream's time to first token."""
+    from ernie_widget.client import AsyncErnie
+
+    async with AsyncErnie("openai", base_url=base_url, max_retries=0, max_concurrency=n) as client:
+        async def one(i: int) -> float:
+            t0 = time.perf_counter()
+            first = float("nan")
+            async with client.stream(f"c{i}") as s:
+                async for ev in s:
+                    if ev.type == "text" and first != first:
+                        first = time.perf_counter() - t0
+            return first
+
+        await asyncio.gather(*(one(i) for i in range(min(n, 16))))  # warm the pool
+        t0 = time.perf_counter()
+        ttfts = await asyncio.gather(*(one(i) for i in range(n)))
+        return n / (time.perf_counter() - t0), list(ttfts)
+
+
+def concurrent_streams(base_url: str, n: int, rounds: int) -> dict[str, float]:
+    rates, ttfts = [], []
+    for _ in range(rounds):
+        rate, samples = asyncio.run(concurrent_round(base_url, n))
+        rates.append(rate)
+        ttfts += samples
+    return {"rps": statistics.median(rates), "p50": statistics.median(ttfts) * 1000, "p95": pct(ttfts, 0.95) * 1000}
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def hold_idle_websockets(url: str, n: int, pid: int) -> float:
+    """KiB of the server's RSS per WebSocket connection that authenticated and then waits."""
+    import websockets
+
+    before = rss_kib(pid)
+    sockets = []
+    try:
+        for _ in range(n):
+            ws = await websockets.connect(url, max_size=1 << 20, ping_interval=None)
+            await ws.send('{"type": "auth", "token": ""}')
+            await ws.recv()  # "ready"
+            sockets.append(ws)
+        await asyncio.sleep(0.5)
+        return (rss_kib(pid) - before) / n
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+BARE_WS_APP = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+
+async def ws(socket):
+    await socket.accept()
+    await socket.receive_text()
+    await socket.send_text('{"type": "ready"}')
+    while (await socket.receive())["type"] != "websocket.disconnect":
+        pass
+
+uvicorn.run(Starlette(routes=[WebSocketRoute("/v1/ws", ws)]), host="127.0.0.1", port=int(sys.argv[1]),
+            log_level="warning", ws_max_size=65536)
+"""
+
+
+def idle_memory(gateway: Any, n: int) -> tuple[float, float]:
+    """(gateway, bare Starlette) KiB per idle WebSocket connection."""
+    from ernie_widget.gateway.embedded import _wait_port, free_port
+
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-c", BARE_WS_APP, str(port)], cwd=ROOT)
+    try:
+        _wait_port("127.0.0.1", port, 30, bare)
+        ours = asyncio.run(hold_idle_websockets(gateway.url.replace("http", "ws") + "/v1/ws", n, gateway.proc.pid))
+        peer = asyncio.run(hold_idle_websockets(f"ws://127.0.0.1:{port}/v1/ws", n, bare.pid))
+        return ours, peer
+    finally:
+        bare.terminate()
+        bare.wait(timeout=10)
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of processes (Linux /proc), to report cost independently of machine load."""
     total = 0.0
@@ -174,9 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunks", type=int, default=2000, help="chunks per long answer")
     p.add_argument("--smoke", action="store_true", help="tiny run for CI (no LiteLLM)")
     p.add_argument("--litellm", action="store_true", help="add LiteLLM's proxy as a peer")
+    p.add_argument("--concurrent", type=int, default=200, help="streams at once for the concurrency run (200)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of the concurrency run")
+    p.add_argument("--idle", type=int, default=1000, help="idle WebSocket connections for the memory run")
     args = p.parse_args(argv)
     if args.smoke:
         args.samples, args.streams, args.chunks, args.litellm = 20, 4, 200, False
+        args.concurrent, args.rounds, args.idle = 40, 1, 50
 
     from ernie_widget.gateway.embedded import GatewayProcess
 
@@ -187,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         long_text = "".join(f"文{i % 1000:03d}" for i in range(args.chunks))
         sim_long, long_url = start_simulator("--text", long_text, "--chunk-size", "4")
         procs += [sim_short, sim_long]
+        # --max-concurrency above the concurrency run's streams: the run measures the gateway, not a queue
         gw_short = GatewayProcess(["--no-auth", "--provider", "openai", "--base-url", short_url + "/v1",
-                                   "--log-level", "warning"], env={"ERNIE_QUIET": "1"}).launch()
+                                   "--log-level", "warning", "--max-concurrency", str(max(64, args.concurrent))],
+                                  env={"ERNIE_QUIET": "1"}).launch()
         gw_long = GatewayProcess(["--no-auth", "--provider", "openai", "--base-url", long_url + "/v1",
                                   "--log-level", "warning"], env={"ERNIE_QUIET": "1"}).launch()
         procs += [gw_short, gw_long]
@@ -255,6 +351,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"{gw['rate1'] / peer['rate1']:.1f}× its chunks/s (1 stream), "
                   f"{gw['rate8'] / peer['rate8']:.1f}× (8 streams) — {'met' if beats else 'NOT met'}")
         print(peer_note)
+
+        print(f"\n{args.concurrent} streams at once, {args.rounds} round(s) (one-chunk answers):")
+        at_once = {"direct": concurrent_streams(short_url + "/v1", args.concurrent, args.rounds),
+                   "gateway": concurrent_streams(gw_short.url + "/v1", args.concurrent, args.rounds)}
+        for name, r in at_once.items():
+            print(f"{name:<10} {r['rps']:>8.0f} requests/s   TTFT p50 {r['p50']:>7.1f} ms   p95 {r['p95']:>7.1f} ms")
+        rps_ratio = at_once["gateway"]["rps"] / at_once["direct"]["rps"]
+        added95 = at_once["gateway"]["p95"] - at_once["direct"]["p95"]
+        print(f"goal: requests/s ≥ 0.5 × direct at {args.concurrent} streams: {rps_ratio:.2f}× — "
+              f"{'met' if rps_ratio >= 0.5 else 'NOT met'}")
+        print(f"goal: added p95 TTFT ≤ 100 ms at {args.concurrent} streams: {added95:.1f} ms — "
+              f"{'met' if added95 <= 100 else 'NOT met'}")
+
+        ours, bare = idle_memory(gw_short, args.idle)
+        print(f"\nmemory per idle WebSocket ({args.idle} authenticated, waiting): gateway {ours:.1f} KiB, "
+              f"bare Starlette on uvicorn {bare:.1f} KiB ({ours / max(bare, 0.1):.1f}×)")
+        print(f"goal: ≤ 2 × the bare endpoint: {'met' if ours <= 2 * max(bare, 0.1) else 'NOT met'}")
         return 0
     finally:
         for proc in reversed(procs):
