@@ -109,6 +109,34 @@ def test_a_store_outlives_its_connection_being_cut(keys: PgKeyStore, services: t
     assert record is not None and record.name == "cut"
 
 
+def test_a_database_that_is_away_is_a_retryable_503_and_costs_no_connect_timeout_per_request(
+        services: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ernie_widget.gateway.auth import Authenticator, AuthError
+    from ernie_widget.gateway.settings import GatewaySettings
+    from ernie_widget.gateway.testing import free_port
+
+    monkeypatch.setenv("ERNIE_GATEWAY_KEY_SECRET", SECRET)
+    store = PgKeyStore(services[0])
+    key = store.add("away")
+    try:
+        store._db.url = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # the server is gone
+        with psycopg.connect(services[0], autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                          "AND backend_type = 'client backend'")
+        auth = Authenticator(GatewaySettings(), store)
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(AuthError) as info:
+                auth.authenticate(key)
+            assert info.value.status == 503 and info.value.code == "keys_unavailable"
+            assert time.monotonic() - started < 2.5
+        store._db.url = services[0]
+        store._db._down_until = 0.0  # a second later: the next request reconnects
+        assert auth.authenticate(key).user == "away"
+    finally:
+        store.close()
+
+
 def test_a_postgres_database_needs_the_shared_key_secret(services: tuple[str, str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ERNIE_GATEWAY_KEY_SECRET", raising=False)

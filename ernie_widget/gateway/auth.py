@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from .keys import KEY_PREFIX, KeyStorage
+from .keys import KEY_PREFIX, KeyStorage, StoreUnavailable
 from .settings import GatewaySettings
 
 __all__ = ["AuthError", "Authenticator", "JwksKeys", "Principal", "bearer_token"]
@@ -150,7 +150,11 @@ class Authenticator:
         raise AuthError("API key 无效 / invalid API key", "invalid_api_key")
 
     def _from_key(self, token: str) -> Principal:
-        record = self.keys.lookup(token) if self.keys is not None else None
+        try:
+            record = self.keys.lookup(token) if self.keys is not None else None
+        except StoreUnavailable:  # the replicas' database is away: a retryable 503, not a 500
+            raise AuthError("密钥数据库暂不可用 / the keys database is unavailable; retry shortly", "keys_unavailable",
+                            503) from None
         if record is None:
             raise AuthError("API key 无效 / invalid API key", "invalid_api_key")
         if record.revoked is not None:

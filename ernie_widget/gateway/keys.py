@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["KEY_PREFIX", "AuditEntry", "KeyRecord", "KeyStorage", "KeyStore", "is_database_url", "key_secret",
-           "new_key", "open_keys", "valid_name"]
+__all__ = ["KEY_PREFIX", "AuditEntry", "KeyRecord", "KeyStorage", "KeyStore", "StoreUnavailable", "is_database_url",
+           "key_secret", "new_key", "open_keys", "valid_name"]
 
 KEY_PREFIX = "ewk_"
 
@@ -182,6 +182,10 @@ class KeyStorage(Protocol):
     def audit(self, limit: int = 100) -> builtins.list[AuditEntry]: ...
 
     def close(self) -> None: ...
+
+
+class StoreUnavailable(ConnectionError):
+    """The keys database cannot be reached (the gateway answers 503 ``keys_unavailable``, not a 500)."""
 
 
 def is_database_url(target: object) -> bool:

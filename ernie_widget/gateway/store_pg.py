@@ -27,6 +27,7 @@ from .keys import (
     _COLUMNS,
     AuditEntry,
     KeyRecord,
+    StoreUnavailable,
     audit_detail,
     check_add,
     check_rotate,
@@ -98,31 +99,44 @@ class _Connection:
     def __init__(self, url: str, schema: str) -> None:
         self.url = url
         self.lock = threading.Lock()
-        self._conn = self._connect()
+        # after a failed reconnect, calls fail at once for a second: lookups run on the event loop, which must
+        # not wait for a connect timeout on every request while the database is away
+        self._down_until = 0.0
+        self._conn = self._connect(10)
         with self.lock, self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in schema.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self, timeout: int) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=timeout)
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"无法连接数据库 / cannot connect to the gateway's PostgreSQL database "
-                                  f"({_redact(self.url)}): {str(exc).strip().splitlines()[0]}") from None
+            self._down_until = time.monotonic() + 1.0
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreUnavailable(f"无法连接数据库 / cannot connect to the gateway's PostgreSQL database "
+                                   f"({_redact(self.url)}): {detail}") from None
 
     def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """``work(connection)`` under the lock; on a dropped connection, reconnect and run it once more (safe:
         every ``work`` is one transaction, which the server rolled back when the connection died)."""
         with self.lock:
+            if self._conn.closed:
+                self._reconnect()
             try:
                 return work(self._conn)
             except psycopg.OperationalError:
                 if not self._conn.closed:
                     raise
-                self._conn = self._connect()
+                self._reconnect()
                 return work(self._conn)
+
+    def _reconnect(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable(f"数据库不可用 / the gateway's PostgreSQL database ({_redact(self.url)}) is "
+                                   "unreachable; retrying every second")
+        self._conn = self._connect(2)
 
     def close(self) -> None:
         with self.lock:
