@@ -339,3 +339,42 @@ def test_the_replicas_said_where_their_state_lives(replicas: tuple[GatewayProces
     out = replicas[0].output()
     assert "PostgreSQL" in out and "Redis" in out
     assert os.environ.get("ERNIE_GATEWAY_KEY_SECRET") != SECRET  # the tests' secret never leaked into this process
+
+
+def test_the_shared_window_keeps_the_bytes_bound_and_withdrawals(services: tuple[str, str]) -> None:
+    """The Redis stream is trimmed as the in-memory buffer is: the same gap, and withdrawn text stays gone."""
+    import asyncio
+
+    from ernie_widget.gateway.errors import GatewayError
+    from ernie_widget.gateway.items import Item
+    from ernie_widget.gateway.resume_redis import RedisReplayStore
+
+    async def scenario() -> tuple[str, list[int], list[dict[str, Any]]]:
+        here = RedisReplayStore(services[1], max_bytes=1000, ttl=30, grace=5)
+        elsewhere = RedisReplayStore(services[1], max_bytes=1000, ttl=30, grace=5)
+        try:
+            bounded = here.create("key:win", "b")
+            for i in range(20):
+                bounded.put(Item("text", text=f"{i:02d}" * 20))  # 216 bytes each: 4 fit in 1000
+            bounded.put(Item("end", finish_reason="stop"))
+            filtered = here.create("key:win", "w")
+            filtered.put(Item("text", text="bad words"))
+            filtered.put(Item("withdraw", text="[withdrawn]"))
+            filtered.put(Item("end", finish_reason="content_filter"))
+            await here._write()
+            try:
+                [m async for m in elsewhere.follow("key:win", "b", 0)]
+                gap = "none"
+            except GatewayError as err:
+                gap = err.code
+            tail = [m.get("seq", -1) async for m in elsewhere.follow("key:win", "b", 17)]
+            withdrawn = [m async for m in elsewhere.follow("key:win", "w", 0)]
+            return gap, tail, withdrawn
+        finally:
+            await here.aclose()
+            await elsewhere.aclose()
+
+    gap, tail, withdrawn = asyncio.run(scenario())
+    assert gap == "resume_gap"
+    assert tail == [18, 19, 20, -1]  # the last deltas, then the terminal message (no seq)
+    assert [m["type"] for m in withdrawn] == ["withdraw", "done"] and "bad" not in json.dumps(withdrawn)

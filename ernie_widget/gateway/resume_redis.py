@@ -144,7 +144,7 @@ class RedisReplayStore(ReplayStore):
             if op[0] == "xadd":
                 pipe.xadd(op[1], {"m": op[3]}, id=op[2])
             elif op[0] == "trim":
-                pipe.xtrim(op[1], minid=op[2])
+                pipe.xtrim(op[1], minid=op[2], approximate=False)  # exact: the window must match memory
             elif op[0] == "expire":
                 pipe.pexpire(op[1], op[2])
             elif op[0] == "del":
