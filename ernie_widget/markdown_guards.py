@@ -153,18 +153,21 @@ def linear_joins(md: MarkdownIt) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Inline budget
 
-#: the inline markup one render may parse, in :func:`inline_cost` units (about one per markup character). A 100 KB
-#: real answer (benchmarks/browser_render.py's) costs ~9,500; hostile text (``*_`` or ``[`` × 100,000, ``[a](`` ×
-#: 25,000) cost 100,000–500,000 and took 0.4–1.7 s. Past the budget a paragraph is shown as its text, escaped.
-INLINE_BUDGET = 16_000
+#: the inline markup one render may parse, in :func:`inline_cost` units (~5 µs each). A 100 KB real answer
+#: (benchmarks/browser_render.py's, ~100 ms to render) costs ~16,500; hostile text (``*_`` or ``[`` × 100,000,
+#: ``[a](`` × 25,000) cost 100,000–500,000 and took 0.4–1.7 s. Past the budget a paragraph is its text, escaped.
+INLINE_BUDGET = 25_000
 # the characters where markdown-it's text rule stops and every inline rule is tried (~4 µs each)
 _MARKUP_CHARS = "\n!#$%&*+-:<=>@[\\]^_`{}~"
 
 
 def inline_cost(text: str) -> int:
-    """What parsing `text` inline costs: its markup characters, and 16 more per ``](`` (a link destination's scan,
+    """What parsing `text` inline costs: its markup characters, emphasis delimiters three times (each is a token
+    that is scanned, paired and rendered), ``$`` and ``<`` twice, and 16 more per ``](`` (a link destination's scan,
     up to 32 nested parentheses)."""
-    return sum(map(text.count, _MARKUP_CHARS)) + 16 * text.count("](")
+    count = text.count
+    return (sum(map(count, _MARKUP_CHARS)) + 2 * (count("*") + count("_") + count("~")) + count("$") + count("<")
+            + 16 * count("]("))
 
 
 def _inline(state: StateCore) -> None:
@@ -198,9 +201,10 @@ def inline_budget(md: MarkdownIt) -> None:
 # Line budget
 
 #: the lines one render may look at with the block rules (each line a block starts or a paragraph goes on at costs
-#: ~10 µs: every block rule is tried). A 100 KB real answer looks at ~2,500; ``# h`` or ``a  `` × 25,000 lines took
-#: 0.2–0.5 s. Past the budget the rest of the container (the answer, at the top) is one paragraph of its text, escaped.
-LINE_BUDGET = 4_000
+#: ~10–20 µs: every block rule is tried; a table row counts four). A 100 KB real answer looks at ~4,500; ``# h`` or
+#: ``a  `` × 25,000 lines took 0.2–1 s. Past the budget the rest of the container (the answer, at the top) is one
+#: paragraph of its text, escaped.
+LINE_BUDGET = 7_000
 
 
 def _line_budget(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
@@ -243,24 +247,26 @@ def _render(self: Any, tokens: Sequence[Token], options: Any, env: Any) -> str:
     return "".join(parts)
 
 
-_ROW_COST = 4  # a table row costs about four lines (its cells are parsed and rendered one by one)
+BlockRule = Callable[[StateBlock, int, int, bool], bool]
 
 
-def _budgeted_table(rule: Callable[[StateBlock, int, int, bool], bool]) -> Callable[[StateBlock, int, int, bool], bool]:
-    """A table's rows are read by the table rule itself (no other rule sees those lines): they end where the line
-    budget does, and count against it (:data:`_ROW_COST` each); the rows after that are text."""
+def _budgeted(rule: BlockRule, cost: int) -> BlockRule:
+    """A rule that reads lines itself (a table's rows, a setext heading's underline: no other rule sees them), or
+    whose blocks cost more than a line: what it reads counts against the line budget, `cost` per line, and a table
+    ends where the budget does (its rows after that are text)."""
 
-    def table(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    def budgeted(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
         env = state.env if isinstance(state.env, dict) else {}
         spent = int(env.get("ernie_lines_spent", 0))
-        rows = max(2, (LINE_BUDGET - spent) // _ROW_COST)
+        rows = max(2, (LINE_BUDGET - spent) // cost)
         if not rule(state, start_line, min(end_line, start_line + rows), silent):
             return False
         if not silent:
-            env["ernie_lines_spent"] = spent + _ROW_COST * (state.line - start_line)
+            env["ernie_lines_spent"] = spent + cost * (state.line - start_line)
         return True
 
-    return table
+    budgeted.__name__ = f"budgeted_{getattr(rule, '__name__', 'rule')}"
+    return budgeted
 
 
 def line_budget(md: MarkdownIt) -> None:
@@ -269,6 +275,9 @@ def line_budget(md: MarkdownIt) -> None:
         md.block.ruler.get_all_rules()[0], "ernie_line_budget", _line_budget,
         {"alt": ["paragraph", "reference", "blockquote", "list"]},
     )
-    md.block.ruler.at("table", _budgeted_table(rules_block.table), {"alt": ["paragraph", "reference"]})
+    # a table row costs about four lines (its cells are parsed and rendered one by one), a heading two
+    md.block.ruler.at("table", _budgeted(rules_block.table, 4), {"alt": ["paragraph", "reference"]})
+    md.block.ruler.at("heading", _budgeted(rules_block.heading, 1), {"alt": ["paragraph", "reference", "blockquote"]})
+    md.block.ruler.at("lheading", _budgeted(rules_block.lheading, 1))
     md.add_render_rule("ernie_plain", _render_plain)
     md.renderer.render = types.MethodType(_render, md.renderer)  # type: ignore[method-assign]

@@ -202,3 +202,26 @@ def test_streaming_equals_a_whole_render_past_the_budgets(monkeypatch: pytest.Mo
             i = min(len(doc), i + rnd.randint(1, 12))
             assert renderer.render(doc[:i]) == render_markdown(doc[:i], highlight=False), (seed, i)
     assert "<em>" not in render_markdown(doc).rsplit("para", 1)[1]  # the budgets were reached
+
+
+def test_a_long_real_answer_stays_within_the_budgets() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from ernie_widget.markdown_guards import INLINE_BUDGET, LINE_BUDGET
+    from ernie_widget.render import _markdown
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "browser_render.py"
+    spec = importlib.util.spec_from_file_location("_browser_render", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.make_answer(100 * 1024)  # prose, lists, code, tables, math, quotes: ~80 k characters
+    env: dict[str, object] = {}
+    _markdown().parse(text, env)
+    # a third of each budget to spare (16,500 and 4,500), so the budgets only ever cut hostile text
+    assert env["ernie_inline_spent"] < 0.7 * INLINE_BUDGET, env["ernie_inline_spent"]
+    assert env["ernie_lines_spent"] < 0.7 * LINE_BUDGET, env["ernie_lines_spent"]
+    html = render_markdown(text, highlight=False)
+    assert html.count("<h2>") == text.count("\n## ") + text.startswith("## ")
+    assert html.count("<table>") == text.count("| 月份 |")
