@@ -336,6 +336,8 @@ class WSConnection:
                     self.send(m)
             except GatewayError as err:
                 self._error(mid, err)
+            except Exception as exc:  # Redis went away mid-follow: an error the client can act on, not silence
+                self._error(mid, internal_error(exc))
             finally:
                 if self._remote.get(key) is entry:
                     del self._remote[key]
