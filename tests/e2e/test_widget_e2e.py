@@ -36,10 +36,12 @@ def page(browser: Any, lab: Any, lab_root: Path) -> Any:
 
 
 @contextlib.contextmanager
-def chat_page(browser: Any, lab: Any, lab_root: Path, thread: str, width: int = 1100) -> Iterator[Any]:
-    """A page of its own: a new notebook whose first cell shows ErnieChat(thread=...), run and ready."""
-    write_notebook(lab_root / f"{thread}.ipynb", [f"from ernie_widget import ErnieChat\nErnieChat(thread={thread!r})"])
-    context = browser.new_context(viewport={"width": width, "height": 900})
+def chat_page(browser: Any, lab: Any, lab_root: Path, thread: str, width: int = 1100, height: int = 900,
+              chat: str | None = None) -> Iterator[Any]:
+    """A page of its own: a new notebook whose first cell shows ErnieChat(thread=...) (or ``chat``), run and ready."""
+    chat = chat or f"from ernie_widget import ErnieChat\nErnieChat(thread={thread!r})"
+    write_notebook(lab_root / f"{thread}.ipynb", [chat])
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     try:
         open_notebook(page, lab, f"{thread}.ipynb", thread)
@@ -590,17 +592,9 @@ def test_agent_mode_asks_before_running_code_and_only_a_real_click_runs_it(brows
 @pytest.fixture(scope="module")
 def agent_page(browser: Any, lab: Any, lab_root: Path) -> Iterator[Any]:
     """One agent chat for the tests below (a fresh kernel: the module's other notebook may be busy)."""
-    write_notebook(lab_root / "agent2.ipynb", ["from ernie_widget import ErnieChat\nagent = ErnieChat(agent=True)\nagent"])
-    context = browser.new_context(viewport={"width": 1100, "height": 1000})
-    page = context.new_page()
-    try:
-        open_notebook(page, lab, "agent2.ipynb", "agent2")
-        run_cell(page, 0)
-        page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
-        wait_idle(page)
+    with chat_page(browser, lab, lab_root, "agent2", height=1000,
+                   chat="from ernie_widget import ErnieChat\nagent = ErnieChat(agent=True)\nagent") as page:
         yield page
-    finally:
-        context.close()
 
 
 def _step(page: Any, n: int) -> Any:
