@@ -18,8 +18,9 @@ Reported: total main-thread ms per strategy, per-batch p50/p95/max, and the rati
 
 Adversarial inputs (issue 19): long unclosed math (`$1` × 30,000, `\\(` × 40,000), deep TeX nesting (`{` × 4,990,
 `x^{` × 1,600), many brackets (`[` × 50,000, `![[` × 12,500) and a nesting bomb (`- ` × 50 per line, 100 k
-characters). Each streams in 2,000-character updates (each update: one flush plus layout), then the answer is
-rendered once whole, as a transcript restored from a saved notebook. Reported per input: the worst single
+characters), and the kernel renderer's hostile shapes that are slow here too (`*_`, backticks, table rows, `$$a`
+lines, setext headings, a lazy quote). Each streams in 2,000-character updates (each update: one flush plus
+layout), then the answer is rendered once whole, as a transcript restored from a saved notebook. Reported per input: the worst single
 main-thread task (the longest update, timed around each render call) and the restore. Goal: ≤ 100 ms per update.
 """
 
@@ -51,6 +52,14 @@ ADVERSARIAL = {
     "[ × 50k": "[" * 50_000,
     "![[ × 12.5k": "![[" * 12_500,
     "nesting bomb (100 k)": ("- " * 50 + "x\n") * 980,
+    # the kernel renderer's hostile shapes (benchmarks/kernel_render.py) that are slow here too: mostly the browser's
+    # layout of a huge DOM, not the parser (not met yet)
+    "*_ × 50k": "*_" * 50_000,
+    "`a × 50k": "`a" * 50_000,
+    "table rows (100 k)": "|a|b|\n|-|-|\n" + "|x|y|\n" * 16_664,
+    "$$a lines (100 k)": "$$a\n" * 25_000,
+    "setext (100 k)": "a\n=\n" * 25_000,
+    "lazy quote (100 k)": "> a\n" + "b\n" * 50_000,
 }
 
 # One adversarial input: streamed in updates of `chunk` characters, then rendered whole (a restored transcript).
