@@ -37,6 +37,22 @@ def _short_overload_waits(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
 
 
 @pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The comm messages a kernel-side widget sends (see tests/kernel_side.py); a module may define its own."""
+    from .kernel_side import capture_comm
+
+    return capture_comm(monkeypatch)
+
+
+@pytest.fixture
+def ip(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A fresh IPython shell with the magics loaded, as a kernel has it; a module may define its own."""
+    from .kernel_side import fresh_magics_shell
+
+    yield from fresh_magics_shell(monkeypatch)
+
+
+@pytest.fixture
 def sim_env(ernie_simulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Point the default client at the simulator as Qianfan v2 with a fake key."""
     for key, value in ernie_simulator.env("qianfan", api_key="bce-v3/ALTAK-testkey123/secretpart456").items():

@@ -26,20 +26,10 @@ from ernie_widget.client.redact import redact
 from ernie_widget.client.tool_runner import DENIED
 from ernie_widget.testing import Answer
 
-from .kernel_side import Sent, capture_comm, fresh_magics_shell, point_at
+from .kernel_side import Sent, point_at
 
 KEY = "bce-v3/ALTAK-agenttest/agentsecret123"
 CANARY = "bce-v3/ALTAK-canary7777/canarysecretzz9"
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    return capture_comm(monkeypatch)
-
-
-@pytest.fixture
-def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    yield from fresh_magics_shell(monkeypatch)
 
 
 @pytest.fixture

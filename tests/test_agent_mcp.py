@@ -23,7 +23,7 @@ from ernie_widget.agent.mcp_tools import McpServer, as_server
 from ernie_widget.client.errors import ErnieError
 from ernie_widget.testing import Answer
 
-from .kernel_side import Sent, capture_comm, fresh_magics_shell, point_at
+from .kernel_side import Sent, point_at
 from .test_agent_chat import in_thread, last_messages, steps, wait_for
 
 KEY = "bce-v3/ALTAK-mcptest42/mcpsecret777"
@@ -78,16 +78,6 @@ def server_py(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mcp") / "weather_server.py"
     path.write_text(SERVER, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    return capture_comm(monkeypatch)
-
-
-@pytest.fixture
-def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    yield from fresh_magics_shell(monkeypatch)
 
 
 @pytest.fixture

@@ -18,19 +18,9 @@ import pytest
 from ernie_widget import ErnieChat
 from ernie_widget.testing import Answer
 
-from .kernel_side import Sent, capture_comm, fresh_magics_shell, point_at
+from .kernel_side import Sent, point_at
 
 KEY = "bce-v3/ALTAK-ctxtest/ctxsecret123"
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    return capture_comm(monkeypatch)
-
-
-@pytest.fixture
-def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    yield from fresh_magics_shell(monkeypatch)
 
 
 @pytest.fixture
