@@ -36,7 +36,40 @@ HOSTILE = {
     "unclosed \\[ lines": lambda n: "\\[\n" * (n // 3),
     "unclosed $$ lines": lambda n: "$$a\n" * (n // 4),
     "unclosed $$ in a list": lambda n: "- x\n" + "  $$a\n" * (n // 6) + "y\n$$\n",
+    "headings": lambda n: "# h\n" * (n // 4),
+    "table rows": lambda n: "|a|b|\n|-|-|\n" + "|x|y|\n" * (n // 6),
+    "CJK emphasis": lambda n: "这是**重要的。**后文，“引号”《书名》" * (n // 22),
 }
+
+
+def _cpu(text: str, runs: int = 3) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.process_time()
+        render_markdown(text, highlight=False)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_text_parses_in_linear_time_without_the_budgets(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser itself stays linear (the budgets in markdown_guards.py only bound the constant): n vs 4n, best of
+    three in CPU time; quadratic is ×16 (the joins and the display-math search were, up to minutes at 100 k)."""
+    from ernie_widget import markdown_guards
+
+    monkeypatch.setattr(markdown_guards, "INLINE_BUDGET", 10**9)
+    monkeypatch.setattr(markdown_guards, "LINE_BUDGET", 10**9)
+    make = HOSTILE[name]
+    small, large = _cpu(make(12_500)), _cpu(make(50_000), runs=2)
+    assert large < 8 * small + 0.02, (name, small, large)
+
+
+def test_hostile_text_costs_about_what_a_real_answer_of_its_size_does() -> None:
+    """Issue 19's goal, ~100 ms per render of 100 k characters of any input, relative to the machine: a real answer
+    of that size (benchmarks/browser_render.py's, ~100 ms) is the yardstick; every hostile input within 3× of it."""
+    real = _cpu(_real_answer(100 * 1024))
+    slow = {name: _cpu(make(100_000), runs=2) for name, make in HOSTILE.items()}
+    assert max(slow.values()) < 3 * real, (real, sorted(slow.items(), key=lambda kv: -kv[1])[:3])
 
 
 def _time(text: str) -> float:
@@ -204,20 +237,24 @@ def test_streaming_equals_a_whole_render_past_the_budgets(monkeypatch: pytest.Mo
     assert "<em>" not in render_markdown(doc).rsplit("para", 1)[1]  # the budgets were reached
 
 
-def test_a_long_real_answer_stays_within_the_budgets() -> None:
+def _real_answer(size: int) -> str:
     import importlib.util
     from pathlib import Path
-
-    from ernie_widget.markdown_guards import INLINE_BUDGET, LINE_BUDGET
-    from ernie_widget.render import _markdown
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "browser_render.py"
     spec = importlib.util.spec_from_file_location("_browser_render", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    text = module.make_answer(100 * 1024)  # prose, lists, code, tables, math, quotes: ~80 k characters
-    env: dict[str, object] = {}
+    return str(module.make_answer(size))
+
+
+def test_a_long_real_answer_stays_within_the_budgets() -> None:
+    from ernie_widget.markdown_guards import INLINE_BUDGET, LINE_BUDGET
+    from ernie_widget.render import _markdown
+
+    text = _real_answer(100 * 1024)  # prose, lists, code, tables, math, quotes: ~80 k characters
+    env: dict[str, int] = {}
     _markdown().parse(text, env)
     # a third of each budget to spare (16,500 and 4,500), so the budgets only ever cut hostile text
     assert env["ernie_inline_spent"] < 0.7 * INLINE_BUDGET, env["ernie_inline_spent"]
