@@ -262,3 +262,22 @@ def test_a_long_real_answer_stays_within_the_budgets() -> None:
     html = render_markdown(text, highlight=False)
     assert html.count("<h2>") == text.count("\n## ") + text.startswith("## ")
     assert html.count("<table>") == text.count("| 月份 |")
+
+
+def test_code_past_the_highlight_budget_is_plain_escaped_code() -> None:
+    from ernie_widget.render import HIGHLIGHT_BUDGET
+
+    block = "```python\nx = '<b>'  # c\n```\n\n"
+    count = 2 * HIGHLIGHT_BUDGET // len(block)
+    html = render_markdown(block * count)
+    assert html.count("<pre") == count
+    assert html.count("&lt;b&gt;") == count and "<b>" not in html
+    highlighted = html.count('class="ernie-code highlight"')
+    assert 0 < highlighted < count
+    assert '<pre class="ernie-code"><code class="language-python">' in html  # the rest: plain, still labelled
+
+
+def test_a_long_real_answer_is_highlighted_whole() -> None:
+    text = _real_answer(100 * 1024)
+    html = render_markdown(text)
+    assert html.count('class="ernie-code highlight"') == html.count("<pre") == text.count("```python")
