@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import nh3
-from markdown_it import MarkdownIt
+from markdown_it import MarkdownIt, rules_core
 from markdown_it.common.utils import escapeHtml
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
@@ -341,7 +341,7 @@ def limit_nesting(text: str) -> str:
 # Code
 
 _LANGUAGE = re.compile(r"[A-Za-z0-9_+#.-]{1,40}")
-_MAX_HIGHLIGHT_CHARS = 200_000  # pygments on megabytes of code would stall the kernel
+_MAX_HIGHLIGHT_CHARS = HIGHLIGHT_BUDGET  # one block (`-f code`, `-f json`) too: pygments takes ~5 µs a character
 
 
 def _language(info: str | None) -> str | None:
@@ -433,8 +433,11 @@ def extract_code_blocks(markdown: str) -> list[tuple[str | None, str]]:
 
     An unclosed final fence (a reply still streaming) yields the code written so far.
     """
-    tokens = _markdown().parse(markdown or "")
-    return [(_language(t.info), t.content) for t in tokens if t.type == "fence"]
+    # the block rules only: fences are blocks, and the inline parse of everything else was most of the cost
+    state = StateCore(markdown or "", _markdown(), {})
+    rules_core.normalize(state)
+    rules_core.block(state)
+    return [(_language(t.info), t.content) for t in state.tokens if t.type == "fence"]
 
 
 def looks_like_prose(text: str) -> bool:
@@ -453,9 +456,10 @@ def looks_like_prose(text: str) -> bool:
     return bool(lines) and len(sentence) * 2 >= len(lines)
 
 
-def extract_code(markdown: str) -> str:
-    """The code for ``-f code``: fenced blocks joined by blank lines, or the whole text if it has no fence."""
-    blocks = extract_code_blocks(markdown)
+def extract_code(markdown: str, blocks: list[tuple[str | None, str]] | None = None) -> str:
+    """The code for ``-f code``: fenced blocks joined by blank lines, or the whole text if it has no fence.
+    ``blocks``: the text's `extract_code_blocks`, if already at hand."""
+    blocks = extract_code_blocks(markdown) if blocks is None else blocks
     if not blocks:
         return (markdown or "").strip()
     return "\n\n".join(code.rstrip("\n") for _, code in blocks)
@@ -522,7 +526,7 @@ def bundle(text: str, fmt: str, *, trust_html: bool = False, streaming: bool = F
         inner = f'<pre class="ernie-text">{html.escape(text, quote=False)}</pre>' + sources_html(sources)
     elif fmt == "code":
         blocks = extract_code_blocks(text)
-        plain = extract_code(text)
+        plain = extract_code(text, blocks)
         inner = render_code(plain, blocks[0][0] if blocks else None, highlight=highlight)
     elif fmt == "json":
         plain, language = _json_reply(text)
