@@ -52,8 +52,9 @@ ADVERSARIAL = {
     "[ × 50k": "[" * 50_000,
     "![[ × 12.5k": "![[" * 12_500,
     "nesting bomb (100 k)": ("- " * 50 + "x\n") * 980,
-    # the kernel renderer's hostile shapes (benchmarks/kernel_render.py) that are slow here too: mostly the browser's
-    # layout of a huge DOM, not the parser (not met yet)
+    # the kernel renderer's hostile shapes (benchmarks/kernel_render.py) that were slow here too (0.5–1.6 s per update:
+    # the browser's layout of a huge DOM, not the parser): a block past MAX_BLOCK_TOKENS is now its text (js/markdown.ts);
+    # 100–330 ms remain (laying out 25,000 lines of text or 25,000 headings)
     "*_ × 50k": "*_" * 50_000,
     "`a × 50k": "`a" * 50_000,
     "table rows (100 k)": "|a|b|\n|-|-|\n" + "|x|y|\n" * 16_664,

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 // jsdom, not happy-dom: its HTML parser puts <math> in the MathML namespace as browsers do.
 import { describe, expect, it } from "vitest";
-import { IncrementalRenderer, markdown, renderFull } from "./markdown";
+import { IncrementalRenderer, MAX_BLOCK_TOKENS, markdown, renderFull } from "./markdown";
 
 function dom(html: string): HTMLElement {
   const div = document.createElement("div");
@@ -292,6 +292,18 @@ describe("hostile answers cannot hide text, break the chat or reach the Jupyter 
       const large = cost(unit.repeat(40_000));
       expect(large, `${unit}: ${small.toFixed(1)} ms → ${large.toFixed(1)} ms`).toBeLessThan(64 * small + 2);
     }
+  });
+
+  it("a block of more elements than MAX_BLOCK_TOKENS is its text, all of it; a long real table still renders", () => {
+    const spans = "`a` ".repeat(MAX_BLOCK_TOKENS / 2 + 10) + "<b>END</b>";
+    const el = render(`before\n\n${spans}\n\nafter **bold**`);
+    expect(el.querySelector(".ernie-render-fallback")?.textContent).toContain("`a` `a`");
+    expect(el.textContent).toContain("<b>END</b>");
+    expect(el.querySelector("b")).toBeNull();
+    expect(el.querySelectorAll("code").length).toBe(0);
+    expect(el.querySelector("strong")?.textContent).toBe("bold"); // the blocks around it render as before
+    const table = "| a | b |\n|---|---|\n" + "| `x` | **y** |\n".repeat(300);
+    expect(render(table).querySelectorAll("tr").length).toBe(301);
   });
 
   it("inline math is found as before", () => {

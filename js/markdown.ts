@@ -190,6 +190,9 @@ function escapeText(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
+/** Tokens one block may render to (a 100-row table is ~1,500, a long paragraph a few hundred). */
+export const MAX_BLOCK_TOKENS = 10_000;
+
 /** A block whose rendering threw, shown as its source text: the text stays readable, the rest of the answer renders. */
 export function fallbackBlock(source: string): string {
   const text = source.replace(/^\n+|\n+$/g, "");
@@ -209,7 +212,11 @@ function sourceLines(src: string, first: number, last: number): string {
 function renderBlock(md: MarkdownIt, tokens: Token[], block: Block, env: Env, src: string): string {
   if (block.text !== undefined) return fallbackBlock(block.text);
   try {
-    return sanitizeHtml(md.renderer.render(tokens.slice(block.start, block.end), md.options, env));
+    const own = tokens.slice(block.start, block.end);
+    // A block of more than MAX_BLOCK_TOKENS elements is its text: laying out "`a" × 50,000 (25,000 <code>) or a
+    // 16,000-row table took the browser 0.5–1.6 s per update
+    if (own.reduce((n, t) => n + 1 + (t.children?.length ?? 0), 0) > MAX_BLOCK_TOKENS) throw 0;
+    return sanitizeHtml(md.renderer.render(own, md.options, env));
   } catch {
     const first = tokens[block.start].map?.[0] ?? block.line;
     const last = tokens.slice(block.start, block.end).reduce((end, t) => Math.max(end, t.map?.[1] ?? end), first + 1);
