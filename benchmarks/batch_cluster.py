@@ -31,17 +31,9 @@ KEY = "bce-v3/ALTAK-bench/secret"
 
 
 def start_simulator(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ernie_widget.testing", "--latency", str(latency)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("ERNIE_SIMULATOR_URL="):
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, line.split("=", 1)[1]
+    from ernie_widget.testing import simulator_process
 
+    return simulator_process("--latency", str(latency), cwd=ROOT)
 
 def frame(rows: int, tag: str) -> object:
     import pandas as pd

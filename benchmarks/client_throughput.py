@@ -40,17 +40,10 @@ def answer_text(chunks: int) -> str:
 
 
 def start_simulator(text: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ernie_widget.testing", "--text", text, "--chunk-size", "1", "--delay", "0"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("ERNIE_SIMULATOR_URL="):
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, line.split("=", 1)[1]
+    from ernie_widget.testing import simulator_process
 
+    return simulator_process("--text", text, "--chunk-size", "1", "--delay", "0", cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 class Meter:
     """Wall and CPU time of the stream alone: client construction and teardown are not counted."""

@@ -44,15 +44,9 @@ LITELLM_KEY = "sk-bench-" + "0" * 32  # the proxy refuses to start without a mas
 
 
 def start_simulator(*args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "ernie_widget.testing", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("ERNIE_SIMULATOR_URL="):
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, line.split("=", 1)[1]
+    from ernie_widget.testing import simulator_process
 
+    return simulator_process(*args, cwd=ROOT)
 
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)

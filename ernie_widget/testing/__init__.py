@@ -28,8 +28,9 @@ From a shell: ``python -m ernie_widget.testing --port 8866`` prints ``ERNIE_SIMU
 until interrupted.
 """
 
+from ._process import simulator_process
 from ._records import RecordedRequest
 from ._scripts import Answer, Fault
 from ._server import CHAT_SURFACES, ErnieSimulator, echo_answer
 
-__all__ = ["CHAT_SURFACES", "Answer", "ErnieSimulator", "Fault", "RecordedRequest", "echo_answer"]
+__all__ = ["CHAT_SURFACES", "Answer", "ErnieSimulator", "Fault", "RecordedRequest", "echo_answer", "simulator_process"]
