@@ -97,19 +97,12 @@ def guard_links(md: MarkdownIt) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Joining text tokens
 
-def _fragments_join(state: StateInline) -> None:
-    """markdown-it's ``fragments_join`` in linear time: it merged adjacent text tokens by appending each to a growing
-    ``token.content`` (a copy of the whole run per token), so ``"* a"`` or ``"a** "`` × 25,000 (every delimiter a
-    text token of its own) took seconds. Same levels and tokens, each run of text joined once."""
-    tokens, level = state.tokens, 0
+def _joined_text(tokens: list[Token]) -> list[Token]:
+    """``tokens`` with each run of adjacent text tokens merged into its first, the run's text joined once (markdown-it
+    appended each token to a growing ``token.content``: a copy of the whole run per token)."""
     out: list[Token] = []
     run: list[str] = []
     for token in tokens:
-        if token.nesting < 0:
-            level -= 1
-        token.level = level
-        if token.nesting > 0:
-            level += 1
         if token.type == "text" and out and out[-1].type == "text":
             run.append(token.content)
             continue
@@ -119,7 +112,20 @@ def _fragments_join(state: StateInline) -> None:
         run = [token.content] if token.type == "text" else []
     if len(run) > 1:
         out[-1].content = "".join(run)
-    tokens[:] = out
+    return out
+
+
+def _fragments_join(state: StateInline) -> None:
+    """markdown-it's ``fragments_join`` in linear time: ``"* a"`` or ``"a** "`` × 25,000 (every delimiter a text token
+    of its own) took seconds. Same levels and tokens, each run of text joined once."""
+    level = 0
+    for token in state.tokens:
+        if token.nesting < 0:
+            level -= 1
+        token.level = level
+        if token.nesting > 0:
+            level += 1
+    state.tokens[:] = _joined_text(state.tokens)
 
 
 def _text_join(state: StateCore) -> None:
@@ -127,21 +133,10 @@ def _text_join(state: StateCore) -> None:
     for block in state.tokens:
         if block.type != "inline" or not block.children:
             continue
-        out: list[Token] = []
-        run: list[str] = []
         for token in block.children:
             if token.type == "text_special":
                 token.type = "text"
-            if token.type == "text" and out and out[-1].type == "text":
-                run.append(token.content)
-                continue
-            if len(run) > 1:
-                out[-1].content = "".join(run)
-            out.append(token)
-            run = [token.content] if token.type == "text" else []
-        if len(run) > 1:
-            out[-1].content = "".join(run)
-        block.children = out
+        block.children = _joined_text(block.children)
 
 
 def linear_joins(md: MarkdownIt) -> None:
