@@ -24,6 +24,7 @@ from ernie_widget.client.errors import ErnieError
 from ernie_widget.testing import Answer
 
 from .kernel_side import Sent, point_at
+from .processes import free_port
 from .test_agent_chat import in_thread, last_messages, steps, wait_for
 
 KEY = "bce-v3/ALTAK-mcptest42/mcpsecret777"
@@ -311,14 +312,8 @@ def test_server_specs() -> None:
     assert "env" not in repr(McpServer(command=["x"], env={"TOKEN": "s3cret"}))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_streamable_http_server(make, sim, sent: Sent, server_py: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(server_py), str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "")})
     try:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ import pytest
 
 from ernie_widget.testing import Answer, ErnieSimulator
 
+from .processes import ServerProcess, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "completion-test-token"
 #: the server's key: no response may ever carry it
@@ -32,28 +33,20 @@ PATH = "/ernie-widget/completion"
 _OTHER_EXTENSIONS = ("jupyterlab", "notebook", "notebook_shim", "jupyter_lsp", "jupyter_server_terminals")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
+class Server(ServerProcess):
     """A `jupyter server` subprocess with the extension enabled through the shipped config file."""
 
     def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         config = root / ".jupyter" / "jupyter_server_config.d"
         config.mkdir(parents=True)
         shutil.copy(ROOT / "jupyter-config" / "jupyter_server_config.d" / "ernie_widget.json", config)
-        self.log_path = root / "server.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115
         args = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={self.port}",
                 f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
                 # the other installed server extensions only slow the start (JupyterLab, language servers); the
                 # command line merges with the config files, so ours stays enabled by the shipped file alone
                 "--ServerApp.jpserver_extensions=" + repr(dict.fromkeys(_OTHER_EXTENSIONS, False))]
-        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
+        super().__init__(args, env, root, root / "server.log")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log_path.read_text()
@@ -79,14 +72,6 @@ class Server:
             return Reply(resp.status, dict(resp.getheaders()), resp.read())
         finally:
             conn.close()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 @dataclass

@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..processes import ServerProcess, free_port, wait_for_port
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -35,23 +34,6 @@ def chromium_path() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"nothing listening on {port}")
-
-
 def write_notebook(path: Path, cells: list[str]) -> None:
     nb = {
         "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
@@ -62,7 +44,7 @@ def write_notebook(path: Path, cells: list[str]) -> None:
     path.write_text(json.dumps(nb), encoding="utf-8")
 
 
-class JupyterServer:
+class JupyterServer(ServerProcess):
     def __init__(self, root: Path, env: dict[str, str], app: str = "jupyterlab") -> None:
         self.root = root
         self.port = free_port()
@@ -72,21 +54,12 @@ class JupyterServer:
                 "--ServerApp.disable_check_xsrf=True"]
         if app == "jupyterlab":
             args.append("--LabApp.expose_app_in_browser=True")
-        self.log = open(root / f"{app}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
+        super().__init__(args, env, root, root / f"{app}.log")
         wait_for_port(self.port)
 
     def url(self, path: str) -> str:
         sep = "&" if "?" in path else "?"
         return f"http://127.0.0.1:{self.port}/{path}{sep}token={TOKEN}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

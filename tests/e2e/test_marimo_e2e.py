@@ -10,7 +10,6 @@ and with marimo's own theme forced to dark on a light system (the page marked `.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -19,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import free_port, server_env, wait_for_port
+from ..processes import ServerProcess, free_port, wait_for_port
+from .conftest import server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -60,30 +60,20 @@ def _luminance(css_rgb: str) -> float:
     return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
 
 
-class MarimoServer:
+class MarimoServer(ServerProcess):
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.port = free_port()
         app = root / "ernie_app.py"
         app.write_text(textwrap.dedent(APP).lstrip(), encoding="utf-8")
-        self.log = open(root / "marimo.log", "w")  # noqa: SIM115
         env = {**env, "MARIMO_SKIP_UPDATE_CHECK": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "marimo", "run", str(app), "--headless", "--no-token", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-sandbox", "--no-check"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
+        super().__init__([sys.executable, "-m", "marimo", "run", str(app), "--headless", "--no-token", "--host",
+                          "127.0.0.1", "--port", str(self.port), "--no-sandbox", "--no-check"], env, root,
+                         root / "marimo.log")
         wait_for_port(self.port, timeout=60)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
