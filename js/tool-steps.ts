@@ -11,19 +11,10 @@
 import { h } from "./dom";
 import { highlightCode } from "./highlight";
 import type { StringKey, Translate } from "./i18n";
-import type { BrowserMessage, ToolStepStatus } from "./protocol.gen";
+import type { BrowserMessage, ToolStepMsg, ToolStepStatus } from "./protocol.gen";
 
-export interface Step {
-  call_id: string;
-  name: string;
-  code: string;
-  sha256: string;
-  status: ToolStepStatus;
-  read_only: boolean;
-  result?: string;
-  images?: string[];
-  edited?: boolean;
-}
+/** A step as shown: the `tool_step` message's fields, its code or arguments as `code`. */
+export type Step = Omit<ToolStepMsg, "type" | "mid" | "code_or_arguments"> & { code: string };
 
 interface Ctx {
   t: Translate;

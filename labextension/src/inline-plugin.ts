@@ -15,7 +15,7 @@ import { ServerConnection } from "@jupyterlab/services";
 import { ISettingRegistry } from "@jupyterlab/settingregistry";
 import { IStatusBar } from "@jupyterlab/statusbar";
 import { Widget } from "@lumino/widgets";
-import { COMPLETION_PATH, ErnieInlineProvider, type InlineState, PROVIDER_ID } from "./inline-provider";
+import { completionUrl, ErnieInlineProvider, type InlineState, PROVIDER_ID } from "./inline-provider";
 import { statusLabel, type ServerStatus, withEnabled } from "./inline-status";
 
 export const INLINE_SETTINGS = "@jupyterlab/completer-extension:inline-completer";
@@ -24,8 +24,7 @@ const TOGGLE_LABEL = "ERNIE 行内补全（开/关）/ ERNIE: Inline completion 
 
 async function serverStatus(settings: ServerConnection.ISettings): Promise<ServerStatus | null> {
   try {
-    const url = settings.baseUrl.replace(/\/?$/, "/") + COMPLETION_PATH + "/status";
-    const response = await ServerConnection.makeRequest(url, { method: "GET" }, settings);
+    const response = await ServerConnection.makeRequest(completionUrl(settings, "/status"), { method: "GET" }, settings);
     return response.ok ? ((await response.json()) as ServerStatus) : null;
   } catch {
     return null;

@@ -24,6 +24,11 @@ import { buildBody, type CompletionLine, errorMessage, languageOf, readLines, wo
 export const PROVIDER_ID = "ernie-widget";
 export const COMPLETION_PATH = "ernie-widget/completion";
 
+/** The server extension's endpoint (`path` "/status" for its status), under the server's base URL. */
+export function completionUrl(settings: ServerConnection.ISettings, path = ""): string {
+  return settings.baseUrl.replace(/\/?$/, "/") + COMPLETION_PATH + path;
+}
+
 /** What the status shows: off, ready, fetching, or failed with a one-line message. */
 export type InlineState = { kind: "idle" | "fetching" } | { kind: "failed"; message: string };
 
@@ -104,7 +109,7 @@ export class ErnieInlineProvider implements IInlineCompletionProvider {
     const release = () => {
       cell?.model.contentChanged.disconnect(onEdit);
     };
-    const url = this._settings.baseUrl.replace(/\/?$/, "/") + COMPLETION_PATH;
+    const url = completionUrl(this._settings);
     this._setState({ kind: "fetching" });
     let response: Response;
     try {
