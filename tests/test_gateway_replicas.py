@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,7 +24,14 @@ from ernie_widget.gateway.store_pg import PgKeyStore, PgUsageStore  # noqa: E402
 from ernie_widget.gateway.testing import GatewayProcess, postgres_server, redis_server  # noqa: E402
 from ernie_widget.gateway.usage import open_usage  # noqa: E402
 
+from .ws_support import drop as _drop  # noqa: E402
+from .ws_support import until_end  # noqa: E402
+
 pytestmark = pytest.mark.timeout(120)
+
+
+def _until_end(ws: ClientConnection, mid: Any) -> list[dict[str, Any]]:
+    return until_end(ws, mid, timeout=15)  # an answer relayed from the other replica: give it longer
 
 SECRET = "replicas-test-secret-0123456789abcdef"
 ADMIN = "replicas-admin-token-0123456789"
@@ -237,21 +243,6 @@ def _session(gw: GatewayProcess, key: str) -> Iterator[ClientConnection]:
         yield ws
 
 
-def _until_end(ws: ClientConnection, mid: Any, timeout: float = 15) -> list[dict[str, Any]]:
-    out = []
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-        if msg.get("mid") == mid:
-            out.append(msg)
-            if msg["type"] in ("done", "error"):
-                return out
-
-
-def _drop(ws: ClientConnection) -> None:
-    """Lose the connection the way a network does: no close frame."""
-    ws.socket.shutdown(socket.SHUT_RDWR)
-    ws.socket.close()
 
 
 def test_a_websocket_dropped_from_one_replica_resumes_on_the_other(

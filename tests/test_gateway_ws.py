@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +17,16 @@ from ernie_widget.gateway import KeyStore
 from ernie_widget.gateway.testing import gateway_for
 from ernie_widget.testing import Answer, ErnieSimulator, Fault, echo_answer
 
+from .ws_support import drop as _drop
+from .ws_support import recv as _recv
+from .ws_support import until_end as _until_end
+
 pytestmark = pytest.mark.timeout(60)
 
 
 def _open(gw) -> ClientConnection:  # type: ignore[no-untyped-def]
     return connect(gw.url.replace("http://", "ws://") + "/v1/ws", open_timeout=5)
 
-
-def _recv(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
-    return json.loads(ws.recv(timeout=timeout))
 
 
 @contextlib.contextmanager
@@ -39,21 +39,6 @@ def _session(gw, token: str = "anything") -> Iterator[ClientConnection]:  # type
         yield ws
 
 
-def _until_end(ws: ClientConnection, mid: Any, timeout: float = 10) -> list[dict[str, Any]]:
-    out = []
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = _recv(ws, max(0.1, deadline - time.monotonic()))
-        if msg.get("mid") == mid:
-            out.append(msg)
-            if msg["type"] in ("done", "error"):
-                return out
-
-
-def _drop(ws: ClientConnection) -> None:
-    """Lose the connection the way a network does: no close frame."""
-    ws.socket.shutdown(socket.SHUT_RDWR)
-    ws.socket.close()
 
 
 def _text(msgs: list[dict[str, Any]]) -> str:
