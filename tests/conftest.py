@@ -52,6 +52,18 @@ def ip(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     yield from fresh_magics_shell(monkeypatch)
 
 
+@pytest.fixture(scope="module")
+def redis_url():  # type: ignore[no-untyped-def]
+    """A private redis-server for the module (gateway.testing.redis_server); its ``redis://`` URL."""
+    from ernie_widget.gateway.testing import redis_server
+
+    try:
+        with redis_server() as url:
+            yield url
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.fixture
 def sim_env(ernie_simulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Point the default client at the simulator as Qianfan v2 with a fake key."""

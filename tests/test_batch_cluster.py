@@ -20,7 +20,6 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 from ernie_widget.batch.cluster import ClusterSpec, forget_job, job_progress, run_partition  # noqa: E402
 from ernie_widget.client import AsyncErnie, Ernie  # noqa: E402
-from ernie_widget.gateway.testing import redis_server  # noqa: E402
 from ernie_widget.testing import ErnieSimulator, Fault, echo_answer  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -42,15 +41,6 @@ def dask_client(sim: ErnieSimulator):  # type: ignore[no-untyped-def]
                                    env=sim.env("qianfan", api_key=KEY) | {"ERNIE_API_KEY": KEY}) as cluster,
           distributed.Client(cluster) as client):
         yield client
-
-
-@pytest.fixture(scope="module")
-def redis_url():  # type: ignore[no-untyped-def]
-    try:
-        with redis_server() as url:
-            yield url
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

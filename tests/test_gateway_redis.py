@@ -9,19 +9,10 @@ import httpx
 import pytest
 
 from ernie_widget.gateway import KeyStore
-from ernie_widget.gateway.testing import GatewayProcess, redis_server
+from ernie_widget.gateway.testing import GatewayProcess
 from ernie_widget.testing import ErnieSimulator
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(scope="module")
-def redis_url():  # type: ignore[no-untyped-def]
-    try:
-        with redis_server() as url:
-            yield url
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 def _ask(client: httpx.Client, gw: GatewayProcess, key: str) -> httpx.Response:

@@ -14,18 +14,8 @@ import pytest
 from ernie_widget.client import AsyncErnie
 from ernie_widget.client.limits import make_rate_limiter
 from ernie_widget.client.redis_limits import RedisRateLimiter
-from ernie_widget.gateway.testing import redis_server
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def redis_url():  # type: ignore[no-untyped-def]
-    try:
-        with redis_server() as url:
-            yield url
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 def _name() -> str:
