@@ -130,6 +130,22 @@ def open_notebook(page: Any, lab: JupyterServer, name: str, workspace: str) -> N
     page.wait_for_function(f"{KERNEL}?.status === 'idle'", timeout=120_000)
 
 
+def open_chat(page: Any, lab: JupyterServer, name: str, workspace: str) -> None:
+    """Open notebook ``name``, run its first cell (it shows an ErnieChat) and wait until the chat is ready."""
+    open_notebook(page, lab, name, workspace)
+    run_cell(page, 0)
+    page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
+    wait_idle(page)
+
+
+def send(page: Any, text: str) -> None:
+    """Type ``text`` into the chat's input and press Enter, as a user does."""
+    box = page.locator('[data-testid="ernie-input"]')
+    box.click()
+    box.fill(text)
+    box.press("Enter")
+
+
 def run_cell(page: Any, index: int) -> None:
     page.evaluate(f"window.jupyterapp.shell.currentWidget.content.activeCellIndex = {index}")
     # fire and forget: the command's promise resolves only when the cell finishes

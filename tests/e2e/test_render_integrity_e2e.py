@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from .conftest import PageRecorder, open_notebook, run_cell, wait_idle, write_notebook
+from .conftest import PageRecorder, open_chat, run_cell, send, wait_idle, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -60,19 +60,9 @@ def page(browser: Any, lab: Any, lab_root: Path) -> Any:
     pg.recorder = PageRecorder(pg)
     pg.errors = []
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
-    open_notebook(pg, lab, "integrity.ipynb", "integrity")
-    run_cell(pg, 0)
-    pg.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
-    wait_idle(pg)
+    open_chat(pg, lab, "integrity.ipynb", "integrity")
     yield pg
     context.close()
-
-
-def send(page: Any, text: str) -> None:
-    box = page.locator('[data-testid="ernie-input"]')
-    box.click()
-    box.fill(text)
-    box.press("Enter")
 
 
 def ask(page: Any, sim: Any, question: str, answer: str, until: str) -> Any:

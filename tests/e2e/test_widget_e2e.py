@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from .conftest import FAKE_KEY, KERNEL, PageRecorder, open_notebook, run_cell, wait_idle, write_notebook
+from .conftest import (
+    FAKE_KEY,
+    KERNEL,
+    PageRecorder,
+    open_chat,
+    run_cell,
+    send,
+    wait_idle,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +36,7 @@ def page(browser: Any, lab: Any, lab_root: Path) -> Any:
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     page.recorder = PageRecorder(page)
-    open_notebook(page, lab, "chat.ipynb", "chat")
-    run_cell(page, 0)
-    page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
-    wait_idle(page)
+    open_chat(page, lab, "chat.ipynb", "chat")
     yield page
     context.close()
 
@@ -44,20 +50,10 @@ def chat_page(browser: Any, lab: Any, lab_root: Path, thread: str, width: int = 
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     try:
-        open_notebook(page, lab, f"{thread}.ipynb", thread)
-        run_cell(page, 0)
-        page.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
-        wait_idle(page)
+        open_chat(page, lab, f"{thread}.ipynb", thread)
         yield page
     finally:
         context.close()
-
-
-def send(page: Any, text: str) -> None:
-    box = page.locator('[data-testid="ernie-input"]')
-    box.click()
-    box.fill(text)
-    box.press("Enter")
 
 
 def test_send_streams_an_answer_into_the_page(page: Any, e2e_sim: Any) -> None:
@@ -563,10 +559,7 @@ def test_agent_mode_asks_before_running_code_and_only_a_real_click_runs_it(brows
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     other = context.new_page()
     try:
-        open_notebook(other, lab, "agent.ipynb", "agent")
-        run_cell(other, 0)
-        other.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
-        wait_idle(other)
+        open_chat(other, lab, "agent.ipynb", "agent")
         e2e_sim.push(Answer(tool_calls=[{"name": "run_python", "arguments": {"code": "agent_x = 41 + 1"}}]),
                      Answer(text="agent done"))
         send(other, "compute agent_x")

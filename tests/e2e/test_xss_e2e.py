@@ -25,7 +25,7 @@ from .conftest import (
     KERNEL,
     PageRecorder,
     chromium_path,
-    open_notebook,
+    open_chat,
     run_cell,
     wait_idle,
     write_notebook,
@@ -208,10 +208,7 @@ def page(browser: Any, lab: Any, lab_root: Path, corpus: list[Vector]) -> Iterat
     pg = context.new_page()
     pg.recorder = PageRecorder(pg)
     pg.magic_cells = len(magic_cells)
-    open_notebook(pg, lab, "xss.ipynb", "xss")
-    run_cell(pg, 0)
-    pg.wait_for_selector('[data-testid="ernie-input"]', timeout=60_000)
-    wait_idle(pg)
+    open_chat(pg, lab, "xss.ipynb", "xss")
     yield pg
     context.close()
 
