@@ -99,13 +99,15 @@ def test_sdist_carries_the_front_end_sources_and_no_build_output(sdist: list[str
                                                                           "labextension/lib/"))]
 
 
-def test_wheel_enables_the_inline_completion_server_extension(wheel: zipfile.ZipFile) -> None:
+def test_wheel_enables_the_server_extensions(wheel: zipfile.ZipFile) -> None:
     # pip puts the shared data under the environment's prefix, where `jupyter server` reads its config
     [data] = {n.split("/")[0] for n in wheel.namelist() if n.split("/")[0].endswith(".data")}
     config = json.loads(wheel.read(f"{data}/data/etc/jupyter/jupyter_server_config.d/ernie_widget.json"))
-    assert config == {"ServerApp": {"jpserver_extensions": {"ernie_widget.completion": True}}}
+    assert config == {"ServerApp": {"jpserver_extensions": {"ernie_widget.completion": True,
+                                                            "ernie_widget.kernel_socket": True}}}
     names = set(wheel.namelist())
-    assert {"ernie_widget/completion/__init__.py", "ernie_widget/completion/handlers.py"} <= names
+    assert {"ernie_widget/completion/__init__.py", "ernie_widget/completion/handlers.py",
+            "ernie_widget/kernel_socket.py"} <= names
 
 
 def test_sdist_carries_the_server_extension_config(sdist: list[str]) -> None:
