@@ -1,8 +1,9 @@
 """Coalescing streamed text into comm messages: the first piece at once, then at most one message per frame.
 
 A piece that arrives when nothing was sent for `interval` seconds goes out immediately (no waiting for company);
-pieces arriving faster are coalesced and sent by a timer at most once every `interval` (1/60 s: one display frame,
-≤ 60 messages/s). The 40 ms window used before was most of the kernel-to-DOM latency (p95 54 ms at 200 chunks/s).
+pieces arriving faster are coalesced and sent by a timer on a grid of one display frame (1/60 s, ≤ 60
+messages/s) whose phase the page tunes so that they arrive just before it paints (frame_clock.py). The 40 ms
+window used before was most of the kernel-to-DOM latency (p95 54 ms at 200 chunks/s).
 
 jupyter_server drops IOPub messages above 1000/s (comm messages count), so per-token sends lose text
 at high token rates (docs/notebook-facts.md §6). Time-based flushing also covers slow models: a timer
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .frame_clock import FrameClock, FrameReport
+
 __all__ = ["DeltaBatcher"]
 
 
@@ -26,10 +29,12 @@ class DeltaBatcher:
     """
 
     def __init__(self, send: Callable[[dict[str, Any]], None], mid: int, interval: float = 1 / 60,
-                 max_pending_chars: int = 16384) -> None:
+                 max_pending_chars: int = 16384, clock: FrameClock | None = None) -> None:
         self._send = send
         self.mid = mid
-        self.interval = interval
+        #: the flush grid (shared by a chat's turns); its period is the batching interval
+        self.clock = clock if clock is not None else FrameClock(interval)
+        self.interval = self.clock.period
         self.max_pending_chars = max_pending_chars
         self.seq = 0
         self.text: list[str] = []
@@ -40,6 +45,8 @@ class DeltaBatcher:
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self.messages_sent = 0
+        #: seq of each recent grid flush → the clock version it was made under (the ones a report may judge)
+        self._on_grid: dict[int, int] = {}
 
     def add(self, text: str = "", reasoning: str = "") -> None:
         if text:
@@ -53,12 +60,26 @@ class DeltaBatcher:
         if now - self._last_flush >= self.interval or self._pending_chars >= self.max_pending_chars:
             self.flush()
         elif self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.interval - (now - self._last_flush), self._on_timer)
+            # the next grid time, never sooner than half a frame after the last message
+            at = self.clock.next_tick(max(now, self._last_flush + self.interval / 2))
+            self._timer = asyncio.get_running_loop().call_later(at - now, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
+        seq = self.seq
         self.flush()
+        if self.seq > seq:
+            self._on_grid[seq] = self.clock.version
+            if len(self._on_grid) > 128:
+                del self._on_grid[next(iter(self._on_grid))]
+
+    def on_frame_report(self, report: FrameReport) -> bool:
+        """The page's waits for this answer's deltas: move the grid by those of current grid flushes."""
+        if report.mid != self.mid:
+            return False
+        version = self.clock.version
+        waits = [ms / 1000 for seq, ms in report.waits_ms.items() if self._on_grid.get(seq) == version]
+        return self.clock.move(waits)
 
     def flush(self) -> None:
         """Send what is pending now (always called at the end, on error and on stop)."""

@@ -415,6 +415,14 @@ class ResyncRequestMsg(TypedDict):
     mid: int
 
 
+class FrameTimingMsg(TypedDict):
+    """For answer `mid`: [seq, ms] per rendered delta, the wait from its arrival to the frame that painted it."""
+
+    type: Literal["frame_timing"]
+    mid: int
+    waits: list[list[float]]
+
+
 class HelloMsg(TypedDict):
     """A view (re)connected: send it the answer in flight, if any."""
 
@@ -425,4 +433,4 @@ KERNEL_MESSAGES: tuple[type, ...] = (StartMsg, DeltaMsg, ResyncMsg, DoneMsg, Sou
                                      VariablesMsg, MentionMsg, LastErrorMsg, DeletedMsg, ToolStepMsg)
 BROWSER_MESSAGES: tuple[type, ...] = (AskMsg, StopMsg, RetryMsg, ClearMsg, ContinueMsg, DeleteMsg, EditMsg,
                                       ResyncRequestMsg, HelloMsg, VariablesRequestMsg, MentionRequestMsg,
-                                      UnmentionMsg, ApproveMsg, UndoDeleteMsg)
+                                      UnmentionMsg, ApproveMsg, UndoDeleteMsg, FrameTimingMsg)

@@ -45,6 +45,7 @@ from .client.local_notice import offline_model_notice
 from .client.messages import image as image_part
 from .conversations import CLEARED_NOTICE, DEFAULT_THREAD, WITHDRAWN_NOTICE, Conversation, get_thread
 from .deltas import DeltaBatcher
+from .frame_clock import FrameClock, FrameReport, parse_frame_report
 from .protocol import StoredMessage, merge_reply
 from .transcript import Transcript, conversation_markdown
 from .turns import AskHandle, Backend, Turn, backend_texts, chat_pair, last_user_index, public_message
@@ -163,6 +164,7 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
         # RLock: a trait write under the lock can call back into `_sync_messages` (a listener)
         self._state_lock = threading.RLock()
         self._turn: Turn | None = None
+        self._frames = FrameClock()  # the page's frame phase, learned across turns (frame_clock.py)
         self._reply_callbacks: list[Callable[[dict[str, Any]], Any]] = []
         base_url = getattr(self._client, "base_url", None) if backend is None else None
         self._host = host_of(base_url) if base_url else ""
@@ -368,7 +370,7 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
                 change()
                 self.status = "streaming"
             history = self._conv.history()
-            turn = Turn(mid, DeltaBatcher(self._emit, mid))
+            turn = Turn(mid, DeltaBatcher(self._emit, mid, clock=self._frames))
             self._turn = turn
             start: dict[str, Any] = {"type": "start", "mid": mid}
             if self._host:
@@ -569,6 +571,10 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
                 problem = self._require_tools().on_view_approve(content)
                 if problem:
                     self._emit({"type": "notice", "text": problem})
+            elif kind == "frame_timing":
+                report = parse_frame_report(content)
+                if report is not None:
+                    background_loop().call_soon_threadsafe(self._on_frame_report, report)
             elif kind in ("hello", "resync"):
                 background_loop().call_soon_threadsafe(self._send_resync)
                 if kind == "hello":
@@ -577,6 +583,12 @@ class ErnieChat(AgentChatMixin, anywidget.AnyWidget):
             self._emit({"type": "notice", "text": err.message})
         except (TypeError, ValueError) as err:
             self._emit({"type": "notice", "text": f"无效的请求 / invalid request from the front end: {err}"})
+
+    def _on_frame_report(self, report: FrameReport) -> None:
+        """On the loop thread (where the batcher lives): tune the flush grid to the page's frames."""
+        turn = self._turn
+        if turn is not None:
+            turn.batcher.on_frame_report(report)
 
     def _send_resync(self) -> None:
         """On the loop thread (where the batcher lives): the in-flight answer, for a (re)connecting view."""

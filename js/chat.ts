@@ -8,6 +8,7 @@
 import { MentionChips } from "./chips";
 import { blockNumbers, codeOf, syncCodeTools, wrapCodeBlocks } from "./code-tools";
 import { copyText, flashLabel, h } from "./dom";
+import { FrameTiming } from "./frame-timing";
 import { type Lang, resolveLang, type StringKey, type Translate, translator } from "./i18n";
 import { bindSendKeys, imageFiles, isolateKeys, MAX_IMAGE_BYTES, MAX_IMAGES, readAsDataUrl, type SendMode, trackIme } from "./input";
 import { MentionList } from "./mention-list";
@@ -69,6 +70,7 @@ export class ChatView implements StreamSink {
   private withExtension = false;
   private frame: number | undefined;
   private readonly frameQueue = new Set<() => void>();
+  private readonly frameTiming = new FrameTiming((msg) => this.send(msg));
   private readonly ctx: ViewContext;
   private readonly steps: AnswerSteps;
   private readonly runningTools = new Set<string>();
@@ -278,6 +280,9 @@ export class ChatView implements StreamSink {
   private onCustom(msg: unknown): void {
     const start = (msg ?? {}) as Record<string, unknown>;
     if (start.type === "start" && typeof start.host === "string") this.startConnecting(start.host);
+    if (start.type === "delta" && typeof start.mid === "number" && typeof start.seq === "number") {
+      this.frameTiming.arrived(start.mid, start.seq, performance.now());
+    }
     if (this.assembler.handle(msg)) {
       this.updateControls();
       return;
@@ -693,6 +698,7 @@ export class ChatView implements StreamSink {
     if (this.frame !== undefined) return;
     const run = (): void => {
       this.frame = undefined;
+      this.frameTiming.frame(performance.now());
       const queue = Array.from(this.frameQueue);
       this.frameQueue.clear();
       for (const f of queue) f();

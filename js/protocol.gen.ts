@@ -248,8 +248,15 @@ export interface UndoDeleteMsg {
   type: "undo_delete";
 }
 
+/** For answer `mid`: [seq, ms] per rendered delta, the wait from its arrival to the frame that painted it. */
+export interface FrameTimingMsg {
+  type: "frame_timing";
+  mid: number;
+  waits: number[][];
+}
+
 /** Kernel → browser custom messages. */
 export type KernelMessage = StartMsg | DeltaMsg | ResyncMsg | DoneMsg | SourcesMsg | NoticeMsg | WithdrawMsg | VariablesMsg | MentionMsg | LastErrorMsg | DeletedMsg | ToolStepMsg;
 
 /** Browser → kernel custom messages. */
-export type BrowserMessage = AskMsg | StopMsg | RetryMsg | ClearMsg | ContinueMsg | DeleteMsg | EditMsg | ResyncRequestMsg | HelloMsg | VariablesRequestMsg | MentionRequestMsg | UnmentionMsg | ApproveMsg | UndoDeleteMsg;
+export type BrowserMessage = AskMsg | StopMsg | RetryMsg | ClearMsg | ContinueMsg | DeleteMsg | EditMsg | ResyncRequestMsg | HelloMsg | VariablesRequestMsg | MentionRequestMsg | UnmentionMsg | ApproveMsg | UndoDeleteMsg | FrameTimingMsg;

@@ -214,6 +214,21 @@ describe("delta protocol", () => {
     expect(roles).toEqual(["user", "assistant"]);
   });
 
+  it("tells the kernel how long the deltas waited for the frame that rendered them", async () => {
+    const { model } = mount();
+    model.custom({ type: "start", mid: 4 });
+    for (let seq = 0; seq < 24; seq++) {
+      model.custom({ type: "delta", mid: 4, seq, text: `w${seq} ` });
+      if (seq % 3 === 2) await frame();
+    }
+    const reports = model.sent.filter((m) => m.type === "frame_timing");
+    expect(reports).toHaveLength(1);
+    const [report] = reports as Array<{ mid: number; waits: number[][] }>;
+    expect(report.mid).toBe(4);
+    expect(report.waits.map(([seq]) => seq)).toEqual([...Array(24).keys()]);
+    expect(report.waits.every(([, ms]) => ms >= 0 && ms < 1000)).toBe(true);
+  });
+
   it("marks Stop for the extension's kernel interrupt only while a tool step runs", async () => {
     const { byId, model } = mount();
     const step = (status: string) => model.custom({ type: "tool_step", mid: 1, call_id: "1.1.c1", name: "run_python",

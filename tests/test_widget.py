@@ -127,6 +127,23 @@ def test_batcher_flushes_pending_text_on_close_and_keeps_seq() -> None:
                    {"type": "delta", "mid": 7, "seq": 1, "text": "yz", "reasoning": "r"}]
 
 
+
+def test_the_pages_frame_reports_move_the_flush_grid_and_junk_is_ignored(sim, sent: Sent) -> None:
+    sim.push(Answer(text="x" * 400, chunk_size=1, delay=0.004))  # ~250 chunks/s: most flushes on the grid
+    chat = ErnieChat()
+    handle = chat.ask("go")
+    mid = last_mid(sent)
+    wait_until(lambda: len(sent.custom("delta", mid)) >= 20)
+    for junk in ({"type": "frame_timing"}, {"type": "frame_timing", "mid": mid, "waits": [[0, "x"]]},
+                 {"type": "frame_timing", "mid": mid, "waits": [[0, 1e308]] * 10}):
+        from_frontend(chat, junk)
+    seqs = [d["seq"] for d in sent.custom("delta", mid)]
+    from_frontend(chat, {"type": "frame_timing", "mid": mid, "waits": [[seq, 12.0] for seq in seqs]})
+    wait_until(lambda: chat._frames.version == 1)
+    assert handle.wait(10)["content"] == "x" * 400
+    assert not sent.custom("notice")  # timing hints: no notice for a malformed one
+    assert abs(chat._frames.anchor - 0.007) < 1e-9
+
 # -- the messages trait --------------------------------------------------------------------------
 
 
