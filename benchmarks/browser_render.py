@@ -18,8 +18,10 @@ Reported: total main-thread ms per strategy, per-batch p50/p95/max, and the rati
 
 Adversarial inputs (issue 19): long unclosed math (`$1` × 30,000, `\\(` × 40,000), deep TeX nesting (`{` × 4,990,
 `x^{` × 1,600), many brackets (`[` × 50,000, `![[` × 12,500) and a nesting bomb (`- ` × 50 per line, 100 k
-characters), and the kernel renderer's hostile shapes that are slow here too (`*_`, backticks, table rows, `$$a`
-lines, setext headings, a lazy quote). Each streams in 2,000-character updates (each update: one flush plus
+characters), the kernel renderer's hostile shapes that are slow here too (`*_`, backticks, table rows, `$$a`
+lines, setext headings, a lazy quote), and shapes that are only big (a 100 k code fence, formula or list, 25,000
+headings): past MAX_BLOCK_CHARS a block is its text, past MAX_ANSWER_BLOCKS the rest of the answer is plain text,
+and long text is laid out in parts of 100 lines only near the viewport (js/markdown.ts, widget.css). Each streams in 2,000-character updates (each update: one flush plus
 layout), then the answer is rendered once whole, as a transcript restored from a saved notebook. Reported per input: the worst single
 main-thread task (the longest update, timed around each render call) and the restore. Goal: ≤ 100 ms per update.
 """
@@ -61,6 +63,12 @@ ADVERSARIAL = {
     "$$a lines (100 k)": "$$a\n" * 25_000,
     "setext (100 k)": "a\n=\n" * 25_000,
     "lazy quote (100 k)": "> a\n" + "b\n" * 50_000,
+    # one block too big to format, and more blocks than one answer formats (js/markdown.ts MAX_BLOCK_CHARS,
+    # MAX_ANSWER_BLOCKS): before those limits 450 ms per update, 7.8 s for the formula, 125 ms, 460 ms to restore
+    "code fence (100 k)": "```python\n" + "x = 1  # c\n" * 9_000,
+    "closed $$ (100 k)": "$$\n" + "a+b\n" * 24_998 + "$$\n",
+    "list (100 k)": "- item\n" * 14_000,
+    "headings ×25k (100 k)": "# a\n" * 25_000,
 }
 
 # One adversarial input: streamed in updates of `chunk` characters, then rendered whole (a restored transcript).

@@ -85,6 +85,8 @@ INPUTS: dict[str, Callable[[int], str]] = {
     "hard breaks": lambda n: _rep("a  \n", n),
     "lazy quote": lambda n: "> a\n" + _rep("b\n", n),
     "long line of words": lambda n: _rep("word ", n),
+    "closed $$ formula": lambda n: "$$\n" + _rep("a+b\n", n - 6) + "\n$$",
+    "list items": lambda n: _rep("- item\n", n),
 }
 
 

@@ -58,6 +58,23 @@ function citations(state: StateCore): void {
   }
 }
 
+/**
+ * markdown-it's `inline` core rule, skipping the blocks bigger than MAX_BLOCK_CHARS: renderBlock shows those as
+ * their text anyway, and inline-parsing them cost up to 75 ms per update (50,000 "[" in one paragraph). A skipped
+ * inline token is marked so that renderBlock never renders it empty.
+ */
+function boundedInline(state: StateCore): void {
+  const starts = lineStarts(state.src);
+  const at = (line: number): number => starts[Math.min(line, starts.length - 1)];
+  let skip = false;
+  for (const token of state.tokens) {
+    if (token.level === 0 && token.nesting !== -1 && token.map) skip = at(token.map[1]) - at(token.map[0]) > MAX_BLOCK_CHARS;
+    if (token.type !== "inline") continue;
+    if (skip) token.meta = { ...token.meta, unparsed: true };
+    else state.md.inline.parse(token.content, state.md, state.env, token.children ?? (token.children = []));
+  }
+}
+
 function createMarkdown(): MarkdownIt {
   const md = MarkdownItCallable({ html: false, linkify: false, breaks: true, typographer: false });
   // Reference-style definitions resolve links anywhere in the document: a late `[x]: url` would change
@@ -65,6 +82,7 @@ function createMarkdown(): MarkdownIt {
   md.disable("reference");
   md.validateLink = (url: string) => SAFE_HREF.test(url.trim());
   md.use(cjkFriendly).use(mathPlugin);
+  md.core.ruler.at("inline", boundedInline);
   md.core.ruler.push("ernie_citations", citations);
 
   const escape = md.utils.escapeHtml;
@@ -185,42 +203,97 @@ function topLevelBlocks(tokens: Token[]): Block[] {
   return blocks;
 }
 
-/** HTML-escaped text (the fallback's only markup is its own wrapper). */
+/** Text as HTML element content, escaped exactly as the DOM serializes a text node (so innerHTML round-trips). */
 function escapeText(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\u00a0/g, "&nbsp;");
 }
 
 /** Tokens one block may render to (a 100-row table is ~1,500, a long paragraph a few hundred). */
 export const MAX_BLOCK_TOKENS = 10_000;
 
+/**
+ * Characters one block may have and still be formatted. Past it, one element's highlighting, typesetting and
+ * layout cost hundreds of ms per update (a 100 k-character code fence 450 ms, a 100 k-character formula 7.8 s in
+ * KaTeX); real answers' blocks are far smaller (a 300-line code fence is ~12 k).
+ */
+export const MAX_BLOCK_CHARS = 20_000;
+
+/**
+ * Top-level blocks one answer may format; past them, the rest of the answer is plain text. Laying out 25,000
+ * headings took Chromium 190–250 ms per update; a long real answer has a few hundred blocks.
+ */
+export const MAX_ANSWER_BLOCKS = 2_000;
+
+/**
+ * Lines per part of long plain text. Each full part is laid out only near the viewport (`content-visibility: auto`
+ * in widget.css): laying out 50,000 lines of text in one element took 130–230 ms on every update.
+ */
+export const PART_LINES = 100;
+
+/** `text` split into full parts of PART_LINES lines (each ending in "\n") and what is left after them. */
+function splitParts(text: string, from = 0): { full: string[]; left: number } {
+  const full: string[] = [];
+  for (;;) {
+    let end = from;
+    let lines = 0;
+    while (lines < PART_LINES) {
+      const newline = text.indexOf("\n", end);
+      if (newline < 0) break;
+      end = newline + 1;
+      lines++;
+    }
+    if (lines < PART_LINES) return { full, left: from };
+    full.push(text.slice(from, end));
+    from = end;
+  }
+}
+
+const fullPart = (text: string): string => `<div class="ernie-text-part">${escapeText(text)}</div>`;
+const lastPart = (text: string): string => `<div class="ernie-text-last">${escapeText(text)}</div>`;
+
 /** A block whose rendering threw, shown as its source text: the text stays readable, the rest of the answer renders. */
 export function fallbackBlock(source: string): string {
   const text = source.replace(/^\n+|\n+$/g, "");
-  return text ? `<div class="ernie-render-fallback">${escapeText(text)}</div>` : "";
+  if (!text) return "";
+  const { full, left } = splitParts(text);
+  if (!full.length) return `<div class="ernie-render-fallback">${escapeText(text)}</div>`;
+  return `<div class="ernie-render-fallback">${full.map(fullPart).join("")}${lastPart(text.slice(left))}</div>`;
 }
 
-/** The source lines [first, last) of `src` (lines split on "\n"). */
-function sourceLines(src: string, first: number, last: number): string {
-  return src.split("\n").slice(first, last).join("\n");
+/** The rest of an answer past MAX_ANSWER_BLOCKS, as plain text in parts (the last one may still grow). */
+function restHtml(text: string): string {
+  const { full, left } = splitParts(text);
+  return `<div class="ernie-render-fallback ernie-rest">${full.map(fullPart).join("")}${lastPart(text.slice(left))}</div>`;
+}
+
+/** The source lines [first, last) a block's tokens cover. */
+function blockLines(tokens: Token[], block: Block): [number, number] {
+  const first = tokens[block.start].map?.[0] ?? block.line;
+  let last = first + 1;
+  for (let i = block.start; i < block.end; i++) last = Math.max(last, tokens[i].map?.[1] ?? last);
+  return [first, last];
 }
 
 /**
  * Sanitized HTML of one top-level block, or — if rendering it throws (any exception: a stack overflow from a
- * pathological input that slips past the guards, a bug in a plugin) — its source lines as plain text. One block
- * must never take the rest of the answer, or a restored chat, down with it.
+ * pathological input that slips past the guards, a bug in a plugin) or it is too big to format — its source lines
+ * as plain text. One block must never take the rest of the answer, or a restored chat, down with it.
+ * `starts`: lineStarts(src).
  */
-function renderBlock(md: MarkdownIt, tokens: Token[], block: Block, env: Env, src: string): string {
+function renderBlock(md: MarkdownIt, tokens: Token[], block: Block, env: Env, src: string, starts: number[]): string {
   if (block.text !== undefined) return fallbackBlock(block.text);
+  const [first, last] = blockLines(tokens, block);
+  const from = starts[Math.min(first, starts.length - 1)];
+  const to = starts[Math.min(last, starts.length - 1)];
+  const own = tokens.slice(block.start, block.end);
+  if (to - from > MAX_BLOCK_CHARS || own.some((t) => t.meta?.unparsed)) return fallbackBlock(src.slice(from, to));
   try {
-    const own = tokens.slice(block.start, block.end);
     // A block of more than MAX_BLOCK_TOKENS elements is its text: laying out "`a" × 50,000 (25,000 <code>) or a
     // 16,000-row table took the browser 0.5–1.6 s per update
     if (own.reduce((n, t) => n + 1 + (t.children?.length ?? 0), 0) > MAX_BLOCK_TOKENS) throw 0;
     return sanitizeHtml(md.renderer.render(own, md.options, env));
   } catch {
-    const first = tokens[block.start].map?.[0] ?? block.line;
-    const last = tokens.slice(block.start, block.end).reduce((end, t) => Math.max(end, t.map?.[1] ?? end), first + 1);
-    return fallbackBlock(sourceLines(src, first, last));
+    return fallbackBlock(src.slice(from, to));
   }
 }
 
@@ -251,7 +324,10 @@ export function renderFull(text: string): string {
   const env: Env = {};
   const src = normalizeText(text);
   const { tokens, blocks } = parseBlocks(md, src, env);
-  return blocks.map((block) => renderBlock(md, tokens, block, env, src)).join("");
+  const starts = lineStarts(src);
+  const html = blocks.slice(0, MAX_ANSWER_BLOCKS).map((block) => renderBlock(md, tokens, block, env, src, starts));
+  if (blocks.length > MAX_ANSWER_BLOCKS) html.push(restHtml(src.slice(starts[blocks[MAX_ANSWER_BLOCKS].line])));
+  return html.join("");
 }
 
 /** The rendered HTML of one open block and its DOM nodes (null until inserted). */
@@ -282,11 +358,22 @@ function guarded(f: () => void): void {
   }
 }
 
-/** Parse an HTML string into nodes owned by `doc` (a <template> keeps scripts inert, not that any survive). */
-function parseHtml(doc: Document, html: string): ChildNode[] {
+/** Between two segments' HTML parsed together: a comment no sanitized block contains (random per page). */
+const SPLIT = `ernie-split-${Math.random().toString(36).slice(2)}`;
+
+/**
+ * Parse the HTML of several segments in one <template> (which keeps scripts inert, not that any survive) and
+ * give each its nodes. One parse, not one per block: restoring 25,000 small blocks took 270 ms in per-block parses.
+ */
+function parseSegments(doc: Document, segments: Segment[]): void {
   const template = doc.createElement("template");
-  template.innerHTML = html;
-  return Array.from(template.content.childNodes);
+  template.innerHTML = segments.map((segment) => segment.html).join(`<!--${SPLIT}-->`);
+  let k = 0;
+  segments[0].nodes = [];
+  for (const node of Array.from(template.content.childNodes)) {
+    if (node.nodeType === 8 && (node as Comment).data === SPLIT && k + 1 < segments.length) segments[++k].nodes = [];
+    else segments[k].nodes?.push(node);
+  }
 }
 
 /**
@@ -308,6 +395,12 @@ export class IncrementalRenderer {
   private pending = false;
   private finished = false;
   private generation = 0;
+  /** top-level blocks frozen so far (MAX_ANSWER_BLOCKS) */
+  private committed = 0;
+  /** past MAX_ANSWER_BLOCKS: where the plain-text rest starts in `src` (-1: not yet), its element and growing part */
+  private restFrom = -1;
+  private restEl: HTMLElement | null = null;
+  private restLast: HTMLElement | null = null;
 
   constructor(container: HTMLElement, options: IncrementalRendererOptions = {}) {
     this.container = container;
@@ -379,6 +472,10 @@ export class IncrementalRenderer {
     this.tail = [];
     this.pending = false;
     this.finished = false;
+    this.committed = 0;
+    this.restFrom = -1;
+    this.restEl = null;
+    this.restLast = null;
   }
 
   private request(): void {
@@ -393,6 +490,10 @@ export class IncrementalRenderer {
   /** Render the tail now (normally called by the scheduler). */
   flush(): void {
     this.pending = false;
+    if (this.restFrom >= 0) {
+      this.renderRest();
+      return;
+    }
     const md = markdown();
     const tailSrc = this.src.slice(this.frozenAt);
     const env: Env = {};
@@ -406,11 +507,20 @@ export class IncrementalRenderer {
     else {
       while (frozen + 1 < blocks.length && complete(blocks[frozen + 1].line)) frozen++;
     }
+    // Past MAX_ANSWER_BLOCKS the rest is plain text, cut where block number MAX_ANSWER_BLOCKS starts: once that
+    // start is as certain as a freeze (so streaming and a restored transcript cut at the same line).
+    const room = MAX_ANSWER_BLOCKS - this.committed;
+    let restLine = -1;
+    if (blocks.length > room && (this.finished || frozen >= room)) {
+      restLine = blocks[room].line;
+      blocks.length = room;
+      frozen = room;
+    }
 
     // Render every block of the tail; reuse the DOM of a block whose HTML did not change since the last
     // flush (no flicker, text selection survives, and the final DOM keeps the nodes seen while streaming).
     const segments: Segment[] = blocks.map((block, k) => {
-      const html = renderBlock(md, tokens, block, env, tailSrc);
+      const html = renderBlock(md, tokens, block, env, tailSrc, starts);
       const old = this.tail[k];
       return old && old.html === html ? old : { html, nodes: null };
     });
@@ -418,17 +528,23 @@ export class IncrementalRenderer {
       if (!segments.includes(old)) for (const node of old.nodes ?? []) node.remove();
     }
     const doc = this.container.ownerDocument;
+    const fresh = new Set(segments.filter((segment) => !segment.nodes));
+    if (fresh.size) parseSegments(doc, [...fresh]);
+    // Each run of fresh segments goes in with one call, before the first node of the next kept segment (the tail
+    // is last in the container: a run at the end is appended).
     const inserted: ChildNode[] = [];
-    let ref: ChildNode | null = null;
-    for (let k = segments.length - 1; k >= 0; k--) {
-      const segment = segments[k];
-      if (!segment.nodes) {
-        segment.nodes = parseHtml(doc, segment.html);
-        for (const node of segment.nodes) this.container.insertBefore(node, ref);
-        inserted.push(...segment.nodes);
+    let run = doc.createDocumentFragment();
+    for (const segment of segments) {
+      const nodes = segment.nodes ?? [];
+      if (fresh.has(segment)) {
+        for (const node of nodes) run.append(node);
+        inserted.push(...nodes);
+      } else if (nodes.length && run.hasChildNodes()) {
+        this.container.insertBefore(run, nodes[0]);
+        run = doc.createDocumentFragment();
       }
-      if (segment.nodes.length) ref = segment.nodes[0];
     }
+    if (run.hasChildNodes()) this.container.append(run);
     // The callbacks decorate what is already shown (citation links, code buttons): one failing must not leave the
     // renderer's own state half-updated, or every later flush of this answer would go wrong.
     if (inserted.length) guarded(() => this.onRender?.(inserted));
@@ -436,7 +552,37 @@ export class IncrementalRenderer {
       guarded(() => this.onCommit?.((segments[k].nodes ?? []).filter((n): n is Element => n.nodeType === 1)));
     }
     this.tail = segments.slice(frozen);
-    if (this.finished) this.frozenAt = this.src.length;
+    this.committed += frozen;
+    if (restLine >= 0) {
+      this.frozenAt += starts[restLine];
+      this.restFrom = this.frozenAt;
+      this.renderRest();
+    } else if (this.finished) this.frozenAt = this.src.length;
     else if (frozen > 0) this.frozenAt += starts[blocks[frozen].line];
+  }
+
+  /**
+   * The rest of the answer past MAX_ANSWER_BLOCKS, as plain text: full parts of PART_LINES lines are appended
+   * once, only the last part is rewritten. `frozenAt` is where that last part starts. The same DOM as restHtml.
+   */
+  private renderRest(): void {
+    const doc = this.container.ownerDocument;
+    if (!this.restEl || !this.restLast) {
+      this.restEl = doc.createElement("div");
+      this.restEl.className = "ernie-render-fallback ernie-rest";
+      this.restLast = doc.createElement("div");
+      this.restLast.className = "ernie-text-last";
+      this.restEl.append(this.restLast);
+      this.container.append(this.restEl);
+    }
+    const { full, left } = splitParts(this.src, this.frozenAt);
+    for (const text of full) {
+      const part = doc.createElement("div");
+      part.className = "ernie-text-part";
+      part.textContent = text;
+      this.restEl.insertBefore(part, this.restLast);
+    }
+    this.restLast.textContent = this.src.slice(left);
+    this.frozenAt = left;
   }
 }

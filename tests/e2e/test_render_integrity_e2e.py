@@ -177,6 +177,36 @@ def test_kernel_output_keeps_bidi_in_its_element_and_math_in_its_box(page: Any, 
     assert page.locator(f"{out} code.ernie-math-source").count() == 3
 
 
+LONG_TASKS = """() => {
+  window.ernieLongTasks = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.ernieLongTasks.push(e.duration);
+  }).observe({ type: "longtask" });
+}"""
+
+
+def test_an_answer_too_big_to_format_shows_every_word_as_text_without_freezing_the_tab(
+        page: Any, e2e_sim: Any) -> None:
+    fence = "```python\n" + "\n".join(f"value_{i} = {i}" for i in range(2_500)) + "\n```\n\n"  # > 20 k: text
+    formula = "$$\n" + "a+b\\\\\n" * 4_000 + "$$\n\n"  # 24 k of TeX: its source (KaTeX took seconds)
+    headings = "".join(f"heading {i}\n===\n" for i in range(2_300))  # past 2,000 blocks: the rest is plain text
+    text = fence + formula + "MIDDLE-WORD\n\n" + headings + "TOO-BIG-END"
+    page.evaluate(LONG_TASKS)
+    e2e_sim.set_answer(text=text, chunk_size=500)
+    send(page, "a very long answer")
+    last = page.locator(CHAT).last
+    last.locator("text=TOO-BIG-END").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="ernie-send"]').wait_for(state="visible", timeout=30_000)
+    assert last.locator("pre, .katex").count() == 0  # the fence and the formula are shown as their text
+    assert last.locator("h1").count() < 2_000 and last.locator(".ernie-rest").count() == 1
+    root = f"{CHAT} .ernie-answer"
+    for word in ("value_2499", "a+b", "MIDDLE-WORD", "heading 2299", "TOO-BIG-END"):
+        assert shows_text(word_pixels(page, root, word)), f"{word} is not shown"
+    # before the limits: 450 ms per update for the fence, 7.8 s for the formula in one task
+    assert max(page.evaluate("() => window.ernieLongTasks"), default=0) < 1_000
+    assert page.errors == [], page.errors
+
+
 def test_a_restored_transcript_with_pathological_answers_renders_and_the_chat_works(
         page: Any, e2e_sim: Any) -> None:
     ask(page, e2e_sim, "pathological",
