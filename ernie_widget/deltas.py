@@ -62,14 +62,15 @@ class DeltaBatcher:
         elif self._timer is None:
             # the next grid time, never sooner than half a frame after the last message
             at = self.clock.next_tick(max(now, self._last_flush + self.interval / 2))
-            self._timer = asyncio.get_running_loop().call_later(at - now, self._on_timer)
+            self._timer = asyncio.get_running_loop().call_later(at - now, self._on_timer, self.clock.version)
 
-    def _on_timer(self) -> None:
+    def _on_timer(self, version: int) -> None:
+        """A flush on the grid of clock `version` (the one it was scheduled on, even if the grid moved since)."""
         self._timer = None
         seq = self.seq
         self.flush()
         if self.seq > seq:
-            self._on_grid[seq] = self.clock.version
+            self._on_grid[seq] = version
             if len(self._on_grid) > 128:
                 del self._on_grid[next(iter(self._on_grid))]
 
