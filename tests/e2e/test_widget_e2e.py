@@ -65,6 +65,26 @@ def test_send_streams_an_answer_into_the_page(page: Any, e2e_sim: Any) -> None:
     assert e2e_sim.chat_requests[-1].json["messages"][-1]["content"] == "你好"
 
 
+def test_a_fast_stream_tunes_the_kernels_flush_grid_to_the_pages_frames(page: Any, e2e_sim: Any) -> None:
+    """The page reports how long deltas waited for the frame that rendered them (`frame_timing`), and the kernel
+    moves its flush grid (ernie_widget/frame_clock.py): read back from the kernel with a cell."""
+    e2e_sim.set_answer(text="".join(f"w{i:04d} " for i in range(400)), chunk_size=6, delay=0.005)  # ~200 chunks/s
+    send(page, "fast")
+    page.locator(CHAT).last.locator("text=w0399").wait_for(timeout=30_000)
+    page.locator('[data-testid="ernie-send"]').wait_for(state="visible", timeout=30_000)
+    start = page.evaluate(f"() => {NOTEBOOK}.model.cells.length")
+    page.evaluate(f"([at, source]) => {NOTEBOOK}.model.sharedModel.insertCells(at, [{{cell_type: 'code', source}}])",
+                  [start, "print('grid moves:', chat._frames.version)"])
+    try:
+        run_cell(page, start)
+        wait_idle(page)
+        output = page.evaluate(f"() => {NOTEBOOK}.widgets[{start}].node.querySelector('.jp-OutputArea').innerText")
+        assert output.startswith("grid moves:") and int(output.split(":")[1]) >= 1, output
+    finally:
+        page.evaluate(f"() => {{ const shared = {NOTEBOOK}.model.sharedModel; "
+                      f"shared.deleteCellRange({start}, shared.cells.length); }}")
+
+
 def test_keys_typed_in_the_chat_never_reach_notebook_shortcuts(page: Any, e2e_sim: Any) -> None:
     """Shift+Enter once re-ran the chat's cell (a new empty ErnieChat replaced it, the draft was lost); command-mode
     keys (a, b, d d, Escape, arrows) typed in the box must not act on cells either."""
