@@ -248,8 +248,11 @@ function splitParts(text: string, from = 0): { full: string[]; left: number } {
   }
 }
 
-const fullPart = (text: string): string => `<div class="ernie-text-part">${escapeText(text)}</div>`;
-const lastPart = (text: string): string => `<div class="ernie-text-last">${escapeText(text)}</div>`;
+/** The parts `splitParts(text)` found, as HTML: each full part, then the last one (what is left, maybe empty). */
+function partsHtml(text: string, full: string[], left: number): string {
+  const parts = full.map((part) => `<div class="ernie-text-part">${escapeText(part)}</div>`);
+  return `${parts.join("")}<div class="ernie-text-last">${escapeText(text.slice(left))}</div>`;
+}
 
 /** A block whose rendering threw, shown as its source text: the text stays readable, the rest of the answer renders. */
 export function fallbackBlock(source: string): string {
@@ -257,13 +260,13 @@ export function fallbackBlock(source: string): string {
   if (!text) return "";
   const { full, left } = splitParts(text);
   if (!full.length) return `<div class="ernie-render-fallback">${escapeText(text)}</div>`;
-  return `<div class="ernie-render-fallback">${full.map(fullPart).join("")}${lastPart(text.slice(left))}</div>`;
+  return `<div class="ernie-render-fallback">${partsHtml(text, full, left)}</div>`;
 }
 
 /** The rest of an answer past MAX_ANSWER_BLOCKS, as plain text in parts (the last one may still grow). */
 function restHtml(text: string): string {
   const { full, left } = splitParts(text);
-  return `<div class="ernie-render-fallback ernie-rest">${full.map(fullPart).join("")}${lastPart(text.slice(left))}</div>`;
+  return `<div class="ernie-render-fallback ernie-rest">${partsHtml(text, full, left)}</div>`;
 }
 
 /** The source lines [first, last) a block's tokens cover. */
@@ -397,8 +400,7 @@ export class IncrementalRenderer {
   private generation = 0;
   /** top-level blocks frozen so far (MAX_ANSWER_BLOCKS) */
   private committed = 0;
-  /** past MAX_ANSWER_BLOCKS: where the plain-text rest starts in `src` (-1: not yet), its element and growing part */
-  private restFrom = -1;
+  /** past MAX_ANSWER_BLOCKS: the plain-text rest (null: not reached) and its last, growing part */
   private restEl: HTMLElement | null = null;
   private restLast: HTMLElement | null = null;
 
@@ -473,7 +475,6 @@ export class IncrementalRenderer {
     this.pending = false;
     this.finished = false;
     this.committed = 0;
-    this.restFrom = -1;
     this.restEl = null;
     this.restLast = null;
   }
@@ -490,7 +491,7 @@ export class IncrementalRenderer {
   /** Render the tail now (normally called by the scheduler). */
   flush(): void {
     this.pending = false;
-    if (this.restFrom >= 0) {
+    if (this.restEl) {
       this.renderRest();
       return;
     }
@@ -555,7 +556,6 @@ export class IncrementalRenderer {
     this.committed += frozen;
     if (restLine >= 0) {
       this.frozenAt += starts[restLine];
-      this.restFrom = this.frozenAt;
       this.renderRest();
     } else if (this.finished) this.frozenAt = this.src.length;
     else if (frozen > 0) this.frozenAt += starts[blocks[frozen].line];
