@@ -34,7 +34,6 @@ class DeltaBatcher:
         self.mid = mid
         #: the flush grid (shared by a chat's turns); its period is the batching interval
         self.clock = clock if clock is not None else FrameClock(interval)
-        self.interval = self.clock.period
         self.max_pending_chars = max_pending_chars
         self.seq = 0
         self.text: list[str] = []
@@ -47,6 +46,11 @@ class DeltaBatcher:
         self.messages_sent = 0
         #: seq of each recent grid flush → the clock version it was made under (the ones a report may judge)
         self._on_grid: dict[int, int] = {}
+
+    @property
+    def interval(self) -> float:
+        """Seconds between flushes: the grid's period (with `clock`, the `interval` argument is not used)."""
+        return self.clock.period
 
     def add(self, text: str = "", reasoning: str = "") -> None:
         if text:
