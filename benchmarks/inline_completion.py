@@ -40,13 +40,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.processes import ShippedConfigServer, free_port  # noqa: E402
+
 TTFT = 0.100  # the simulator's fixed time to first token
 TOKEN = "bench-token"
 KEY = "bce-v3/ALTAK-benchmark000/benchsecret111"
 PATH = "/ernie-widget/completion"
 ANSWER = "return a + b"
 GOAL_P95_MS = 50.0
-OTHER_EXTENSIONS = ("jupyterlab", "notebook", "notebook_shim", "jupyter_lsp", "jupyter_server_terminals")
 GOAL_CANCEL_MS = 100.0
 
 
@@ -55,41 +56,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class CompletionServer(ShippedConfigServer):
+    """`jupyter server` with the extension enabled by the shipped config file; ready once its status answers."""
 
-
-def start_server(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    """`jupyter server` with the extension enabled by the shipped config file; returns once it answers."""
-    config = root / ".jupyter" / "jupyter_server_config.d"
-    config.mkdir(parents=True)
-    shutil.copy(ROOT / "jupyter-config" / "jupyter_server_config.d" / "ernie_widget.json", config)
-    port = free_port()
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - outlives this function, with the server
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-                             "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={TOKEN}",
-                             f"--ServerApp.root_dir={root}",
-                             # JupyterLab and the language servers only slow the start
-                             "--ServerApp.jpserver_extensions=" + repr(dict.fromkeys(OTHER_EXTENSIONS, False))],
-                            env=env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=root)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"jupyter server exited: {(root / 'server.log').read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(f"GET {PATH}/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: token {TOKEN}\r\n"
-                          "Connection: close\r\n\r\n".encode())
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return proc, port
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("jupyter server did not start within 90 s")
+    def ready(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(f"GET {PATH}/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: token {TOKEN}\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            return s.recv(64).startswith(b"HTTP/1.1 200")
 
 
 BODY = json.dumps({"prefix": "def add(a, b):\n    ", "suffix": "\n\nprint(add(1, 2))", "language": "python",
@@ -277,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     from ernie_widget.testing import ErnieSimulator
 
     root = Path(tempfile.mkdtemp(prefix="inline-bench-"))
-    proc = None
+    server = None
     with ErnieSimulator(latency=TTFT) as sim:
         try:
             env = {k: v for k, v in os.environ.items() if not k.startswith(("QIANFAN", "AISTUDIO", "ERNIE_"))}
@@ -285,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             env.update({"JUPYTER_CONFIG_DIR": str(root / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(root / "rt"),
                         "JUPYTER_DATA_DIR": str(root / "data"), "ERNIE_QUIET": "1",
                         "NO_PROXY": "127.0.0.1,localhost"})
-            proc, port = start_server(root, env)
+            server = CompletionServer(root, env, TOKEN)
+            port = server.port
             print(f"{args.samples} completions per side, alternating, simulator TTFT {TTFT * 1000:.0f} ms; "
                   f"{args.cancels} cancels", flush=True)
             r = asyncio.run(run(port, sim, args.samples, args.cancels))
@@ -294,12 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                 sim.set_answer(text=" + b", chunk_size=4)
                 r["browser"] = browser_samples(env, root, max(10, args.samples // 2))
         finally:
-            if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            if server is not None:
+                server.stop()
             shutil.rmtree(root, ignore_errors=True)
 
     d50, d95 = statistics.median(r["direct"]), pct(r["direct"], 0.95)

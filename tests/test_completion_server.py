@@ -10,9 +10,7 @@ import http.client
 import itertools
 import json
 import os
-import shutil
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,39 +21,22 @@ import pytest
 
 from ernie_widget.testing import Answer, ErnieSimulator
 
-from .processes import ServerProcess, free_port
+from .processes import ShippedConfigServer
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "completion-test-token"
 #: the server's key: no response may ever carry it
 CANARY = "bce-v3/ALTAK-canary0000completion/canarysecret9999"
 PATH = "/ernie-widget/completion"
-_OTHER_EXTENSIONS = ("jupyterlab", "notebook", "notebook_shim", "jupyter_lsp", "jupyter_server_terminals")
 
 
-class Server(ServerProcess):
+class Server(ShippedConfigServer):
     """A `jupyter server` subprocess with the extension enabled through the shipped config file."""
 
     def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        config = root / ".jupyter" / "jupyter_server_config.d"
-        config.mkdir(parents=True)
-        shutil.copy(ROOT / "jupyter-config" / "jupyter_server_config.d" / "ernie_widget.json", config)
-        args = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={self.port}",
-                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-                # the other installed server extensions only slow the start (JupyterLab, language servers); the
-                # command line merges with the config files, so ours stays enabled by the shipped file alone
-                "--ServerApp.jpserver_extensions=" + repr(dict.fromkeys(_OTHER_EXTENSIONS, False))]
-        super().__init__(args, env, root, root / "server.log")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()
-            try:
-                if self.request("GET", PATH + "/status").status == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(self.log_path.read_text())
+        super().__init__(root, env, TOKEN)
+
+    def ready(self) -> bool:
+        return self.request("GET", PATH + "/status").status == 200
 
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -21,43 +20,23 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from .processes import ServerProcess, free_port
+from .processes import ShippedConfigServer
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "kernel-socket-test-token"
-_OTHER_EXTENSIONS = ("jupyterlab", "notebook", "notebook_shim", "jupyter_lsp", "jupyter_server_terminals")
 SYS_PIDFD_GETFD = 438  # the same number on x86_64 and arm64
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads the server's socket through /proc")
 
 
-class Server(ServerProcess):
+class Server(ShippedConfigServer):
     """`jupyter server` with the shipped config file; `enabled=False` turns our kernel-socket extension off."""
 
     def __init__(self, root: Path, *, enabled: bool) -> None:
-        self.port = free_port()
         self.enabled = enabled
-        config = root / ".jupyter" / "jupyter_server_config.d"
-        config.mkdir(parents=True)
-        shutil.copy(ROOT / "jupyter-config" / "jupyter_server_config.d" / "ernie_widget.json", config)
-        extensions = dict.fromkeys(_OTHER_EXTENSIONS, False) | {"ernie_widget.completion": False}
-        if not enabled:
-            extensions["ernie_widget.kernel_socket"] = False
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(root / ".rt"),
-               "JUPYTER_DATA_DIR": str(root / ".data"), "ERNIE_QUIET": "1", "NO_PROXY": "127.0.0.1,localhost"}
-        args = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-                f"--port={self.port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-                "--ServerApp.jpserver_extensions=" + repr(extensions)]
-        super().__init__(args, env, root, root / "server.log")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(self.log_path.read_text())
+        off = ("ernie_widget.completion",) + (() if enabled else ("ernie_widget.kernel_socket",))
+        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".rt"), "JUPYTER_DATA_DIR": str(root / ".data"),
+               "ERNIE_QUIET": "1", "NO_PROXY": "127.0.0.1,localhost"}
+        super().__init__(root, env, TOKEN, disabled=off)
 
     def start_kernel(self) -> str:
         import http.client
