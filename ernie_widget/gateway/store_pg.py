@@ -36,7 +36,7 @@ from .keys import (
     new_key,
     record_from_row,
 )
-from .usage import Tally, UsageRow, UsageTally
+from .usage import Tally, UsageRow, UsageTally, select_usage
 
 __all__ = ["PgKeyStore", "PgUsageStore"]
 
@@ -292,14 +292,8 @@ class PgUsageStore(UsageTally):
 
     def _select(self, since: str | None, until: str | None, user: str | None,
                 limit: int) -> builtins.list[UsageRow]:
-        where, args = [], []
-        for clause, value in (("day >= %s", since), ("day <= %s", until), ('"user" = %s', user)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        sql = ('SELECT day, "user", model, requests, prompt_tokens, completion_tokens FROM usage'
-               + (" WHERE " + " AND ".join(where) if where else "") + ' ORDER BY day DESC, "user", model LIMIT %s')
-        rows = self._db.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
+        sql, args = select_usage(since, until, user, limit, param="%s", user_column='"user"')
+        rows = self._db.run(lambda conn: conn.execute(sql, args).fetchall())
         return [UsageRow(*r) for r in rows]
 
     def _close(self) -> None:

@@ -43,6 +43,21 @@ ON CONFLICT (day, user, model) DO UPDATE SET requests = requests + excluded.requ
 """
 
 
+def select_usage(since: str | None, until: str | None, user: str | None, limit: int, *,
+                 param: str = "?", user_column: str = "user") -> tuple[str, tuple[Any, ...]]:
+    """The usage query and its arguments, newest day first, for SQLite (`?`, `user`) or PostgreSQL (`%s`, where
+    user is a reserved word: `"user"`). Only the given filters apply."""
+    where, args = [], []
+    for clause, value in ((f"day >= {param}", since), (f"day <= {param}", until), (f"{user_column} = {param}", user)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    sql = (f"SELECT day, {user_column}, model, requests, prompt_tokens, completion_tokens FROM usage"
+           + (" WHERE " + " AND ".join(where) if where else "")
+           + f" ORDER BY day DESC, {user_column}, model LIMIT {param}")
+    return sql, (*args, limit)
+
+
 def utc_day(ts: float | None = None) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(time.time() if ts is None else ts))
 
@@ -165,14 +180,8 @@ class UsageStore(UsageTally):
             raise
 
     def _select(self, since: str | None, until: str | None, user: str | None, limit: int) -> list[UsageRow]:
-        where, args = [], []
-        for clause, value in (("day >= ?", since), ("day <= ?", until), ("user = ?", user)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        sql = ("SELECT day, user, model, requests, prompt_tokens, completion_tokens FROM usage"
-               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY day DESC, user, model LIMIT ?")
-        return [UsageRow(*r) for r in self._db.execute(sql, (*args, limit)).fetchall()]
+        sql, args = select_usage(since, until, user, limit)
+        return [UsageRow(*r) for r in self._db.execute(sql, args).fetchall()]
 
     def _close(self) -> None:
         self._db.close()
